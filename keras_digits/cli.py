@@ -1,0 +1,61 @@
+"""Shared command-line plumbing: one exception type for user mistakes and one-line errors.
+
+Every command catches `UserError` at the top and prints a single `error: ...` line that says
+what is wrong and what to do, then exits non-zero. Tracebacks are for `--debug` only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+EXIT_USER_ERROR = 2
+
+
+class UserError(Exception):
+    """A problem with the user's input or environment, described in one actionable line."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (with a pointer to --help), not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be 1 or more")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
+    return value
+
+
+def run_cli(main: Callable[[list[str]], int], argv: list[str] | None = None) -> int:
+    """Run `main`, turning a `UserError` (or Ctrl-C) into one line on stderr and an exit code."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return main(args)
+    except UserError as exc:
+        if "--debug" in args:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130

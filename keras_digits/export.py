@@ -1,0 +1,318 @@
+"""Export stage: `python -m keras_digits.export all|<model> --dataset ...`.
+
+For each trained model in `saved_models/<dataset>/<model>/model.keras` this writes
+
+    export/<dataset>/saved_model/<model>/   SavedModel, signature `serving_default`:
+                                            pixels (N, 28, 28, 1) float32 0-255 -> probabilities
+    export/<dataset>/<model>.onnx           the same function through tf2onnx, dynamic batch
+    export/<dataset>/<model>.int8.onnx      static int8 quantisation calibrated on training images
+    export/<dataset>/parity.json            onnxruntime vs Keras on the full test set
+
+and exits non-zero when any parity check fails. Exports are always float32: the model is rebuilt
+under the float32 policy and given the trained weights, whatever precision it trained in.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from keras_digits import atomic, data
+from keras_digits.classes import DATASET_NAMES, class_names
+from keras_digits.cli import Parser, UserError, positive_int, run_cli
+from keras_digits.train import MODEL_NAMES, expand_models
+
+OPSET = 17
+INPUT_NAME = "pixels"
+OUTPUT_NAME = "probabilities"
+CALIBRATION_IMAGES = 512
+
+
+@dataclass(frozen=True)
+class ParityLimits:
+    """The bar an export must clear on the full test set."""
+
+    accuracy_pp: float = 0.01  # |ONNX accuracy - Keras accuracy| in percentage points
+    agreement: float = 0.9999  # fraction of images with the same argmax
+    max_abs_prob: float = 1e-4  # largest |probability difference|
+    int8_drop_pp: float = 0.3  # int8 accuracy may fall this far below Keras
+
+
+LIMITS = ParityLimits()
+
+
+def load_trained(path: Path, name: str):
+    """Load a `.keras` file safely and rebuild it as the float32 registry model."""
+    import keras
+
+    from keras_digits import models
+
+    if not path.is_file():
+        raise UserError(f"no trained model at {path}; run `python -m keras_digits.train {name}` "
+                        "first (or pass --models-dir)")
+    try:
+        trained = keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as exc:  # Keras raises many types for a bad archive
+        raise UserError(f"{path} is not a readable Keras model ({type(exc).__name__}); "
+                        "retrain it or restore the file") from exc
+    keras.mixed_precision.set_global_policy("float32")
+    fresh = models.create_model(name)
+    try:
+        fresh.set_weights(trained.get_weights())
+    except ValueError as exc:
+        raise UserError(f"{path} does not hold a {name} model (its weights do not fit); "
+                        f"retrain with `python -m keras_digits.train {name}`") from exc
+    return fresh
+
+
+def _serving_function(model):
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((None, 28, 28, 1), tf.float32, name=INPUT_NAME)
+
+    @tf.function(input_signature=[spec])
+    def serve(pixels):
+        return {OUTPUT_NAME: model(pixels, training=False)}
+
+    return serve, spec
+
+
+def export_saved_model(model, final: Path) -> None:
+    import keras
+
+    serve, spec = _serving_function(model)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(name="serving_default", fn=serve, input_signature=[spec])
+    with atomic.atomic_path(final) as tmp:
+        archive.write_out(str(tmp), verbose=False)
+
+
+def export_onnx(model, final: Path, name: str, dataset: str) -> None:
+    import onnx
+    import tf2onnx
+
+    serve, spec = _serving_function(model)
+    proto, _ = tf2onnx.convert.from_function(serve, input_signature=[spec], opset=OPSET)
+    onnx.helper.set_model_props(proto, {
+        "keras_digits.model": name,
+        "keras_digits.dataset": dataset,
+        "keras_digits.classes": "|".join(class_names(dataset)),
+        "keras_digits.input": "pixels: float32 (N, 28, 28, 1), 0-255, white ink on black",
+    })
+    proto.doc_string = f"keras_digits {name} trained on {dataset}"
+    onnx.checker.check_model(proto)
+    with atomic.atomic_path(final) as tmp:
+        onnx.save(proto, str(tmp))
+
+
+class _Calibration:
+    """Feeds training images (never test images) to the int8 calibrator."""
+
+    def __init__(self, images: np.ndarray, batch: int = 64) -> None:
+        self._batches = iter([images[i:i + batch].astype(np.float32)
+                              for i in range(0, len(images), batch)])
+
+    def get_next(self):
+        batch = next(self._batches, None)
+        return None if batch is None else {INPUT_NAME: batch}
+
+    def rewind(self) -> None:  # pragma: no cover - unused by the MinMax calibrator
+        pass
+
+
+def export_int8(fp32_path: Path, final: Path, calibration: np.ndarray) -> None:
+    """Static QDQ quantisation of convolutions and matrix products; the softmax stays float."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared = atomic.temp_name(final.with_suffix(".prep.onnx"))
+    try:
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        with atomic.atomic_path(final) as tmp:
+            quantize_static(
+                str(prepared), str(tmp), _Calibration(calibration),
+                quant_format=QuantFormat.QDQ, per_channel=True,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+                calibrate_method=CalibrationMethod.MinMax,
+            )
+    finally:
+        prepared.unlink(missing_ok=True)
+
+
+def onnx_session(path: Path, threads: int | None = None):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(path: Path, images: np.ndarray, batch: int = 1000) -> np.ndarray:
+    session = onnx_session(path)
+    outputs = [session.run([OUTPUT_NAME], {INPUT_NAME: images[i:i + batch]})[0]
+               for i in range(0, len(images), batch)]
+    return np.concatenate(outputs)
+
+
+def compare(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray) -> dict:
+    """Accuracy of both, argmax agreement and the largest probability difference."""
+    ref_pred, cand_pred = reference.argmax(1), candidate.argmax(1)
+    return {
+        "reference_accuracy": float((ref_pred == labels).mean()),
+        "accuracy": float((cand_pred == labels).mean()),
+        "agreement": float((ref_pred == cand_pred).mean()),
+        "disagreements": int((ref_pred != cand_pred).sum()),
+        "max_abs_prob_diff": float(np.abs(reference - candidate).max()),
+    }
+
+
+def fp32_passes(result: dict) -> bool:
+    return (abs(result["accuracy"] - result["reference_accuracy"]) * 100 <= LIMITS.accuracy_pp
+            and result["agreement"] >= LIMITS.agreement
+            and result["max_abs_prob_diff"] <= LIMITS.max_abs_prob)
+
+
+def int8_passes(result: dict) -> bool:
+    return (result["reference_accuracy"] - result["accuracy"]) * 100 <= LIMITS.int8_drop_pp
+
+
+def export_model(name: str, dataset: str, models_dir: Path, out_dir: Path,
+                 arrays: data.Arrays, limit: int | None = None) -> dict:
+    """Export one model in every format and measure its parity; returns its parity entry."""
+    model = load_trained(models_dir / dataset / name / "model.keras", name)
+    onnx_path = out_dir / f"{name}.onnx"
+    int8_path = out_dir / f"{name}.int8.onnx"
+    saved_model_path = out_dir / "saved_model" / name
+    saved_model_path.parent.mkdir(parents=True, exist_ok=True)
+
+    start = time.perf_counter()
+    export_saved_model(model, saved_model_path)
+    export_onnx(model, onnx_path, name, dataset)
+    export_int8(onnx_path, int8_path, arrays.train_images[:CALIBRATION_IMAGES])
+    export_seconds = time.perf_counter() - start
+
+    images = arrays.test_images[:limit].astype(np.float32)
+    labels = arrays.test_labels[:limit]
+    reference = np.asarray(model.predict(images, batch_size=500, verbose=0))
+    saved = _run_saved_model(saved_model_path, images)
+    fp32 = compare(reference, run_onnx(onnx_path, images), labels)
+    int8 = compare(reference, run_onnx(int8_path, images), labels)
+    sm = compare(reference, saved, labels)
+    entry = {
+        "model": name,
+        "dataset": dataset,
+        "test_images": len(images),
+        "keras_accuracy": fp32["reference_accuracy"],
+        "onnx": fp32 | {"path": str(onnx_path), "bytes": onnx_path.stat().st_size,
+                        "passed": fp32_passes(fp32)},
+        "int8": int8 | {"path": str(int8_path), "bytes": int8_path.stat().st_size,
+                        "passed": int8_passes(int8)},
+        "saved_model": sm | {"path": str(saved_model_path), "passed": fp32_passes(sm)},
+        "opset": OPSET,
+        "export_seconds": round(export_seconds, 2),
+    }
+    entry["passed"] = all(entry[k]["passed"] for k in ("onnx", "int8", "saved_model"))
+    return entry
+
+
+def _run_saved_model(path: Path, images: np.ndarray) -> np.ndarray:
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    return np.concatenate([serve(pixels=tf.constant(images[i:i + 1000]))[OUTPUT_NAME].numpy()
+                           for i in range(0, len(images), 1000)])
+
+
+def format_parity(entries: list[dict]) -> str:
+    lines = ["| model | Keras acc | ONNX acc | agreement | max Δp | SavedModel max Δp | "
+             "int8 acc | ONNX size | int8 size | parity |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for e in entries:
+        lines.append(
+            f"| {e['model']} | {100 * e['keras_accuracy']:.2f}% | "
+            f"{100 * e['onnx']['accuracy']:.2f}% | {100 * e['onnx']['agreement']:.2f}% | "
+            f"{e['onnx']['max_abs_prob_diff']:.1e} | {e['saved_model']['max_abs_prob_diff']:.1e} | "
+            f"{100 * e['int8']['accuracy']:.2f}% | {e['onnx']['bytes'] / 1e6:.2f} MB | "
+            f"{e['int8']['bytes'] / 1e6:.2f} MB | {'pass' if e['passed'] else 'FAIL'} |")
+    return "\n".join(lines)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m keras_digits.export",
+                    description="Export trained models to SavedModel and ONNX and prove parity.")
+    parser.add_argument("models", nargs="+", metavar="MODEL",
+                        help=f"'all' or one or more of: {', '.join(MODEL_NAMES)}")
+    parser.add_argument("--dataset", default="mnist", choices=DATASET_NAMES)
+    parser.add_argument("--models-dir", default="saved_models",
+                        help="where `train` left the models")
+    parser.add_argument("--out-dir", default="export")
+    parser.add_argument("--data-dir", help="folder with the IDX files")
+    parser.add_argument("--limit", type=positive_int,
+                        help="check parity on the first N test images only (default: all)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    names = expand_models(args.models)
+    models_dir = Path(args.models_dir)
+    if args.models == ["all"]:
+        names = [n for n in names if (models_dir / args.dataset / n / "model.keras").is_file()]
+        if not names:
+            raise UserError(f"no trained models under {models_dir / args.dataset}; run "
+                            f"`python -m keras_digits.train all --dataset {args.dataset}` first")
+    arrays = data.load_arrays(args.dataset, args.data_dir)
+    out_dir = Path(args.out_dir) / args.dataset
+    try:
+        atomic.ensure_writable(out_dir)
+    except OSError as exc:
+        raise UserError(f"cannot write to {out_dir}: {exc.strerror or exc}; "
+                        "pass --out-dir to a writable folder") from exc
+    atomic.sweep_leftovers(out_dir)
+    atomic.sweep_leftovers(out_dir / "saved_model")
+
+    parity_path = out_dir / "parity.json"
+    parity = _read_parity(parity_path)
+    entries = []
+    for name in names:
+        print(f"== exporting {name} ({args.dataset})", flush=True)
+        entry = export_model(name, args.dataset, models_dir, out_dir, arrays, args.limit)
+        parity["models"][name] = entry
+        entries.append(entry)
+        atomic.write_json(parity_path, parity)
+    parity["limits"] = LIMITS.__dict__
+    atomic.write_json(parity_path, parity)
+    print()
+    print(format_parity(entries))
+    failed = [e["model"] for e in entries if not e["passed"]]
+    if failed:
+        print(f"error: parity failed for {', '.join(failed)}; see {parity_path}", file=sys.stderr)
+        return 1
+    print(f"\nparity holds for {', '.join(names)} on {entries[0]['test_images']} test images "
+          f"(details in {parity_path})")
+    return 0
+
+
+def _read_parity(path: Path) -> dict:
+    import json
+
+    try:
+        existing = json.loads(path.read_text())
+        if isinstance(existing.get("models"), dict):
+            return existing
+    except (OSError, ValueError):
+        pass
+    return {"models": {}}
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

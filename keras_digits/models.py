@@ -1,0 +1,152 @@
+"""Model stage: the four classifiers, each a pure Keras 3 model, and a registry to find them.
+
+Every model takes raw 0-255 pixels shaped (28, 28, 1), rescales inside, and ends in a float32
+softmax, so exported files need no preprocessing beyond the image itself and stay float32 even
+when the body runs under mixed precision. No `tf.*` here: the same definitions run on the JAX
+backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+INPUT_SHAPE = (28, 28, 1)
+NUM_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Training defaults that suit one model; the command line can override each."""
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    patience: int = 4
+    label_smoothing: float = 0.0
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: Callable[[int], keras.Model]
+    recipe: Recipe
+    summary: str
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(recipe: Recipe, summary: str) -> Callable:
+    """Decorator: add a builder `fn(num_classes) -> keras.Model` to the registry under its name."""
+
+    def wrap(builder: Callable[[int], keras.Model]) -> Callable[[int], keras.Model]:
+        _REGISTRY[builder.__name__] = ModelEntry(builder.__name__, builder, recipe, summary)
+        return builder
+
+    return wrap
+
+
+def list_models() -> list[str]:
+    """Registered model names, simplest first."""
+    return list(_REGISTRY)
+
+
+def get_entry(name: str) -> ModelEntry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}: choose one of {', '.join(_REGISTRY)}") from None
+
+
+def create_model(name: str, num_classes: int = NUM_CLASSES) -> keras.Model:
+    """Build the named model, uncompiled, with fresh weights."""
+    return get_entry(name).builder(num_classes)
+
+
+def _pixels_in(name: str) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """The shared stem: a uint8-range input and its rescaling to [0, 1]."""
+    inputs = keras.Input(shape=INPUT_SHAPE, name="pixels")
+    return inputs, layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+
+
+def _probabilities(x: keras.KerasTensor, num_classes: int) -> keras.KerasTensor:
+    """Logits then a float32 softmax, so mixed precision never leaks into the outputs."""
+    x = layers.Dense(num_classes, name="logits")(x)
+    return layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+
+
+def _conv_bn_relu(x: keras.KerasTensor, filters: int, kernel: int, name: str) -> keras.KerasTensor:
+    x = layers.Conv2D(filters, kernel, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+@register_model(
+    Recipe(epochs=30, batch_size=128, learning_rate=3e-3, patience=6),
+    "one dense layer: softmax regression on the 784 pixels",
+)
+def linear(num_classes: int = NUM_CLASSES) -> keras.Model:
+    inputs, x = _pixels_in("linear")
+    x = layers.Flatten(name="flatten")(x)
+    return keras.Model(inputs, _probabilities(x, num_classes), name="linear")
+
+
+@register_model(
+    Recipe(epochs=40, batch_size=128, learning_rate=1e-3, patience=8, weight_decay=1e-4),
+    "two 256-unit hidden layers with dropout",
+)
+def mlp(num_classes: int = NUM_CLASSES) -> keras.Model:
+    inputs, x = _pixels_in("mlp")
+    x = layers.Flatten(name="flatten")(x)
+    for i in (1, 2):
+        x = layers.Dense(256, activation="relu", name=f"hidden{i}")(x)
+        x = layers.Dropout(0.3, name=f"dropout{i}")(x)
+    return keras.Model(inputs, _probabilities(x, num_classes), name="mlp")
+
+
+@register_model(
+    Recipe(epochs=12, batch_size=128, learning_rate=3e-3, patience=4, label_smoothing=0.05),
+    "conv/max-pool feature extractor, then a linear classifier",
+)
+def cnn(num_classes: int = NUM_CLASSES) -> keras.Model:
+    inputs, x = _pixels_in("cnn")
+    # Feature extraction: 28x28 -> 14x14 -> 7x7, widening as the maps shrink.
+    x = _conv_bn_relu(x, 32, 5, "block1")
+    x = layers.MaxPooling2D(2, name="block1_pool")(x)
+    x = _conv_bn_relu(x, 64, 3, "block2")
+    x = layers.MaxPooling2D(2, name="block2_pool")(x)
+    x = _conv_bn_relu(x, 96, 3, "block3")
+    x = layers.MaxPooling2D(2, name="block3_pool")(x)
+    # Classifier: the "good old linear classifier" on the extracted features.
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(0.3, name="dropout")(x)
+    return keras.Model(inputs, _probabilities(x, num_classes), name="cnn")
+
+
+@register_model(
+    Recipe(epochs=12, batch_size=256, learning_rate=1e-3, patience=4, label_smoothing=0.05),
+    "AlexNet for 28x28: 5 convolutions, overlapping max-pooling, 2x4096 dense with dropout",
+)
+def alexnet(num_classes: int = NUM_CLASSES) -> keras.Model:
+    inputs, x = _pixels_in("alexnet")
+    # Five convolutions with ReLU; BatchNorm stands in for the original local response norm.
+    # Overlapping 3x3/2 pooling as in the paper: 28 -> 13 -> 6 -> 2.
+    x = _conv_bn_relu(x, 48, 5, "conv1")
+    x = layers.MaxPooling2D(3, strides=2, name="pool1")(x)
+    x = _conv_bn_relu(x, 96, 3, "conv2")
+    x = layers.MaxPooling2D(3, strides=2, name="pool2")(x)
+    x = _conv_bn_relu(x, 128, 3, "conv3")
+    x = _conv_bn_relu(x, 128, 3, "conv4")
+    x = _conv_bn_relu(x, 96, 3, "conv5")
+    x = layers.MaxPooling2D(3, strides=2, name="pool5")(x)
+    # Two 4096-unit fully connected layers: the 8,192 neurons of the original classifier.
+    x = layers.Flatten(name="flatten")(x)
+    for i in (6, 7):
+        x = layers.Dense(4096, activation="relu", name=f"fc{i}")(x)
+        x = layers.Dropout(0.5, name=f"dropout{i}")(x)
+    return keras.Model(inputs, _probabilities(x, num_classes), name="alexnet")

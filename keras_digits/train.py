@@ -1,0 +1,388 @@
+"""Training stage: `python -m keras_digits.train all|linear|mlp|cnn|alexnet`.
+
+Each model trains with `model.fit` on tf.data pipelines, selects its epoch on the validation split,
+is evaluated once on the test set, and lands in `saved_models/<dataset>/<model>/`:
+
+    model.keras     the Keras model (best validation epoch)
+    saved_model/    `model.export` SavedModel
+    history.csv     per-epoch metrics, including seconds per epoch
+    metrics.json    test accuracy and loss, train seconds, epochs, parameters, precision, versions
+    logs/           TensorBoard
+
+Work in progress lives in a hidden `.<model>.work/` folder (BackupAndRestore state, the best
+checkpoint, the running history), so a killed run resumes from its last finished epoch when the
+same command is run again. The final folder is assembled aside and renamed into place, so it is
+either complete or absent.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import platform
+import shutil
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from keras_digits import atomic, data
+from keras_digits.classes import DATASET_NAMES
+from keras_digits.cli import Parser, UserError, positive_float, positive_int, run_cli
+
+VIDEO_ACCURACY = {"linear": 91.29, "mlp": 92.0, "cnn": 98.6, "alexnet": 99.21}
+MODEL_NAMES = ("linear", "mlp", "cnn", "alexnet")  # mirrors the registry without importing Keras
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run; `None` means "the model's recipe default"."""
+
+    model: str
+    dataset: str = "mnist"
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    patience: int | None = None
+    seed: int = 0
+    precision: str = "auto"
+    jit: str = "auto"
+    limit: int | None = None
+    data_dir: str | None = None
+    deterministic: bool = False
+    verbose: int = 1
+
+
+def has_gpu() -> bool:
+    """Whether the active Keras backend sees a GPU."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return any(d.platform == "gpu" for d in jax.devices())
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def resolve_precision(precision: str, gpu: bool) -> str:
+    """`auto` means mixed_float16 on a GPU (tensor cores) and float32 on CPU (no fp16 speed-up)."""
+    if precision == "auto":
+        return "mixed_float16" if gpu else "float32"
+    return {"mixed": "mixed_float16", "float32": "float32"}[precision]
+
+
+def resolve_jit(jit: str, gpu: bool) -> bool:
+    """XLA pays on a GPU; on CPU it made the CNN 3x slower here (see docs/RESULTS.md)."""
+    if jit == "auto":
+        return gpu
+    return jit == "on"
+
+
+def library_versions() -> dict[str, str]:
+    import keras
+    import numpy as np
+
+    versions = {"python": platform.python_version(), "keras": keras.__version__,
+                "numpy": np.__version__, "backend": keras.backend.backend()}
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        versions["tensorflow"] = tf.__version__
+    return versions
+
+
+def machine_description() -> dict[str, Any]:
+    return {"platform": platform.platform(), "processor": platform.machine(),
+            "cpu_count": os.cpu_count()}
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    """Rows of a CSVLogger file, one per epoch; a repeated epoch (after a resume) keeps its last."""
+    if not path.is_file():
+        return []
+    by_epoch: dict[int, dict[str, float]] = {}
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            try:
+                parsed = {k: float(v) for k, v in row.items() if k and v not in (None, "")}
+            except ValueError:
+                continue  # a half-written last line from a killed run
+            if "epoch" in parsed:
+                by_epoch[int(parsed["epoch"])] = parsed
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def write_history(path: Path, rows: list[dict[str, float]]) -> None:
+    keys = sorted({k for row in rows for k in row}, key=lambda k: (k != "epoch", k))
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=keys)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (int(v) if k == "epoch" else v) for k, v in row.items()})
+
+
+def _callbacks(work: Path, patience: int, history_rows: list[dict[str, float]]) -> list:
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        """Adds `epoch_seconds` to the logs so the history CSV keeps train time across resumes."""
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            if logs is not None:
+                logs["epoch_seconds"] = time.perf_counter() - self._start
+
+    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+        """EarlyStopping whose patience counter survives a resume, read from the history."""
+
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            super().on_train_begin(logs)
+            scores = [row.get("val_accuracy", 0.0) for row in history_rows]
+            if scores:
+                best_index = max(range(len(scores)), key=scores.__getitem__)
+                self.best = scores[best_index]
+                self.wait = len(scores) - 1 - best_index
+
+    best_so_far = max((row.get("val_accuracy", 0.0) for row in history_rows), default=None)
+    return [
+        EpochTimer(),
+        keras.callbacks.ModelCheckpoint(
+            str(work / "best.keras"), monitor="val_accuracy", mode="max", save_best_only=True,
+            initial_value_threshold=best_so_far,
+        ),
+        ResumableEarlyStopping(
+            monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True,
+        ),
+        keras.callbacks.CSVLogger(str(work / "history.csv"), append=True),
+        keras.callbacks.TensorBoard(log_dir=str(work / "logs"), profile_batch=0),
+        keras.callbacks.BackupAndRestore(backup_dir=str(work / "backup")),
+    ]
+
+
+def _compile(model, config: TrainConfig, recipe, steps_per_epoch: int, epochs: int, jit: bool):
+    import keras
+
+    lr = config.learning_rate or recipe.learning_rate
+    warmup = min(steps_per_epoch, max(1, steps_per_epoch * epochs // 10))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=lr / 10, decay_steps=max(1, steps_per_epoch * epochs - warmup),
+        alpha=0.01, warmup_target=lr, warmup_steps=warmup,
+    )
+    if recipe.weight_decay:
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay)
+    else:
+        optimizer = keras.optimizers.Adam(schedule)
+    loss = keras.losses.SparseCategoricalCrossentropy()
+    if recipe.label_smoothing:
+        loss = _SmoothedSparseCrossentropy(recipe.label_smoothing)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=jit)
+
+
+class _SmoothedSparseCrossentropy:
+    """Sparse labels with label smoothing (Keras's sparse loss has no smoothing option)."""
+
+    def __init__(self, smoothing: float) -> None:
+        import keras
+
+        self._loss = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+        self.__name__ = "smoothed_crossentropy"
+
+    def __call__(self, y_true, y_pred):
+        import keras
+
+        one_hot = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"),
+                                    keras.ops.shape(y_pred)[-1])
+        return self._loss(one_hot, y_pred)
+
+
+def prepare_output(out_root: Path, dataset: str, model: str) -> tuple[Path, Path]:
+    """Check the output folder is writable, sweep leftovers of crashed runs, return paths."""
+    base = out_root / dataset
+    try:
+        atomic.ensure_writable(base)
+    except OSError as exc:
+        raise UserError(f"cannot write to {base}: {exc.strerror or exc}; "
+                        "pass --out-dir to a writable folder") from exc
+    atomic.sweep_leftovers(base)
+    return base / model, base / f".{model}.work"
+
+
+def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models") -> dict:
+    """Train one model on one dataset and publish its artifacts; returns its metrics."""
+    import keras
+
+    from keras_digits import models
+
+    entry = models.get_entry(config.model)
+    recipe = entry.recipe
+    epochs = config.epochs or recipe.epochs
+    batch_size = config.batch_size or recipe.batch_size
+    patience = config.patience or recipe.patience
+    final, work = prepare_output(Path(out_root), config.dataset, config.model)
+
+    arrays = data.load_arrays(config.dataset, config.data_dir)
+    splits = data.split(arrays, config.limit)
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    train_ds, val_ds, test_ds = data.make_pipelines(splits, batch_size, config.seed)
+
+    gpu = has_gpu()
+    precision = resolve_precision(config.precision, gpu)
+    jit = resolve_jit(config.jit, gpu)
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        model = models.create_model(config.model)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    steps = -(-len(splits.train[0]) // batch_size)
+    _compile(model, config, recipe, steps, epochs, jit)
+
+    work.mkdir(parents=True, exist_ok=True)
+    history_rows = read_history(work / "history.csv")
+    if history_rows:
+        print(f"resuming {config.model} from epoch {len(history_rows)} ({work})", flush=True)
+    model.fit(
+        train_ds, validation_data=val_ds, epochs=epochs, verbose=config.verbose, shuffle=False,
+        callbacks=_callbacks(work, patience, history_rows),
+    )
+
+    if (work / "best.keras").is_file():
+        model.load_weights(work / "best.keras")
+    test_loss, test_accuracy = model.evaluate(test_ds, verbose=0)
+    rows = read_history(work / "history.csv")
+    best_epoch = max(rows, key=lambda r: r.get("val_accuracy", 0.0))["epoch"] + 1 if rows else 0
+    metrics = {
+        "model": config.model,
+        "dataset": config.dataset,
+        "test_accuracy": float(test_accuracy),
+        "test_loss": float(test_loss),
+        "best_val_accuracy": max((r.get("val_accuracy", 0.0) for r in rows), default=0.0),
+        "best_epoch": int(best_epoch),
+        "epochs_run": len(rows),
+        "train_seconds": round(sum(r.get("epoch_seconds", 0.0) for r in rows), 2),
+        "parameters": int(model.count_params()),
+        "precision": precision,
+        "jit_compile": jit,
+        "seed": config.seed,
+        "deterministic": config.deterministic,
+        "batch_size": batch_size,
+        "learning_rate": config.learning_rate or recipe.learning_rate,
+        "examples": {"train": len(splits.train[0]), "validation": len(splits.validation[0]),
+                     "test": len(splits.test[0])},
+        "limit": config.limit,
+        "data_source": arrays.source,
+        "versions": library_versions(),
+        "machine": machine_description(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+    staging = final.with_name(f".{config.model}.staging-{os.getpid()}")
+    staging.mkdir()
+    model.save(staging / "model.keras")
+    model.export(str(staging / "saved_model"), format="tf_saved_model", verbose=False)
+    write_history(staging / "history.csv", rows)
+    if (work / "logs").is_dir():
+        shutil.copytree(work / "logs", staging / "logs")
+    atomic.write_json(staging / "metrics.json", metrics)
+    atomic.publish_dir(staging, final)
+    shutil.rmtree(work, ignore_errors=True)
+    return metrics
+
+
+def format_table(results: list[dict]) -> str:
+    """The comparison table printed at the end of a run (and used by the results document)."""
+    header = "| model | parameters | epochs | train time | test accuracy | video |"
+    lines = [header, "|---|---:|---:|---:|---:|---:|"]
+    for m in results:
+        video = VIDEO_ACCURACY.get(m["model"]) if m["dataset"] == "mnist" else None
+        lines.append(
+            f"| {m['model']} | {m['parameters']:,} | {m['epochs_run']} | "
+            f"{m['train_seconds']:.1f} s | {100 * m['test_accuracy']:.2f}% | "
+            f"{f'{video:.2f}%' if video else '-'} |"
+        )
+    return "\n".join(lines)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m keras_digits.train",
+                    description="Train the digit classifiers and save their artifacts.")
+    parser.add_argument("models", nargs="+", metavar="MODEL",
+                        help=f"'all' or one or more of: {', '.join(MODEL_NAMES)}")
+    parser.add_argument("--dataset", default="mnist", choices=DATASET_NAMES)
+    parser.add_argument("--epochs", type=positive_int, help="maximum epochs (default: per model)")
+    parser.add_argument("--batch-size", type=positive_int)
+    parser.add_argument("--learning-rate", type=positive_float)
+    parser.add_argument("--patience", type=positive_int, help="early-stopping patience in epochs")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--deterministic", action="store_true",
+                        help="TensorFlow op determinism: identical runs for the same seed")
+    parser.add_argument("--precision", choices=("auto", "float32", "mixed"), default="auto")
+    parser.add_argument("--jit", choices=("auto", "on", "off"), default="auto",
+                        help="XLA compilation (auto: on with a GPU only)")
+    parser.add_argument("--limit", type=positive_int,
+                        help="use at most N images per split, for quick runs")
+    parser.add_argument("--data-dir", help=f"folder with the IDX files (or ${data.DATA_DIR_ENV})")
+    parser.add_argument("--out-dir", default="saved_models")
+    parser.add_argument("--no-report", action="store_true",
+                        help="skip the evaluation report after `all`")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def expand_models(requested: list[str]) -> list[str]:
+    names: list[str] = []
+    for name in requested:
+        chosen = list(MODEL_NAMES) if name == "all" else [name]
+        for model in chosen:
+            if model not in MODEL_NAMES:
+                raise UserError(f"unknown model {model!r}: choose all or one of "
+                                f"{', '.join(MODEL_NAMES)}")
+            if model not in names:
+                names.append(model)
+    return names
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    names = expand_models(args.models)
+    data.load_arrays(args.dataset, args.data_dir)  # fail fast, before TensorFlow starts
+    base = TrainConfig(
+        model=names[0], dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, patience=args.patience, seed=args.seed,
+        precision=args.precision, jit=args.jit, limit=args.limit, data_dir=args.data_dir,
+        deterministic=args.deterministic, verbose=0 if args.quiet else 1,
+    )
+    results = []
+    for name in names:
+        print(f"== training {name} on {args.dataset}", flush=True)
+        metrics = train_and_evaluate(replace(base, model=name), args.out_dir)
+        print(f"== {name}: test accuracy {100 * metrics['test_accuracy']:.2f}% "
+              f"in {metrics['train_seconds']:.1f} s", flush=True)
+        results.append(metrics)
+    print()
+    print(format_table(results))
+    if args.models == ["all"] and not args.no_report:
+        _run_report(args)
+    return 0
+
+
+def _run_report(args) -> None:
+    try:
+        from keras_digits import report
+    except ImportError:
+        return
+    report.build_report(args.dataset, Path(args.out_dir), data_dir=args.data_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
+

@@ -1,0 +1,67 @@
+"""Shared fixtures: real MNIST slices, tiny generated IDX folders, and a helper to run commands."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int, compress: bool = True) -> Path:
+    """Write `array` (uint8) as an IDX file with the given magic number."""
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(payload))
+    else:
+        path.write_bytes(payload)
+    return path
+
+
+def make_idx_dir(root: Path, n_train: int = 64, n_test: int = 16, seed: int = 0) -> Path:
+    """A folder of four small, well-formed IDX files (their checksums are not MNIST's)."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(root / f"{split}-images-idx3-ubyte",
+                  rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), 0x803)
+        write_idx(root / f"{split}-labels-idx1-ubyte",
+                  rng.integers(0, 10, (n,), dtype=np.uint8), 0x801)
+    return root
+
+
+def run_module(module: str, *args: str, timeout: float = 300, env: dict | None = None,
+               cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m module args` as a user would, capturing its output."""
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True,
+        timeout=timeout, env=full_env, cwd=cwd or REPO,
+    )
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    from keras_digits import data
+
+    return data.load_arrays("mnist")
+
+
+@pytest.fixture(scope="session")
+def trained_dir(tmp_path_factory) -> Path:
+    """A real `train` run of linear and cnn on a small MNIST slice; shared by later stages."""
+    out = tmp_path_factory.mktemp("saved_models")
+    result = run_module("keras_digits.train", "linear", "cnn", "--limit", "1500",
+                        "--epochs", "2", "--quiet", "--out-dir", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out

@@ -1,0 +1,157 @@
+"""Data stage: the real files verify and decode; damaged files and missing data fail clearly."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, make_idx_dir, run_module, write_idx
+
+from keras_digits import data
+from keras_digits.cli import UserError
+
+
+def test_mnist_integrity(mnist):
+    assert mnist.train_images.shape == (60_000, 28, 28, 1)
+    assert mnist.test_images.shape == (10_000, 28, 28, 1)
+    assert mnist.train_images.dtype == np.uint8
+    assert mnist.train_labels.shape == (60_000,) and mnist.test_labels.shape == (10_000,)
+    assert set(np.unique(mnist.train_labels)) == set(range(10))
+    assert mnist.train_images.max() == 255 and mnist.train_images.min() == 0
+    # The famous first test digits of MNIST.
+    assert mnist.test_labels[:5].tolist() == [7, 2, 1, 0, 4]
+    assert Path(mnist.source) == REPO / "data" / "mnist"
+
+
+def test_split_sizes_and_no_overlap(mnist):
+    splits = data.split(mnist)
+    assert len(splits.train[0]) == 55_000
+    assert len(splits.validation[0]) == 5_000
+    assert len(splits.test[0]) == 10_000
+    # Validation is the tail of the training set, never the test set.
+    assert np.array_equal(splits.validation[0], mnist.train_images[55_000:])
+    limited = data.split(mnist, limit=100)
+    assert [len(s[0]) for s in (limited.train, limited.validation, limited.test)] == [100] * 3
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="dataset-fashion-mnist is not installed")
+def test_fashion_mnist_from_debian():
+    arrays = data.load_arrays("fashion_mnist")
+    assert arrays.train_images.shape == (60_000, 28, 28, 1)
+    assert arrays.test_labels.shape == (10_000,)
+    assert arrays.source == "/usr/share/datasets/fashion-mnist"
+
+
+def test_pipeline_batches(mnist):
+    splits = data.split(mnist, limit=300)
+    train, val, test = data.make_pipelines(splits, batch_size=64)
+    images, labels = next(iter(train))
+    assert images.shape == (64, 28, 28, 1) and images.dtype.name == "uint8"
+    assert labels.dtype.name == "int32"
+    assert sum(int(b[0].shape[0]) for b in test) == 300
+
+
+def test_data_dir_override(tmp_path):
+    # Copies of the real files in a user's folder are found there first.
+    target = tmp_path / "mine" / "mnist"
+    shutil.copytree(REPO / "data" / "mnist", target)
+    arrays = data.load_arrays("mnist", data_dir=tmp_path / "mine")
+    assert arrays.source == str(target)
+
+
+def _damaged_copy(tmp_path: Path, damage) -> Path:
+    folder = tmp_path / "mnist"
+    shutil.copytree(REPO / "data" / "mnist", folder)
+    damage(folder)
+    return tmp_path
+
+
+def _truncate_gz(folder: Path) -> None:
+    path = folder / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:2000])
+
+
+def _garbage_gz(folder: Path) -> None:
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(b"this is not gzip at all")
+
+
+def _altered_pixel(folder: Path) -> None:
+    path = folder / "t10k-labels-idx1-ubyte.gz"
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    raw[100] = (raw[100] + 1) % 10
+    path.write_bytes(gzip.compress(bytes(raw)))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [(_truncate_gz, "damaged"), (_garbage_gz, "damaged"), (_altered_pixel, "checksum mismatch")],
+)
+def test_damaged_files_are_refused(tmp_path, damage, message):
+    root = _damaged_copy(tmp_path, damage)
+    with pytest.raises(UserError, match=message):
+        data.load_arrays("mnist", data_dir=root)
+
+
+def test_idx_format_errors(tmp_path):
+    labels = np.arange(10, dtype=np.uint8)
+    bad_magic = write_idx(tmp_path / "bad-magic", labels, 0x999, compress=False)
+    with pytest.raises(UserError, match="not an IDX labels file"):
+        data.parse_idx(bad_magic.read_bytes(), bad_magic, "labels")
+    short = write_idx(tmp_path / "short", labels, 0x801, compress=False)
+    with pytest.raises(UserError, match="truncated"):
+        data.parse_idx(short.read_bytes()[:-3], short, "labels")
+
+
+def test_image_label_count_mismatch(tmp_path):
+    folder = make_idx_dir(tmp_path / "fake")
+    write_idx(folder / "t10k-labels-idx1-ubyte", np.zeros(5, dtype=np.uint8), 0x801)
+    files = data.find_local_files("mnist", tmp_path / "fake")
+    with pytest.raises(UserError, match="16 images but 5 labels"):
+        data.load_idx_dir("mnist", files, verify=False)
+
+
+def test_unknown_dataset():
+    with pytest.raises(UserError, match="unknown dataset"):
+        data.load_arrays("cifar10")
+
+
+def test_local_data_never_touches_network():
+    """With the data on disk, loading never opens a socket and never imports tfds."""
+    code = (
+        "import socket, sys\n"
+        "def refuse(*a, **k): raise AssertionError('network access attempted')\n"
+        "socket.socket.connect = refuse; socket.create_connection = refuse\n"
+        "socket.getaddrinfo = refuse\n"
+        "from keras_digits import data\n"
+        "a = data.load_arrays('mnist')\n"
+        "assert 'tensorflow_datasets' not in sys.modules\n"
+        "print(len(a.train_images))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "60000"
+
+
+def test_missing_data_offline_fails_fast(tmp_path):
+    """No local files and no network: a one-line error naming the fix, in under 5 seconds."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    start = time.monotonic()
+    result = run_module("keras_digits.train", "linear", "--dataset", "fashion_mnist",
+                        "--data-dir", str(empty), "--out-dir", str(tmp_path / "out"),
+                        env={"KERAS_DIGITS_OFFLINE": "1"})
+    elapsed = time.monotonic() - start
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: fashion_mnist not found")
+    assert "apt-get install dataset-fashion-mnist" in lines[0]
+    assert elapsed < 5, elapsed
+    assert not (tmp_path / "out").exists()

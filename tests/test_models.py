@@ -1,0 +1,55 @@
+"""Model stage: the registry, shapes, parameter counts and probability outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from keras_digits import models
+
+# Parameter counts follow from the architectures; a change here is a change of model.
+EXPECTED_PARAMS = {"linear": 7_850, "mlp": 269_322, "cnn": 83_946, "alexnet": 18_812_538}
+
+
+def test_registry_lists_the_four_models_simplest_first():
+    assert models.list_models() == ["linear", "mlp", "cnn", "alexnet"]
+    with pytest.raises(KeyError, match="unknown model 'resnet'"):
+        models.create_model("resnet")
+
+
+@pytest.mark.parametrize("name", ["linear", "mlp", "cnn", "alexnet"])
+def test_shapes_params_and_probabilities(name):
+    model = models.create_model(name)
+    assert model.count_params() == EXPECTED_PARAMS[name]
+    assert model.input_shape == (None, 28, 28, 1)
+    pixels = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1)).astype("float32")
+    probs = np.asarray(model(pixels, training=False))
+    assert probs.shape == (3, 10) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_rescaling_happens_inside_the_model():
+    model = models.create_model("linear")
+    rescale = model.get_layer("rescale")
+    out = np.asarray(rescale(np.full((1, 28, 28, 1), 255.0, dtype="float32")))
+    assert np.allclose(out, 1.0)
+
+
+def test_mixed_precision_still_outputs_float32():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = models.create_model("cnn")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.get_layer("block1_conv").compute_dtype == "float16"
+    probs = model(np.zeros((2, 28, 28, 1), dtype="float32"), training=False)
+    assert keras.backend.standardize_dtype(probs.dtype) == "float32"
+
+
+def test_models_are_pure_keras():
+    """No TensorFlow inside model code, so the same models run on the JAX backend."""
+    source = Path(models.__file__).read_text()
+    assert "import tensorflow" not in source and "tf." not in source

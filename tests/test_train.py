@@ -1,0 +1,86 @@
+"""Training stage: a short fit learns, and `train` writes every artifact or fails cleanly."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import run_module
+
+from keras_digits import data, train
+
+
+def test_short_fit_improves_accuracy(mnist, tmp_path):
+    splits = data.split(mnist, limit=1000)
+    import keras
+
+    from keras_digits import models
+
+    keras.utils.set_random_seed(0)
+    model = models.create_model("mlp")
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    x_test, y_test = splits.test
+    before = model.evaluate(x_test, y_test, verbose=0)[1]
+    model.fit(*splits.train, epochs=3, batch_size=64, verbose=0)
+    after = model.evaluate(x_test, y_test, verbose=0)[1]
+    assert before < 0.3 and after > 0.8, (before, after)
+
+
+def test_train_end_to_end_writes_every_artifact(trained_dir):
+    for name in ("linear", "cnn"):
+        folder = trained_dir / "mnist" / name
+        assert (folder / "model.keras").is_file()
+        assert (folder / "saved_model" / "saved_model.pb").is_file()
+        assert any((folder / "logs").rglob("events.out.tfevents.*"))
+        history = train.read_history(folder / "history.csv")
+        assert [int(r["epoch"]) for r in history] == [0, 1]
+        assert all(r["epoch_seconds"] > 0 for r in history)
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["model"] == name and metrics["epochs_run"] == 2
+        assert metrics["examples"] == {"train": 1500, "validation": 1500, "test": 1500}
+        assert 0.5 < metrics["test_accuracy"] <= 1.0
+        assert metrics["parameters"] > 0 and metrics["train_seconds"] > 0
+        assert metrics["precision"] == "float32" and metrics["versions"]["keras"]
+    # Nothing temporary is left beside the published folders.
+    assert sorted(p.name for p in (trained_dir / "mnist").iterdir()) == ["cnn", "linear"]
+
+
+def test_saved_model_matches_keras(trained_dir, mnist):
+    import keras
+    import tensorflow as tf
+
+    folder = trained_dir / "mnist" / "linear"
+    model = keras.saving.load_model(folder / "model.keras")
+    exported = tf.saved_model.load(str(folder / "saved_model"))
+    images = mnist.test_images[:64].astype("float32")
+    np.testing.assert_allclose(exported.serve(images).numpy(), model.predict(images, verbose=0),
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["resnet"], "unknown model 'resnet'"),
+        (["linear", "--epochs", "0"], "argument --epochs: 0 must be 1 or more"),
+        (["linear", "--batch-size", "-5"], "argument --batch-size: -5 must be 1 or more"),
+        (["linear", "--limit", "abc"], "'abc' is not a whole number"),
+        (["linear", "--dataset", "cifar"], "argument --dataset: invalid choice"),
+    ],
+)
+def test_bad_arguments_fail_with_one_line(args, message, tmp_path):
+    result = run_module("keras_digits.train", *args, "--out-dir", str(tmp_path / "out"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "file-not-folder"
+    blocker.write_text("x")
+    result = run_module("keras_digits.train", "linear", "--limit", "50",
+                        "--out-dir", str(blocker / "out"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot write to {blocker}")
