@@ -9,6 +9,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from keras_digits.cli import UserError
+
 
 def temp_name(final: Path) -> Path:
     """A hidden sibling name that a crashed run's clean-up can recognise."""
@@ -81,9 +83,13 @@ def sweep_leftovers(folder: Path) -> list[Path]:
     return removed
 
 
-def ensure_writable(folder: Path) -> None:
-    """Create `folder` and prove a file can be written there, or raise OSError."""
-    folder.mkdir(parents=True, exist_ok=True)
-    probe = folder / f".write-test-{os.getpid()}"
-    probe.write_text("ok")
-    probe.unlink()
+def require_writable(folder: Path) -> None:
+    """Create `folder` and prove a file can be written there, or explain what to do."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write to {folder}: {exc.strerror or exc}; "
+                        "pass --out-dir to a writable folder") from exc

@@ -24,11 +24,10 @@ import numpy as np
 from keras_digits import atomic, data
 from keras_digits.classes import DATASET_NAMES, class_names
 from keras_digits.cli import Parser, UserError, positive_int, run_cli
+from keras_digits.predict import CLASSES_KEY, INPUT_NAME, OUTPUT_NAME
 from keras_digits.train import MODEL_NAMES, expand_models
 
 OPSET = 17
-INPUT_NAME = "pixels"
-OUTPUT_NAME = "probabilities"
 CALIBRATION_IMAGES = 512
 
 
@@ -101,7 +100,7 @@ def export_onnx(model, final: Path, name: str, dataset: str) -> None:
     onnx.helper.set_model_props(proto, {
         "keras_digits.model": name,
         "keras_digits.dataset": dataset,
-        "keras_digits.classes": "|".join(class_names(dataset)),
+        CLASSES_KEY: "|".join(class_names(dataset)),
         "keras_digits.input": "pixels: float32 (N, 28, 28, 1), 0-255, white ink on black",
     })
     proto.doc_string = f"keras_digits {name} trained on {dataset}"
@@ -272,11 +271,7 @@ def main(argv: list[str]) -> int:
                             f"`python -m keras_digits.train all --dataset {args.dataset}` first")
     arrays = data.load_arrays(args.dataset, args.data_dir)
     out_dir = Path(args.out_dir) / args.dataset
-    try:
-        atomic.ensure_writable(out_dir)
-    except OSError as exc:
-        raise UserError(f"cannot write to {out_dir}: {exc.strerror or exc}; "
-                        "pass --out-dir to a writable folder") from exc
+    atomic.require_writable(out_dir)
     atomic.sweep_leftovers(out_dir)
     atomic.sweep_leftovers(out_dir / "saved_model")
 

@@ -2,8 +2,8 @@
 
 Every model takes raw 0-255 pixels shaped (28, 28, 1), rescales inside, and ends in a float32
 softmax, so exported files need no preprocessing beyond the image itself and stay float32 even
-when the body runs under mixed precision. No `tf.*` here: the same definitions run on the JAX
-backend.
+when the body runs under mixed precision. No TensorFlow calls here: the same definitions run
+on the JAX backend.
 """
 
 from __future__ import annotations

@@ -203,11 +203,7 @@ class _SmoothedSparseCrossentropy:
 def prepare_output(out_root: Path, dataset: str, model: str) -> tuple[Path, Path]:
     """Check the output folder is writable, sweep leftovers of crashed runs, return paths."""
     base = out_root / dataset
-    try:
-        atomic.ensure_writable(base)
-    except OSError as exc:
-        raise UserError(f"cannot write to {base}: {exc.strerror or exc}; "
-                        "pass --out-dir to a writable folder") from exc
+    atomic.require_writable(base)
     atomic.sweep_leftovers(base)
     return base / model, base / f".{model}.work"
 
@@ -354,7 +350,9 @@ def expand_models(requested: list[str]) -> list[str]:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     names = expand_models(args.models)
-    data.load_arrays(args.dataset, args.data_dir)  # fail fast, before TensorFlow starts
+    # Fail fast, before TensorFlow starts: data present and verified, output folder writable.
+    data.load_arrays(args.dataset, args.data_dir)
+    atomic.require_writable(Path(args.out_dir) / args.dataset)
     base = TrainConfig(
         model=names[0], dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, patience=args.patience, seed=args.seed,
@@ -376,11 +374,10 @@ def main(argv: list[str]) -> int:
 
 
 def _run_report(args) -> None:
-    try:
-        from keras_digits import report
-    except ImportError:
-        return
-    report.build_report(args.dataset, Path(args.out_dir), data_dir=args.data_dir)
+    from keras_digits import report
+
+    index = report.build_report(args.dataset, Path(args.out_dir), data_dir=args.data_dir)
+    print(f"report written: {index}")
 
 
 if __name__ == "__main__":

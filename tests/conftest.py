@@ -59,9 +59,27 @@ def mnist():
 
 @pytest.fixture(scope="session")
 def trained_dir(tmp_path_factory) -> Path:
-    """A real `train` run of linear and cnn on a small MNIST slice; shared by later stages."""
+    """A real `train` run of three models on a 24,000-image MNIST slice, shared by later stages."""
     out = tmp_path_factory.mktemp("saved_models")
-    result = run_module("keras_digits.train", "linear", "cnn", "--limit", "1500",
-                        "--epochs", "2", "--quiet", "--out-dir", str(out))
+    result = run_module("keras_digits.train", "linear", "mlp", "cnn", "--limit", "24000",
+                        "--epochs", "3", "--quiet", "--out-dir", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     return out
+
+
+@pytest.fixture(scope="session")
+def exported_dir(trained_dir, tmp_path_factory) -> Path:
+    """A real `export all` of the trained models, parity checked on 2,000 test images."""
+    out = tmp_path_factory.mktemp("export")
+    result = run_module("keras_digits.export", "all", "--models-dir", str(trained_dir),
+                        "--out-dir", str(out), "--limit", "2000")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return out / "mnist"
+
+
+def last_error_line(stderr: str) -> str:
+    """The command's own one-line error (TensorFlow may log start-up notices before it)."""
+    lines = [line for line in stderr.strip().splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    return lines[0]

@@ -28,22 +28,22 @@ def test_short_fit_improves_accuracy(mnist, tmp_path):
 
 
 def test_train_end_to_end_writes_every_artifact(trained_dir):
-    for name in ("linear", "cnn"):
+    for name in ("linear", "mlp", "cnn"):
         folder = trained_dir / "mnist" / name
         assert (folder / "model.keras").is_file()
         assert (folder / "saved_model" / "saved_model.pb").is_file()
         assert any((folder / "logs").rglob("events.out.tfevents.*"))
         history = train.read_history(folder / "history.csv")
-        assert [int(r["epoch"]) for r in history] == [0, 1]
+        assert [int(r["epoch"]) for r in history] == [0, 1, 2]
         assert all(r["epoch_seconds"] > 0 for r in history)
         metrics = json.loads((folder / "metrics.json").read_text())
-        assert metrics["model"] == name and metrics["epochs_run"] == 2
-        assert metrics["examples"] == {"train": 1500, "validation": 1500, "test": 1500}
-        assert 0.5 < metrics["test_accuracy"] <= 1.0
+        assert metrics["model"] == name and metrics["epochs_run"] == 3
+        assert metrics["examples"] == {"train": 24000, "validation": 5000, "test": 10000}
+        assert 0.85 < metrics["test_accuracy"] <= 1.0
         assert metrics["parameters"] > 0 and metrics["train_seconds"] > 0
         assert metrics["precision"] == "float32" and metrics["versions"]["keras"]
     # Nothing temporary is left beside the published folders.
-    assert sorted(p.name for p in (trained_dir / "mnist").iterdir()) == ["cnn", "linear"]
+    assert sorted(p.name for p in (trained_dir / "mnist").iterdir()) == ["cnn", "linear", "mlp"]
 
 
 def test_saved_model_matches_keras(trained_dir, mnist):

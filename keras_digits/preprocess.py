@@ -1,0 +1,242 @@
+"""Turn any photo or drawing of a digit into the 28x28 image an MNIST model expects.
+
+MNIST digits are white ink on black, cropped to the ink, scaled so the longer side fits a
+20-pixel box (aspect kept), anti-aliased, and placed in a 28x28 frame by their centre of mass.
+A model trained on them fails on a naive resize of a real drawing, so this module recreates that
+recipe: decode safely, find the ink and its polarity, remove uneven background (shadows, grid
+lines), crop, match MNIST's stroke width, scale, and centre by mass.
+
+numpy and Pillow only: the predict path must not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter, UnidentifiedImageError
+
+from keras_digits.cli import UserError
+
+MAX_PIXELS = 40_000_000  # about 6300 x 6300: every phone camera, but no decompression bomb
+WORK_SIZE = 512  # longest side the analysis runs at
+BOX = 20  # MNIST's digit box
+FRAME = 28
+# Median stroke width of MNIST digits after cropping and scaling to an 80-pixel box, measured with
+# `stroke_width` on 2,000 training images (see tests/test_preprocess.py, which re-measures it).
+MNIST_STROKE_AT_80 = 7.8
+MIN_CONTRAST = 0.08  # below this ink-to-paper difference the image counts as blank
+
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow itself refuses anything past twice this
+
+
+def _open(path: Path) -> Image.Image:
+    if path.is_dir():
+        raise UserError(f"{path} is a directory; pass an image file")
+    if not path.exists():
+        raise UserError(f"{path} does not exist; check the path")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path} is an empty file; pass a PNG, JPEG, BMP, GIF or WebP image")
+    try:
+        image = Image.open(path)
+    except UnidentifiedImageError:
+        raise UserError(f"{path} is not an image Pillow can read; "
+                        "pass a PNG, JPEG, BMP, GIF or WebP") from None
+    except Image.DecompressionBombError:
+        raise UserError(f"{path} is too large to decode safely (over {MAX_PIXELS:,} pixels); "
+                        "scale it down first") from None
+    except OSError as exc:
+        raise UserError(f"{path} is truncated or damaged ({exc}); re-save or re-export it") \
+            from None
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise UserError(f"{path} is {width}x{height}, too large to decode safely; "
+                        "scale it down first")
+    if getattr(image, "n_frames", 1) > 1:
+        raise UserError(f"{path} is an animation of {image.n_frames} frames; "
+                        "save the frame with the digit as a still image")
+    return image
+
+
+def _to_gray(image: Image.Image, path: Path) -> np.ndarray:
+    """Decode to float32 luminance in [0, 1] at most WORK_SIZE on a side, flattening alpha."""
+    try:
+        if image.format == "JPEG":
+            image.draft("L" if image.mode == "L" else "RGB", (WORK_SIZE, WORK_SIZE))
+        image.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UserError(f"{path} is truncated or damaged ({exc}); "
+                        "re-save or re-export it") from None
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit and float greyscale: scale by the type's range, not by the content.
+        array = np.asarray(image, dtype=np.float32)
+        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(array / top * 255, 0, 255).astype(np.uint8), "L")
+    if image.mode == "P" or image.mode == "PA":
+        image = image.convert("RGBA")
+    elif image.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
+        image = image.convert("RGB" if image.mode != "1" else "L")
+    elif image.mode == "LA":
+        image = image.convert("RGBA")
+    image.thumbnail((WORK_SIZE, WORK_SIZE), Image.Resampling.BOX)
+
+    if image.mode == "RGBA":
+        rgba = np.asarray(image, dtype=np.float32) / 255.0
+        gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        alpha = rgba[..., 3]
+        if alpha.min() < 0.98:
+            # Strokes on a transparent canvas: lay them on a background that contrasts with them.
+            opaque = alpha > 0.5
+            ink_is_dark = opaque.any() and gray[opaque].mean() < 0.5
+            background = 1.0 if ink_is_dark else 0.0
+            gray = gray * alpha + background * (1.0 - alpha)
+        return gray
+    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+
+
+def _pil_filter(array: np.ndarray, filt: ImageFilter.Filter) -> np.ndarray:
+    return np.asarray(Image.fromarray(array.astype(np.float32), "F").filter(filt))
+
+
+def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a float image to (width, height); box-averaging when shrinking keeps thin strokes."""
+    height, width = array.shape
+    shrinking = size[0] <= width and size[1] <= height
+    method = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(array.astype(np.float32), "F").resize(size, method))
+
+
+def _otsu(values: np.ndarray) -> float:
+    """Otsu's threshold on values in [0, 1]."""
+    hist, edges = np.histogram(values, bins=256, range=(0.0, 1.0))
+    centers = (edges[:-1] + edges[1:]) / 2
+    weight = np.cumsum(hist).astype(np.float64)
+    total = weight[-1]
+    mass = np.cumsum(hist * centers)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_low = mass / weight
+        mean_high = (mass[-1] - mass) / (total - weight)
+        between = weight * (total - weight) * (mean_low - mean_high) ** 2
+    return float(centers[int(np.nanargmax(between))])
+
+
+def ink_map(gray: np.ndarray) -> np.ndarray:
+    """Ink strength in [0, 1] (1 = full stroke) with polarity fixed and background removed."""
+    height, width = gray.shape
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(border) > 0.5:  # dark ink on light paper: flip to MNIST's white on black
+        gray = 1.0 - gray
+    # Background (shadows, paper tint) from a grey opening at low resolution: strokes are thin
+    # there, so min-then-max filtering erases them and keeps only the slowly varying paper.
+    scale = min(1.0, 64 / max(height, width))
+    small = _resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))))
+    background = _pil_filter(_pil_filter(small, ImageFilter.MinFilter(9)), ImageFilter.MaxFilter(9))
+    flat = np.clip(gray - _resize(background, (width, height)), 0.0, 1.0)
+    if flat.max() < MIN_CONTRAST:
+        return np.zeros_like(flat)
+    threshold = max(_otsu(flat / flat.max()) * flat.max(), MIN_CONTRAST / 2)
+    mask = flat > threshold
+    # Ruled or squared paper: drop thin lines that cross nearly the whole page.
+    for axis in (0, 1):
+        cover = mask.mean(axis=1 - axis)
+        lines = cover > 0.85
+        if lines.any():
+            if axis == 0:
+                flat[:, lines] = 0.0
+            else:
+                flat[lines, :] = 0.0
+    mask = flat > threshold
+    if not mask.any():
+        return np.zeros_like(flat)
+    strong = float(np.percentile(flat[mask], 90))
+    low = threshold / 2
+    return np.clip((flat - low) / max(strong - low, 1e-6), 0.0, 1.0)
+
+
+def stroke_width(ink: np.ndarray) -> float:
+    """Mean stroke width: ink area over half the outline length (exact for long strokes)."""
+    mask = ink > 0.5
+    area = mask.sum()
+    if area == 0:
+        return 0.0
+    edges = (np.count_nonzero(np.diff(mask, axis=0)) + np.count_nonzero(np.diff(mask, axis=1))
+             + mask[0].sum() + mask[-1].sum() + mask[:, 0].sum() + mask[:, -1].sum())
+    return float(2 * area / max(edges, 1))
+
+
+def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
+    """The bounding box of the ink, faint anti-aliased edges included, ignoring specks."""
+    mask = ink > 0.5
+    # Specks: take the box from an opened mask, unless opening erases most of the digit.
+    opened = _pil_filter(_pil_filter(mask.astype(np.float32), ImageFilter.MinFilter(3)),
+                         ImageFilter.MaxFilter(3)) > 0.5
+    if opened.sum() >= 0.7 * mask.sum():
+        mask = opened
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    # Grow the box while the faint rim (ink > 0.1) continues just outside it.
+    faint = ink > 0.1
+    while top > 0 and faint[top - 1, left:right].any():
+        top -= 1
+    while bottom < ink.shape[0] and faint[bottom, left:right].any():
+        bottom += 1
+    while left > 0 and faint[top:bottom, left - 1].any():
+        left -= 1
+    while right < ink.shape[1] and faint[top:bottom, right].any():
+        right += 1
+    return ink[top:bottom, left:right]
+
+
+def _fit_box(ink: np.ndarray, box: int) -> np.ndarray:
+    height, width = ink.shape
+    factor = box / max(height, width)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return _resize(ink, size)
+
+
+def mnist_style(ink: np.ndarray) -> np.ndarray:
+    """Crop, normalise stroke width, scale into the 20-pixel box and centre by mass in 28x28."""
+    cropped = _crop_to_ink(ink)
+    digit = _fit_box(cropped, 80)
+    width = stroke_width(digit)
+    if 0 < width < 0.6 * MNIST_STROKE_AT_80:  # fine pen: thicken to MNIST's stroke
+        grow = int(round(MNIST_STROKE_AT_80 - width)) | 1  # odd filter size
+        digit = _pil_filter(np.pad(digit, grow), ImageFilter.MaxFilter(grow))
+    elif width > 1.5 * MNIST_STROKE_AT_80:  # marker: thin it, or loops fill in when scaled down
+        shrink = int(round((width - MNIST_STROKE_AT_80) / 2)) | 1
+        thinner = _pil_filter(digit, ImageFilter.MinFilter(shrink))
+        if (thinner > 0.5).sum() > 0.2 * (digit > 0.5).sum():
+            digit = thinner
+    else:  # strokes already MNIST-like: resample once, straight from the crop
+        digit = cropped
+    digit = _fit_box(digit, BOX)
+    digit = digit / max(float(digit.max()), 1e-6)
+    frame = np.zeros((FRAME, FRAME), dtype=np.float32)
+    height, width = digit.shape
+    total = digit.sum()
+    com_y = (digit.sum(axis=1) * np.arange(height)).sum() / total
+    com_x = (digit.sum(axis=0) * np.arange(width)).sum() / total
+    top = int(np.clip(round(FRAME / 2 - 0.5 - com_y), 0, FRAME - height))
+    left = int(np.clip(round(FRAME / 2 - 0.5 - com_x), 0, FRAME - width))
+    frame[top:top + height, left:left + width] = digit
+    return frame
+
+
+def load_digit(path: str | Path) -> np.ndarray:
+    """An image file as the model's input: float32 (28, 28, 1) pixels in 0-255, white on black."""
+    path = Path(path)
+    with _open(path) as image:
+        gray = _to_gray(image, path)
+    ink = ink_map(gray)
+    if ink.max() < 0.5 or (ink > 0.5).sum() < 3:
+        raise UserError(f"{path} shows no ink (a blank page?); photograph or draw a digit")
+    return (mnist_style(ink) * 255.0)[..., None].astype(np.float32)
+
+
+def naive_resize(path: str | Path) -> np.ndarray:
+    """The tutorial approach, kept for comparison: grey, invert if light, squash to 28x28."""
+    with Image.open(path) as image:
+        gray = np.asarray(image.convert("L").resize((FRAME, FRAME)), dtype=np.float32)
+    if np.median(gray) > 127:
+        gray = 255.0 - gray
+    return gray[..., None]

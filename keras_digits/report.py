@@ -1,0 +1,316 @@
+"""Report stage: `python -m keras_digits.report --dataset mnist|fashion_mnist`.
+
+Writes `reports/<dataset>/`: per model a confusion matrix and a gallery of its most confident
+mistakes, learning curves of all models, per-class precision and recall, and `index.html` plus
+`summary.md` comparing the models (with ONNX parity and int8 accuracy when `export` has run, and
+the video's numbers beside ours for MNIST). The page is static: it opens from disk with no server.
+The folder is built aside and renamed into place.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from keras_digits import atomic, data
+from keras_digits.classes import DATASET_NAMES, class_names
+from keras_digits.cli import Parser, UserError, run_cli
+from keras_digits.train import MODEL_NAMES, VIDEO_ACCURACY, read_history
+
+GALLERY_SIZE = 40
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, n: int) -> np.ndarray:
+    """Counts indexed [true, predicted]."""
+    return np.bincount(labels * n + predictions, minlength=n * n).reshape(n, n)
+
+
+def precision_recall(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    correct = np.diag(matrix).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.nan_to_num(correct / matrix.sum(axis=0))
+        recall = np.nan_to_num(correct / matrix.sum(axis=1))
+    return precision, recall
+
+
+def plot_confusion(matrix: np.ndarray, classes: tuple[str, ...], title: str, path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    # Off-diagonal cells are what matter; a log scale keeps them visible beside the large diagonal.
+    shown = np.log1p(matrix)
+    image = ax.imshow(shown, cmap="Blues")
+    threshold = shown.max() * 0.6
+    for (i, j), count in np.ndenumerate(matrix):
+        if count:
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=8,
+                    color="white" if shown[i, j] > threshold else "black",
+                    fontweight="bold" if i == j else "normal")
+    ax.set_xticks(range(len(classes)), classes, rotation=45 if len(classes[0]) > 2 else 0,
+                  ha="right" if len(classes[0]) > 2 else "center")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    cbar = fig.colorbar(image, ax=ax, fraction=0.046)
+    cbar.set_label("log(1 + count)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_mistakes(images: np.ndarray, labels: np.ndarray, probs: np.ndarray,
+                  classes: tuple[str, ...], title: str, path: Path) -> int:
+    """The most confident mistakes first; returns how many are shown."""
+    plt = _pyplot()
+    predictions = probs.argmax(1)
+    wrong = np.flatnonzero(predictions != labels)
+    wrong = wrong[np.argsort(-probs[wrong, predictions[wrong]])][:GALLERY_SIZE]
+    cols = 8
+    rows = max(1, -(-len(wrong) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.5, rows * 1.75 + 0.6), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, index in zip(axes.flat, wrong, strict=False):
+        ax.imshow(images[index, ..., 0], cmap="gray_r", vmin=0, vmax=255)
+        p = probs[index, predictions[index]]
+        ax.set_title(f"{classes[labels[index]][:9]} → {classes[predictions[index]][:9]}\n"
+                     f"{100 * p:.0f}%", fontsize=8)
+    if not len(wrong):
+        axes.flat[0].text(0, 0.5, "no mistakes", fontsize=12)
+    fig.suptitle(f"{title}: true → predicted (confidence), most confident first", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return len(wrong)
+
+
+def plot_curves(histories: dict[str, list[dict]], title: str, path: Path) -> None:
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for (name, rows), color in zip(histories.items(), plt.cm.tab10.colors, strict=False):
+        epochs = [int(r["epoch"]) + 1 for r in rows]
+        for ax, key in zip(axes, ("loss", "accuracy"), strict=True):
+            ax.plot(epochs, [r.get(key, np.nan) for r in rows], "--", color=color,
+                    label=f"{name} train")
+            ax.plot(epochs, [r.get(f"val_{key}", np.nan) for r in rows], "-", color=color,
+                    label=f"{name} validation")
+    for ax, key in zip(axes, ("loss", "accuracy"), strict=True):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.set_title(f"{key} per epoch")
+    axes[1].set_ylim(top=1.0)
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _predict(model_path: Path, images: np.ndarray) -> np.ndarray:
+    import keras
+
+    try:
+        model = keras.saving.load_model(model_path, safe_mode=True, compile=False)
+    except Exception as exc:  # Keras raises many types for a bad archive
+        raise UserError(f"{model_path} is not a readable Keras model ({type(exc).__name__}); "
+                        "retrain it") from exc
+    return np.asarray(model.predict(images.astype(np.float32), batch_size=500, verbose=0))
+
+
+def collect(dataset: str, models_dir: Path, export_dir: Path, arrays: data.Arrays) -> list[dict]:
+    """Per trained model: metrics, history, test predictions and export parity if present."""
+    parity_path = export_dir / dataset / "parity.json"
+    parity = {}
+    if parity_path.is_file():
+        try:
+            parity = json.loads(parity_path.read_text()).get("models", {})
+        except ValueError:
+            parity = {}
+    found = []
+    for name in MODEL_NAMES:
+        folder = models_dir / dataset / name
+        if not (folder / "model.keras").is_file() or not (folder / "metrics.json").is_file():
+            continue
+        metrics = json.loads((folder / "metrics.json").read_text())
+        n_test = metrics.get("examples", {}).get("test", len(arrays.test_images))
+        probs = _predict(folder / "model.keras", arrays.test_images[:n_test])
+        found.append({"name": name, "metrics": metrics, "probs": probs,
+                      "history": read_history(folder / "history.csv"),
+                      "parity": parity.get(name)})
+    return found
+
+
+def _row_values(entry: dict, dataset: str) -> list[str]:
+    m, p = entry["metrics"], entry["parity"]
+    video = VIDEO_ACCURACY.get(entry["name"]) if dataset == "mnist" else None
+    return [
+        entry["name"], f"{m['parameters']:,}", str(m["epochs_run"]),
+        f"{m['train_seconds']:.0f} s", f"{100 * m['test_accuracy']:.2f}%",
+        f"{video:.2f}%" if video else "–",
+        (f"{100 * p['onnx']['accuracy']:.2f}% ({100 * p['onnx']['agreement']:.2f}% agree)"
+         if p else "not exported"),
+        f"{100 * p['int8']['accuracy']:.2f}%" if p else "–",
+    ]
+
+
+COLUMNS = ["model", "parameters", "epochs", "train time", "test accuracy", "video",
+           "ONNX accuracy", "int8 accuracy"]
+
+
+def build_report(dataset: str, models_dir: Path | str = "saved_models",
+                 out_dir: Path | str = "reports", export_dir: Path | str = "export",
+                 data_dir: str | None = None) -> Path:
+    """Write the report folder for `dataset`; returns the path of its index.html."""
+    models_dir, out_dir, export_dir = Path(models_dir), Path(out_dir), Path(export_dir)
+    arrays = data.load_arrays(dataset, data_dir)
+    classes = class_names(dataset)
+    final = out_dir / dataset
+    atomic.require_writable(out_dir)
+    atomic.sweep_leftovers(out_dir)
+    entries = collect(dataset, models_dir, export_dir, arrays)
+    if not entries:
+        raise UserError(f"no trained models under {models_dir / dataset}; run "
+                        f"`python -m keras_digits.train all --dataset {dataset}` first")
+    staging = out_dir / f".{dataset}.staging-{os.getpid()}"
+    staging.mkdir()
+    try:
+        _write_report(staging, dataset, classes, arrays, entries)
+        atomic.publish_dir(staging, final)
+    finally:
+        if staging.exists():
+            import shutil
+
+            shutil.rmtree(staging, ignore_errors=True)
+    return final / "index.html"
+
+
+def _write_report(folder: Path, dataset: str, classes: tuple[str, ...], arrays: data.Arrays,
+                  entries: list[dict]) -> None:
+    pretty = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}[dataset]
+    per_class = {}
+    for entry in entries:
+        name, probs = entry["name"], entry["probs"]
+        labels = arrays.test_labels[:len(probs)]
+        matrix = confusion_matrix(labels, probs.argmax(1), len(classes))
+        precision, recall = precision_recall(matrix)
+        per_class[name] = {"precision": precision.tolist(), "recall": recall.tolist(),
+                           "confusion": matrix.tolist()}
+        plot_confusion(matrix, classes, f"{name} on {pretty} test set "
+                       f"({100 * np.trace(matrix) / matrix.sum():.2f}% correct)",
+                       folder / f"confusion_{name}.png")
+        entry["mistakes_shown"] = plot_mistakes(
+            arrays.test_images[:len(probs)], labels, probs, classes,
+            f"{name} mistakes", folder / f"mistakes_{name}.png")
+        entry["mistakes"] = int((probs.argmax(1) != labels).sum())
+    plot_curves({e["name"]: e["history"] for e in entries},
+                f"Learning curves on {pretty} (dashed: train, solid: validation)",
+                folder / "learning_curves.png")
+    atomic.write_json(folder / "per_class.json", per_class)
+    (folder / "summary.md").write_text(_markdown(dataset, pretty, classes, entries, per_class))
+    (folder / "index.html").write_text(_html(dataset, pretty, classes, entries, per_class))
+
+
+def _markdown(dataset, pretty, classes, entries, per_class) -> str:
+    lines = [f"# keras_digits on {pretty}", "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_row_values(e, dataset)) + " |" for e in entries]
+    lines += ["", "## Per-class precision / recall (test set)", "",
+              "| class | " + " | ".join(e["name"] for e in entries) + " |",
+              "|---|" + "---|" * len(entries)]
+    for i, cls in enumerate(classes):
+        cells = [f"{100 * per_class[e['name']]['precision'][i]:.1f} / "
+                 f"{100 * per_class[e['name']]['recall'][i]:.1f}" for e in entries]
+        lines.append(f"| {cls} | " + " | ".join(cells) + " |")
+    lines += ["", "Images: `learning_curves.png`, `confusion_<model>.png`, "
+              "`mistakes_<model>.png`.", ""]
+    return "\n".join(lines)
+
+
+def _html(dataset, pretty, classes, entries, per_class) -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(c)}</th>" for c in COLUMNS)
+    rows = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in _row_values(e, dataset))
+                   + "</tr>" for e in entries)
+    pc_head = "".join(f"<th>{esc(e['name'])}<br>precision / recall</th>" for e in entries)
+    pc_rows = ""
+    for i, cls in enumerate(classes):
+        cells = "".join(
+            f"<td>{100 * per_class[e['name']]['precision'][i]:.1f}% / "
+            f"{100 * per_class[e['name']]['recall'][i]:.1f}%</td>" for e in entries)
+        pc_rows += f"<tr><th>{esc(cls)}</th>{cells}</tr>"
+    sections = ""
+    for e in entries:
+        n = esc(e["name"])
+        sections += (
+            f"<section><h3>{n}</h3><p>{e['mistakes']} of {len(e['probs'])} test images wrong; "
+            f"the {e['mistakes_shown']} most confident mistakes are shown.</p>"
+            f"<div class=pair><img src=\"confusion_{n}.png\" alt=\"confusion matrix of {n}\">"
+            f"<img src=\"mistakes_{n}.png\" alt=\"misclassified test images of {n}\"></div>"
+            f"</section>")
+    video_note = ("<p>“video” is the accuracy the original video reached with the same four "
+                  "kinds of model.</p>" if dataset == "mnist" else "")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>keras_digits — {esc(pretty)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1250px; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 10px; text-align: right; }}
+th {{ background: #f3f3f3; }}
+td:first-child, th:first-child {{ text-align: left; }}
+img {{ max-width: 100%; }}
+.pair {{ display: flex; gap: 1em; align-items: flex-start; flex-wrap: wrap; }}
+.pair img {{ max-width: 600px; }}
+</style></head><body>
+<h1>keras_digits on {esc(pretty)}</h1>
+<p>Four models, trained with validation-based early stopping and evaluated once on the
+{len(entries[0]['probs']):,} test images.</p>
+<h2>Comparison</h2>
+<table><tr>{head}</tr>{rows}</table>
+{video_note}
+<h2>Learning curves</h2>
+<img src="learning_curves.png" alt="training and validation loss and accuracy per epoch">
+<h2>Per-class precision and recall</h2>
+<table><tr><th>class</th>{pc_head}</tr>{pc_rows}</table>
+<h2>Confusion matrices and mistakes</h2>
+{sections}
+</body></html>
+"""
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m keras_digits.report",
+                    description="Compare the trained models: confusion matrices, mistakes, curves.")
+    parser.add_argument("--dataset", default="mnist", choices=DATASET_NAMES)
+    parser.add_argument("--models-dir", default="saved_models")
+    parser.add_argument("--export-dir", default="export")
+    parser.add_argument("--out-dir", default="reports")
+    parser.add_argument("--data-dir", help="folder with the IDX files")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    index = build_report(args.dataset, args.models_dir, args.out_dir, args.export_dir,
+                         args.data_dir)
+    print(f"report written: {index}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

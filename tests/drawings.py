@@ -1,0 +1,95 @@
+"""Generated "drawings": digits rendered with the machine's fonts in the ways people supply them.
+
+Used by the predict tests and by `bench`-style measurements of preprocessing. Each variant mimics
+a real input: thick or thin pens, a slight tilt, a digit off-centre on a big canvas, light ink on
+dark, strokes on a transparent canvas, JPEG artefacts, a shadowed photo of squared paper.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
+FONTS = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSerif.ttf", "DejaVuSansMono.ttf")
+VARIANTS = ("plain", "thin", "thick", "rotated", "offcentre", "inverted", "rgba", "jpeg",
+            "photo")
+
+
+def available_fonts() -> list[Path]:
+    return [FONT_DIR / f for f in FONTS if (FONT_DIR / f).is_file()]
+
+
+def _glyph(digit: int, font_path: Path, size: int, stroke: int) -> Image.Image:
+    """Black digit on white, `size` pixels tall, with an optional outline to thicken it."""
+    font = ImageFont.truetype(str(font_path), size)
+    canvas = Image.new("L", (size * 2, size * 2), 255)
+    ImageDraw.Draw(canvas).text((size // 2, size // 4), str(digit), font=font, fill=0,
+                                stroke_width=stroke, stroke_fill=0)
+    return canvas
+
+
+def render(digit: int, font_path: Path, variant: str, seed: int = 0) -> Image.Image:
+    """One drawing of `digit` in the named variant."""
+    rng = np.random.default_rng(seed)
+    if variant == "thin":
+        glyph = _glyph(digit, font_path, 300, 0).resize((400, 400))
+        return glyph  # a fine pen on a large canvas: strokes far thinner than MNIST's
+    stroke = {"thick": 8, "plain": 3}.get(variant, 3)
+    glyph = _glyph(digit, font_path, 160, stroke)
+    if variant == "rotated":
+        glyph = glyph.rotate(float(rng.choice([-12, 12])), fillcolor=255)
+    if variant == "offcentre":
+        page = Image.new("L", (1200, 900), 255)
+        page.paste(glyph, (int(rng.integers(0, 800)), int(rng.integers(0, 500))))
+        return page
+    if variant == "inverted":
+        return Image.eval(glyph, lambda v: 255 - v)
+    if variant == "rgba":
+        alpha = Image.eval(glyph, lambda v: 255 - v)
+        ink = Image.new("RGBA", glyph.size, (20, 40, 200, 0))
+        ink.putalpha(alpha)
+        return ink
+    if variant == "jpeg":
+        return glyph.convert("RGB")
+    if variant == "photo":
+        return _photo(glyph, rng)
+    return glyph
+
+
+def _photo(glyph: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Grey ink on squared paper with a shadow gradient and sensor noise, in colour."""
+    size = glyph.size[0]
+    paper = np.full((size, size), 215.0)
+    paper[:: size // 8, :] -= 45  # grid lines
+    paper[:, :: size // 8] -= 45
+    paper *= np.linspace(0.65, 1.0, size)[None, :]  # a shadow across the page
+    ink = 1.0 - np.asarray(glyph.filter(ImageFilter.GaussianBlur(1.5)), dtype=float) / 255
+    photo = paper * (1 - 0.75 * ink) + rng.normal(0, 6, paper.shape)
+    rgb = np.stack([photo, photo * 0.97, photo * 0.9], axis=-1)
+    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB")
+
+
+def save(image: Image.Image, path: Path, variant: str) -> Path:
+    if variant in ("jpeg", "photo"):
+        path = path.with_suffix(".jpg")
+        image.convert("RGB").save(path, quality=70)
+    else:
+        path = path.with_suffix(".png")
+        image.save(path)
+    return path
+
+
+def make_set(folder: Path, variants=VARIANTS, fonts=None) -> list[tuple[Path, int, str]]:
+    """Write every digit in every variant and font; returns (path, label, variant) triples."""
+    folder.mkdir(parents=True, exist_ok=True)
+    items = []
+    for font_path in fonts or available_fonts():
+        for variant in variants:
+            for digit in range(10):
+                image = render(digit, font_path, variant, seed=digit)
+                path = save(image, folder / f"{font_path.stem}-{variant}-{digit}", variant)
+                items.append((path, digit, variant))
+    return items

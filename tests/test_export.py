@@ -1,0 +1,89 @@
+"""Export stage: every format is written, valid, float32, and equal to Keras on test images."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from conftest import last_error_line, run_module
+
+from keras_digits import export
+
+
+@pytest.mark.parametrize("name", ["linear", "mlp", "cnn"])
+def test_every_format_exists_and_is_valid(exported_dir, name):
+    proto = onnx.load(str(exported_dir / f"{name}.onnx"))
+    onnx.checker.check_model(proto)
+    (graph_input,) = proto.graph.input
+    (graph_output,) = proto.graph.output
+    assert graph_input.name == "pixels" and graph_output.name == "probabilities"
+    dims = graph_input.type.tensor_type.shape.dim
+    assert not dims[0].dim_value and [d.dim_value for d in dims[1:]] == [28, 28, 1]
+    assert graph_input.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert {o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")} == {17}
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    assert metadata["keras_digits.model"] == name
+    assert metadata["keras_digits.classes"].split("|") == [str(d) for d in range(10)]
+    onnx.checker.check_model(onnx.load(str(exported_dir / f"{name}.int8.onnx")))
+    assert (exported_dir / "saved_model" / name / "saved_model.pb").is_file()
+
+
+def test_parity_report(exported_dir):
+    parity = json.loads((exported_dir / "parity.json").read_text())
+    assert set(parity["models"]) == {"linear", "mlp", "cnn"}
+    for entry in parity["models"].values():
+        assert entry["test_images"] == 2000 and entry["passed"]
+        assert entry["onnx"]["agreement"] >= 0.9999
+        assert entry["onnx"]["max_abs_prob_diff"] <= 1e-4
+        assert entry["saved_model"]["max_abs_prob_diff"] <= 1e-4
+        drop = entry["keras_accuracy"] - entry["int8"]["accuracy"]
+        assert drop * 100 <= 0.3
+        assert entry["int8"]["bytes"] < entry["onnx"]["bytes"]
+
+
+def test_onnx_batch_is_dynamic_and_matches_keras(exported_dir, trained_dir, mnist):
+    model = export.load_trained(trained_dir / "mnist" / "cnn" / "model.keras", "cnn")
+    for batch in (1, 7):
+        images = mnist.test_images[:batch].astype(np.float32)
+        onnx_probs = export.run_onnx(exported_dir / "cnn.onnx", images)
+        np.testing.assert_allclose(onnx_probs, model.predict(images, verbose=0), atol=1e-5)
+
+
+def test_parity_failure_is_detected():
+    reference = np.eye(10, dtype=np.float32)[[0, 1, 2, 3]]
+    broken = reference.copy()
+    broken[0] = np.roll(broken[0], 1)
+    result = export.compare(reference, broken, np.array([0, 1, 2, 3]))
+    assert result["agreement"] == 0.75 and not export.fp32_passes(result)
+    assert export.fp32_passes(export.compare(reference, reference, np.array([0, 1, 2, 3])))
+
+
+def test_export_without_training_says_what_to_do(tmp_path):
+    result = run_module("keras_digits.export", "cnn", "--models-dir", str(tmp_path / "none"),
+                        "--out-dir", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "run `python -m keras_digits.train cnn` first" in last_error_line(result.stderr)
+
+
+def test_export_rejects_a_keras_file_that_is_not_a_model(tmp_path):
+    folder = tmp_path / "models" / "mnist" / "mlp"
+    folder.mkdir(parents=True)
+    (folder / "model.keras").write_bytes(b"PK\x03\x04 definitely not a zip archive")
+    result = run_module("keras_digits.export", "mlp", "--models-dir", str(tmp_path / "models"),
+                        "--out-dir", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "is not a readable Keras model" in last_error_line(result.stderr)
+    assert not list((tmp_path / "out" / "mnist").glob("*.onnx"))
+
+
+def test_export_rejects_the_wrong_architecture(trained_dir, tmp_path):
+    folder = tmp_path / "models" / "mnist" / "cnn"
+    folder.mkdir(parents=True)
+    (folder / "model.keras").write_bytes(
+        (trained_dir / "mnist" / "linear" / "model.keras").read_bytes())
+    result = run_module("keras_digits.export", "cnn", "--models-dir", str(tmp_path / "models"),
+                        "--out-dir", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "does not hold a cnn model" in last_error_line(result.stderr)
