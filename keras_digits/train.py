@@ -164,7 +164,8 @@ def _callbacks(work: Path, patience: int, history_rows: list[dict[str, float]]) 
     ]
 
 
-def _compile(model, config: TrainConfig, recipe, steps_per_epoch: int, epochs: int, jit: bool):
+def _compile(model, config: TrainConfig, recipe, steps_per_epoch: int, epochs: int,
+             jit: bool) -> None:
     import keras
 
     lr = config.learning_rate or recipe.learning_rate
@@ -208,28 +209,31 @@ def prepare_output(out_root: Path, dataset: str, model: str) -> tuple[Path, Path
     return base / model, base / f".{model}.work"
 
 
-def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models") -> dict:
-    """Train one model on one dataset and publish its artifacts; returns its metrics."""
+@dataclass(frozen=True)
+class Plan:
+    """A compiled model and the resolved settings it trains with."""
+
+    model: Any
+    epochs: int
+    batch_size: int
+    patience: int
+    learning_rate: float
+    precision: str
+    jit: bool
+
+
+def build_compiled(config: TrainConfig, n_train: int) -> Plan:
+    """Create the registry model under the right precision and compile it with its recipe.
+
+    Shared by `train` and `bench`, so benchmarks measure exactly what training runs.
+    """
     import keras
 
     from keras_digits import models
 
-    entry = models.get_entry(config.model)
-    recipe = entry.recipe
+    recipe = models.get_entry(config.model).recipe
     epochs = config.epochs or recipe.epochs
     batch_size = config.batch_size or recipe.batch_size
-    patience = config.patience or recipe.patience
-    final, work = prepare_output(Path(out_root), config.dataset, config.model)
-
-    arrays = data.load_arrays(config.dataset, config.data_dir)
-    splits = data.split(arrays, config.limit)
-    keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
-    train_ds, val_ds, test_ds = data.make_pipelines(splits, batch_size, config.seed)
-
     gpu = has_gpu()
     precision = resolve_precision(config.precision, gpu)
     jit = resolve_jit(config.jit, gpu)
@@ -238,8 +242,28 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
         model = models.create_model(config.model)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    steps = -(-len(splits.train[0]) // batch_size)
-    _compile(model, config, recipe, steps, epochs, jit)
+    _compile(model, config, recipe, -(-n_train // batch_size), epochs, jit)
+    return Plan(model=model, epochs=epochs, batch_size=batch_size,
+                patience=config.patience or recipe.patience,
+                learning_rate=config.learning_rate or recipe.learning_rate,
+                precision=precision, jit=jit)
+
+
+def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models") -> dict:
+    """Train one model on one dataset and publish its artifacts; returns its metrics."""
+    import keras
+
+    final, work = prepare_output(Path(out_root), config.dataset, config.model)
+    arrays = data.load_arrays(config.dataset, config.data_dir)
+    splits = data.split(arrays, config.limit)
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    plan = build_compiled(config, len(splits.train[0]))
+    model, epochs, batch_size = plan.model, plan.epochs, plan.batch_size
+    train_ds, val_ds, test_ds = data.make_pipelines(splits, batch_size, config.seed)
 
     work.mkdir(parents=True, exist_ok=True)
     history_rows = read_history(work / "history.csv")
@@ -247,7 +271,7 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
         print(f"resuming {config.model} from epoch {len(history_rows)} ({work})", flush=True)
     model.fit(
         train_ds, validation_data=val_ds, epochs=epochs, verbose=config.verbose, shuffle=False,
-        callbacks=_callbacks(work, patience, history_rows),
+        callbacks=_callbacks(work, plan.patience, history_rows),
     )
 
     if (work / "best.keras").is_file():
@@ -265,12 +289,12 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
         "epochs_run": len(rows),
         "train_seconds": round(sum(r.get("epoch_seconds", 0.0) for r in rows), 2),
         "parameters": int(model.count_params()),
-        "precision": precision,
-        "jit_compile": jit,
+        "precision": plan.precision,
+        "jit_compile": plan.jit,
         "seed": config.seed,
         "deterministic": config.deterministic,
         "batch_size": batch_size,
-        "learning_rate": config.learning_rate or recipe.learning_rate,
+        "learning_rate": plan.learning_rate,
         "examples": {"train": len(splits.train[0]), "validation": len(splits.validation[0]),
                      "test": len(splits.test[0])},
         "limit": config.limit,
@@ -282,6 +306,9 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
 
     staging = final.with_name(f".{config.model}.staging-{os.getpid()}")
     staging.mkdir()
+    # The published file is for inference and fine-tuning anywhere: store a plain compile config
+    # (the label-smoothing wrapper used in training is not a serialisable Keras loss).
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.save(staging / "model.keras")
     model.export(str(staging / "saved_model"), format="tf_saved_model", verbose=False)
     write_history(staging / "history.csv", rows)

@@ -1,0 +1,339 @@
+"""Benchmark stage: `python -m keras_digits.bench [SUITE...]`, against in-run baselines.
+
+Every figure is measured against a baseline run in the same invocation, because the machines
+this runs on are shared and noisy; results are reported as ratios beside the raw numbers, and
+written as JSON and a Markdown table with the machine, library versions and the exact command.
+
+- time-to-accuracy: wall seconds of training until the MNIST test accuracy first reaches 98.6%
+  and 99.0% (test checked once per epoch, outside the clock, for this measurement only), for our
+  CNN and for the keras.io "Simple MNIST convnet" recipe written here as the baseline.
+- train: steady-state training images/s per model (one warm-up epoch, then one timed epoch).
+- pipeline: the tf.data input pipeline alone, next to the fastest model's training rate.
+- inference: batch-1 latency (p50/p99) and batch-256 images/s for `model.predict`, `model(x)`,
+  the SavedModel signature, and onnxruntime fp32 and int8.
+
+Runs on the JAX backend too (`KERAS_BACKEND=jax`): there the data is fed as numpy arrays and the
+TensorFlow-only parts (tf.data, SavedModel) are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from keras_digits import atomic, data
+from keras_digits.cli import Parser, positive_int, run_cli
+from keras_digits.train import MODEL_NAMES, TrainConfig, build_compiled, has_gpu, library_versions
+
+TARGETS = (0.986, 0.990)
+SUITES = ("time-to-accuracy", "train", "pipeline", "inference")
+
+
+def _backend() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
+def keras_io_convnet():
+    """The keras.io "Simple MNIST convnet" baseline, written from its description.
+
+    Conv32-pool-Conv64-pool-dropout-Dense10, Adam, batch 128. Rescaling sits inside the model so
+    both contestants get the same raw pixels.
+    """
+    import keras
+    from keras import layers
+
+    model = keras.Sequential([
+        keras.Input(shape=(28, 28, 1)),
+        layers.Rescaling(1.0 / 255),
+        layers.Conv2D(32, 3, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(64, 3, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dropout(0.5),
+        layers.Dense(10, activation="softmax"),
+    ], name="keras_io_convnet")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _fit_inputs(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int):
+    """tf.data on the TensorFlow backend (as `train` does), numpy elsewhere."""
+    if _backend() == "tensorflow":
+        return {"x": data.to_dataset(images, labels, batch_size, shuffle=True, seed=seed)}
+    return {"x": images, "y": labels, "batch_size": batch_size, "shuffle": True}
+
+
+def _time_to_accuracy(model, splits: data.Splits, batch_size: int, max_epochs: int,
+                      seed: int) -> dict:
+    """Train epoch by epoch; after each, check test accuracy with the clock stopped."""
+    x_test, y_test = splits.test
+    train_seconds, curve, reached = 0.0, [], {}
+    inputs = _fit_inputs(*splits.train, batch_size, seed)
+    for epoch in range(max_epochs):
+        start = time.perf_counter()
+        model.fit(**inputs, initial_epoch=epoch, epochs=epoch + 1, verbose=0)
+        train_seconds += time.perf_counter() - start
+        probs = model.predict(x_test, batch_size=1000, verbose=0)
+        accuracy = float((np.asarray(probs).argmax(1) == y_test).mean())
+        curve.append({"epoch": epoch + 1, "train_seconds": round(train_seconds, 2),
+                      "test_accuracy": accuracy})
+        for target in TARGETS:
+            if accuracy >= target and str(target) not in reached:
+                reached[str(target)] = round(train_seconds, 2)
+        if all(str(t) in reached for t in TARGETS):
+            break
+    return {"seconds_to": reached, "curve": curve}
+
+
+def bench_time_to_accuracy(arrays: data.Arrays, limit: int | None, max_epochs: int,
+                           seed: int) -> dict:
+    import keras
+
+    splits = data.split(arrays, limit)
+    n_train = len(splits.train[0])
+    keras.utils.set_random_seed(seed)
+    baseline = _time_to_accuracy(keras_io_convnet(), splits, 128, max_epochs, seed)
+    keras.utils.set_random_seed(seed)
+    plan = build_compiled(TrainConfig(model="cnn"), n_train)
+    ours = _time_to_accuracy(plan.model, splits, plan.batch_size, max_epochs, seed)
+    ratios = {}
+    for target in map(str, TARGETS):
+        if target in baseline["seconds_to"] and target in ours["seconds_to"]:
+            ratios[target] = round(baseline["seconds_to"][target] / ours["seconds_to"][target], 2)
+    return {"baseline": baseline, "cnn": ours, "speedup_vs_baseline": ratios,
+            "train_images": n_train, "test_images": len(splits.test[0])}
+
+
+def bench_train(arrays: data.Arrays, models: list[str], images: int, seed: int) -> dict:
+    """Steady-state training throughput: a warm-up epoch (tracing, caches), then a timed one."""
+    import keras
+
+    splits = data.split(arrays, images)
+    results = {}
+    for name in ["keras_io_convnet", *models]:
+        keras.utils.set_random_seed(seed)
+        if name == "keras_io_convnet":
+            model, batch = keras_io_convnet(), 128
+        else:
+            plan = build_compiled(TrainConfig(model=name), len(splits.train[0]))
+            model, batch = plan.model, plan.batch_size
+        inputs = _fit_inputs(*splits.train, batch, seed)
+        model.fit(**inputs, epochs=1, verbose=0)
+        start = time.perf_counter()
+        model.fit(**inputs, initial_epoch=1, epochs=2, verbose=0)
+        seconds = time.perf_counter() - start
+        results[name] = {"images_per_s": round(len(splits.train[0]) / seconds, 1),
+                         "batch_size": batch,
+                         "epoch_seconds_55k": round(55_000 / (len(splits.train[0]) / seconds), 1)}
+    base = results["keras_io_convnet"]["images_per_s"]
+    for entry in results.values():
+        entry["ratio_vs_keras_io_convnet"] = round(entry["images_per_s"] / base, 2)
+    return results
+
+
+def bench_pipeline(arrays: data.Arrays, batch_size: int = 128, epochs: int = 3) -> dict:
+    """The tf.data pipeline alone: how fast it can hand batches to a model."""
+    if _backend() != "tensorflow":
+        return {"skipped": "tf.data needs the TensorFlow backend"}
+    splits = data.split(arrays)
+    dataset = data.to_dataset(*splits.train, batch_size, shuffle=True)
+    for _ in dataset:  # fill the cache
+        pass
+    start = time.perf_counter()
+    count = 0
+    for _ in range(epochs):
+        for images, _labels in dataset:
+            count += int(images.shape[0])
+    seconds = time.perf_counter() - start
+    return {"images_per_s": round(count / seconds, 1), "batch_size": batch_size}
+
+
+def _latencies(fn, batch: np.ndarray, repeats: int) -> dict:
+    fn(batch)  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(batch)
+        times.append(time.perf_counter() - start)
+    return {"p50_ms": round(1000 * float(np.percentile(times, 50)), 3),
+            "p99_ms": round(1000 * float(np.percentile(times, 99)), 3)}
+
+
+def _throughput(fn, images: np.ndarray, batch: int, rounds: int = 3) -> float:
+    fn(images[:batch])
+    start = time.perf_counter()
+    count = 0
+    for _ in range(rounds):
+        for i in range(0, len(images) - batch + 1, batch):
+            fn(images[i:i + batch])
+            count += batch
+    return round(count / (time.perf_counter() - start), 1)
+
+
+def bench_inference(arrays: data.Arrays, models: list[str], models_dir: Path, export_dir: Path,
+                    repeats: int) -> dict:
+    import keras
+
+    from keras_digits.export import load_trained, onnx_session
+    from keras_digits.predict import INPUT_NAME, OUTPUT_NAME
+
+    images = arrays.test_images[:2048].astype(np.float32)
+    one = images[:1]
+    results = {}
+    for name in models:
+        keras_path = models_dir / "mnist" / name / "model.keras"
+        if not keras_path.is_file():
+            results[name] = {"skipped": f"no trained model at {keras_path}"}
+            continue
+        model = load_trained(keras_path, name)
+        runners = {
+            "keras.predict": lambda x, m=model: m.predict(x, verbose=0),
+            "keras model(x)": lambda x, m=model: keras.ops.convert_to_numpy(m(x, training=False)),
+        }
+        saved = export_dir / "mnist" / "saved_model" / name
+        if _backend() == "tensorflow" and saved.is_dir():
+            import tensorflow as tf
+
+            serve = tf.saved_model.load(str(saved)).signatures["serving_default"]
+            runners["SavedModel signature"] = lambda x, s=serve: s(pixels=tf.constant(x))
+        for label, filename in (("onnxruntime fp32", f"{name}.onnx"),
+                                ("onnxruntime int8", f"{name}.int8.onnx")):
+            path = export_dir / "mnist" / filename
+            if path.is_file():
+                for threads in (1, os.cpu_count() or 1):
+                    session = onnx_session(path, threads=threads)
+                    runners[f"{label} ({threads} thread{'s' if threads > 1 else ''})"] = (
+                        lambda x, s=session: s.run([OUTPUT_NAME], {INPUT_NAME: x}))
+        rows = {}
+        for label, fn in runners.items():
+            reps = max(10, repeats // 10) if label == "keras.predict" else repeats
+            rows[label] = {"batch1": _latencies(fn, one, reps),
+                           "batch256_images_per_s": _throughput(fn, images, 256)}
+        base_latency = rows["keras.predict"]["batch1"]["p50_ms"]
+        base_throughput = rows["keras model(x)"]["batch256_images_per_s"]
+        for row in rows.values():
+            row["batch1_speedup_vs_keras_predict"] = round(
+                base_latency / max(row["batch1"]["p50_ms"], 1e-6), 1)
+            row["batch256_ratio_vs_keras_call"] = round(
+                row["batch256_images_per_s"] / base_throughput, 2)
+        results[name] = rows
+    return results
+
+
+def to_markdown(report: dict) -> str:
+    lines = [f"# Benchmark ({report['machine']['description']})", "",
+             f"Command: `{report['command']}`  ", f"Date: {report['date']}  ",
+             f"Versions: {', '.join(f'{k} {v}' for k, v in report['versions'].items())}", ""]
+    tta = report.get("time-to-accuracy")
+    if tta:
+        lines += ["## Time to accuracy (MNIST test set, CNN vs keras.io convnet baseline)", "",
+                  "| model | s to 98.6% | s to 99.0% | epochs run | final test acc |",
+                  "|---|---:|---:|---:|---:|"]
+        for key in ("baseline", "cnn"):
+            run = tta[key]
+            lines.append(f"| {'keras.io convnet' if key == 'baseline' else 'our cnn'} | "
+                         f"{run['seconds_to'].get('0.986', '–')} | "
+                         f"{run['seconds_to'].get('0.99', '–')} | {len(run['curve'])} | "
+                         f"{100 * run['curve'][-1]['test_accuracy']:.2f}% |")
+        lines += ["", f"Speed-up vs baseline: {tta['speedup_vs_baseline']}", ""]
+    if report.get("train"):
+        lines += ["## Training throughput (steady state)", "",
+                  "| model | batch | images/s | epoch of 55k | vs keras.io convnet |",
+                  "|---|---:|---:|---:|---:|"]
+        for name, row in report["train"].items():
+            lines.append(f"| {name} | {row['batch_size']} | {row['images_per_s']} | "
+                         f"{row['epoch_seconds_55k']} s | {row['ratio_vs_keras_io_convnet']}x |")
+        lines.append("")
+    if report.get("pipeline"):
+        lines += ["## tf.data pipeline alone", "", f"{report['pipeline']}", ""]
+    for name, rows in (report.get("inference") or {}).items():
+        lines += [f"## Inference: {name}", ""]
+        if "skipped" in rows:
+            lines += [rows["skipped"], ""]
+            continue
+        lines += ["| runtime | batch-1 p50 ms | batch-1 p99 ms | vs keras.predict | "
+                  "batch-256 images/s | vs Keras model(x) |", "|---|---:|---:|---:|---:|---:|"]
+        for label, row in rows.items():
+            lines.append(f"| {label} | {row['batch1']['p50_ms']} | {row['batch1']['p99_ms']} | "
+                         f"{row['batch1_speedup_vs_keras_predict']}x | "
+                         f"{row['batch256_images_per_s']} | "
+                         f"{row['batch256_ratio_vs_keras_call']}x |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m keras_digits.bench",
+                    description="Measure training and inference speed against in-run baselines.")
+    parser.add_argument("suites", nargs="*", metavar="SUITE",
+                        help=f"any of {', '.join(SUITES)} (default: all)")
+    parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
+    parser.add_argument("--limit", type=positive_int,
+                        help="time-to-accuracy on at most N images per split (default: all)")
+    parser.add_argument("--train-images", type=positive_int, default=8192,
+                        help="images per epoch for the throughput suite")
+    parser.add_argument("--max-epochs", type=positive_int, default=8)
+    parser.add_argument("--repeats", type=positive_int, default=200,
+                        help="batch-1 calls per latency measurement")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--models-dir", default="saved_models")
+    parser.add_argument("--export-dir", default="export")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--out", default="bench_results", help="folder for the JSON and Markdown")
+    parser.add_argument("--name", default=None, help="file name stem (default: bench-<backend>)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    suites = args.suites or list(SUITES)
+    unknown = sorted(set(suites) - set(SUITES))
+    if unknown:
+        parser.error(f"unknown suite {', '.join(unknown)}: choose from {', '.join(SUITES)}")
+    arrays = data.load_arrays("mnist", args.data_dir)
+    out = Path(args.out)
+    atomic.require_writable(out)
+    gpu = has_gpu()
+    report: dict = {
+        "command": "python -m keras_digits.bench " + " ".join(shlex.quote(a) for a in argv),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "versions": library_versions(),
+        "machine": {"description": f"{platform.machine()}, {os.cpu_count()} CPU cores"
+                    + (", GPU" if gpu else ", no GPU"), "platform": platform.platform()},
+    }
+    if "time-to-accuracy" in suites:
+        print("== time to accuracy: keras.io convnet, then our cnn", flush=True)
+        report["time-to-accuracy"] = bench_time_to_accuracy(arrays, args.limit, args.max_epochs,
+                                                            args.seed)
+    if "train" in suites:
+        print("== training throughput", flush=True)
+        report["train"] = bench_train(arrays, args.models, args.train_images, args.seed)
+    if "pipeline" in suites:
+        print("== tf.data pipeline", flush=True)
+        report["pipeline"] = bench_pipeline(arrays)
+    if "inference" in suites:
+        print("== inference", flush=True)
+        report["inference"] = bench_inference(arrays, args.models, Path(args.models_dir),
+                                              Path(args.export_dir), args.repeats)
+    stem = args.name or f"bench-{report['versions']['backend']}"
+    atomic.write_json(out / f"{stem}.json", report)
+    markdown = to_markdown(report)
+    with atomic.atomic_path(out / f"{stem}.md") as tmp:
+        tmp.write_text(markdown + "\n")
+    print(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

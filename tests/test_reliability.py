@@ -1,0 +1,108 @@
+"""Reliability: a killed run resumes, artifacts are whole or absent, seeded runs repeat."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, run_module
+
+from keras_digits import atomic, train
+
+
+def test_kill_nine_mid_training_then_resume(tmp_path):
+    out = tmp_path / "models"
+    args = ["-m", "keras_digits.train", "mlp", "--limit", "4000", "--epochs", "6",
+            "--patience", "10", "--quiet", "--out-dir", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    work = out / "mnist" / ".mlp.work"
+    process = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while len(train.read_history(work / "history.csv")) < 2:
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "training never reached epoch 2"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = train.read_history(work / "history.csv")
+    assert 2 <= len(before) < 6
+    assert not (out / "mnist" / "mlp").exists()  # nothing published from a dead run
+
+    resumed = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resuming mlp from epoch {len(before)}" in resumed.stdout
+    final = out / "mnist" / "mlp"
+    history = train.read_history(final / "history.csv")
+    assert [int(r["epoch"]) for r in history] == list(range(6))
+    # The epochs finished before the kill were kept, not trained again.
+    assert [r["epoch_seconds"] for r in history[:len(before)]] == \
+        [r["epoch_seconds"] for r in before]
+    metrics = json.loads((final / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 6 and (final / "model.keras").is_file()
+    assert not work.exists()
+
+
+def test_interrupted_write_leaves_nothing_under_the_final_name(tmp_path):
+    final = tmp_path / "cnn.onnx"
+    with pytest.raises(RuntimeError), atomic.atomic_path(final) as tmp:
+        tmp.write_bytes(b"half a model")
+        raise RuntimeError("killed mid-write")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_later_run_sweeps_leftovers_of_a_crash(tmp_path):
+    dead_pid = 2 ** 22 + 12345  # above Linux's default pid_max: no such process
+    leftovers = [tmp_path / f".cnn.onnx.tmp-{dead_pid}", tmp_path / f".cnn.staging-{dead_pid}"]
+    leftovers[0].write_bytes(b"partial")
+    leftovers[1].mkdir()
+    alive = tmp_path / f".mlp.onnx.tmp-{os.getppid()}"  # a writer that is still running
+    alive.write_bytes(b"in progress")
+    keep = tmp_path / "linear.onnx"
+    keep.write_bytes(b"whole")
+    removed = atomic.sweep_leftovers(tmp_path)
+    assert sorted(removed) == sorted(leftovers)
+    assert alive.exists() and keep.exists()
+
+
+def test_publish_replaces_an_old_folder_whole(tmp_path):
+    final, staging = tmp_path / "cnn", tmp_path / ".cnn.staging-1"
+    final.mkdir()
+    (final / "model.keras").write_text("old")
+    staging.mkdir()
+    (staging / "model.keras").write_text("new")
+    atomic.publish_dir(staging, final)
+    assert (final / "model.keras").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["cnn"]
+
+
+def test_seeded_deterministic_runs_are_identical(tmp_path):
+    runs = []
+    for i in (1, 2):
+        out = tmp_path / f"run{i}"
+        result = run_module("keras_digits.train", "mlp", "--limit", "1500", "--epochs", "2",
+                            "--seed", "7", "--deterministic", "--quiet", "--out-dir", str(out))
+        assert result.returncode == 0, result.stderr[-2000:]
+        runs.append(out / "mnist" / "mlp")
+    first, second = (json.loads((r / "metrics.json").read_text()) for r in runs)
+    for key in ("test_accuracy", "test_loss", "best_val_accuracy", "epochs_run"):
+        assert first[key] == second[key], key
+    import keras
+
+    weights = [keras.saving.load_model(r / "model.keras").get_weights() for r in runs]
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_no_pickle_anywhere():
+    for path in Path(REPO, "keras_digits").glob("*.py"):
+        source = path.read_text()
+        assert "import pickle" not in source and "allow_pickle=True" not in source, path

@@ -1,0 +1,81 @@
+"""Report stage: every file is produced, images are real pictures, links resolve, names fit."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_module
+from PIL import Image
+
+from keras_digits import report
+
+
+def _assert_real_picture(path: Path) -> None:
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("L"), dtype=float)
+    assert image.size[0] >= 400 and image.size[1] >= 200, image.size
+    assert pixels.std() > 10  # not a blank canvas
+
+
+@pytest.fixture(scope="module")
+def mnist_report(trained_dir, exported_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("reports")
+    index = report.build_report("mnist", trained_dir, out, exported_dir.parent)
+    assert index == out / "mnist" / "index.html"
+    return out / "mnist"
+
+
+def test_every_file_is_written(mnist_report):
+    names = {p.name for p in mnist_report.iterdir()}
+    for model in ("linear", "mlp", "cnn"):
+        assert {f"confusion_{model}.png", f"mistakes_{model}.png"} <= names
+    assert {"learning_curves.png", "index.html", "summary.md", "per_class.json"} <= names
+    for png in mnist_report.glob("*.png"):
+        _assert_real_picture(png)
+
+
+def test_html_links_resolve_and_table_shows_parity(mnist_report):
+    page = (mnist_report / "index.html").read_text()
+    links = re.findall(r'src="([^"]+)"', page)
+    assert len(links) == 7
+    assert all((mnist_report / link).is_file() for link in links)
+    assert "http://" not in page and "https://" not in page  # opens offline from disk
+    assert "98.60%" in page  # the video's CNN number, beside ours
+    assert "agree" in page  # ONNX parity column filled from export/parity.json
+
+
+def test_per_class_numbers_agree_with_the_confusion_matrix(mnist_report):
+    per_class = json.loads((mnist_report / "per_class.json").read_text())
+    matrix = np.array(per_class["cnn"]["confusion"])
+    assert matrix.sum() == 10_000
+    recall = np.diag(matrix) / matrix.sum(axis=1)
+    np.testing.assert_allclose(per_class["cnn"]["recall"], recall)
+    summary = (mnist_report / "summary.md").read_text()
+    assert "| cnn |" in summary and "| 9 |" in summary
+
+
+def test_fashion_mnist_report_uses_its_class_names(tmp_path):
+    if not Path("/usr/share/datasets/fashion-mnist").is_dir():
+        pytest.skip("dataset-fashion-mnist is not installed")
+    models = tmp_path / "models"
+    trained = run_module("keras_digits.train", "linear", "--dataset", "fashion_mnist",
+                         "--limit", "500", "--epochs", "1", "--quiet", "--out-dir", str(models))
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    made = run_module("keras_digits.report", "--dataset", "fashion_mnist", "--models-dir",
+                      str(models), "--out-dir", str(tmp_path / "reports"),
+                      "--export-dir", str(tmp_path / "none"))
+    assert made.returncode == 0, made.stderr[-2000:]
+    page = (tmp_path / "reports" / "fashion_mnist" / "index.html").read_text()
+    assert "Ankle boot" in page and "T-shirt/top" in page and "Fashion-MNIST" in page
+    assert "not exported" in page
+
+
+def test_report_without_models_says_what_to_do(tmp_path):
+    result = run_module("keras_digits.report", "--models-dir", str(tmp_path / "none"),
+                        "--out-dir", str(tmp_path / "r"))
+    assert result.returncode == 2
+    assert "run `python -m keras_digits.train all --dataset mnist` first" in result.stderr
