@@ -106,3 +106,24 @@ def test_no_pickle_anywhere():
     for path in Path(REPO, "keras_digits").glob("*.py"):
         source = path.read_text()
         assert "import pickle" not in source and "allow_pickle=True" not in source, path
+
+
+def test_disk_full_leaves_no_partial_file_and_one_line(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from keras_digits.cli import run_cli
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    target = tmp_path / "metrics.json"
+
+    def main(argv):
+        atomic.write_json(target, {"test_accuracy": 0.99})
+        return 0
+
+    assert run_cli(main, []) == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("error: No space left on device") and "\n" not in line
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Prepared GPU benchmark (≤ 10 minutes) for a machine with JAX and a GPU but no TensorFlow.
+# Keras 3 runs on the JAX backend; the models are pure Keras, data is fed as numpy arrays, and
+# `--precision auto` resolves to mixed_float16 with XLA on the GPU.
+#
+# Keras is not installed on the lent GPU machines; carry it as wheels (from the repo root):
+#   echo /.whl/ >> .git/info/exclude
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#     --implementation cp --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+#     -d .whl keras==3.15.1 namex==0.1.0 optree==0.20.0
+# and run this script with `.whl` carried. Results land in $OUT (or bench_results/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if compgen -G ".whl/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
+fi
+export KERAS_BACKEND=jax PYTHONUNBUFFERED=1
+out=${OUT:-bench_results}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt" || true
+# Time-to-accuracy (keras.io convnet vs our CNN) and training throughput of every model.
+timeout 540 python3 -m keras_digits.bench time-to-accuracy train --max-epochs 6 \
+  --train-images 16384 --out "$out" --name bench-jax-gpu
