@@ -23,7 +23,10 @@ def atomic_path(final: Path) -> Iterator[Path]:
     tmp = temp_name(final)
     try:
         yield tmp
-        os.replace(tmp, final)
+        if tmp.is_dir() and final.exists():
+            publish_dir(tmp, final)  # rename cannot replace a non-empty folder in one step
+        else:
+            os.replace(tmp, final)
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)

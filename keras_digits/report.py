@@ -113,7 +113,14 @@ def plot_curves(histories: dict[str, list[dict]], title: str, path: Path) -> Non
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
         ax.set_title(f"{key} per epoch")
-    axes[1].set_ylim(top=1.0)
+    # Zoom on where the models end up: one wild first epoch must not flatten every other curve.
+    finals = [r for rows in histories.values() for r in rows[-1:]]
+    if finals:
+        worst_acc = min(min(r.get("accuracy", 1), r.get("val_accuracy", 1)) for r in finals)
+        worst_loss = max(max(r.get("loss", 0), r.get("val_loss", 0)) for r in finals)
+        axes[0].set_ylim(0, worst_loss * 2.5)
+        axes[1].set_ylim(max(0.0, worst_acc - 0.05), 1.0)
+        axes[1].set_title("accuracy per epoch (zoomed on the final values)")
     axes[1].legend(fontsize=8, loc="lower right")
     fig.suptitle(title)
     fig.tight_layout()

@@ -127,3 +127,13 @@ def test_disk_full_leaves_no_partial_file_and_one_line(tmp_path, monkeypatch, ca
     line = capsys.readouterr().err.strip()
     assert line.startswith("error: No space left on device") and "\n" not in line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_folder_replaces_an_existing_one(tmp_path):
+    final = tmp_path / "saved_model"
+    for version in ("first", "second"):
+        with atomic.atomic_path(final) as tmp:
+            tmp.mkdir()
+            (tmp / "saved_model.pb").write_text(version)
+    assert (final / "saved_model.pb").read_text() == "second"
+    assert [p.name for p in tmp_path.iterdir()] == ["saved_model"]
