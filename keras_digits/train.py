@@ -18,6 +18,7 @@ either complete or absent.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import platform
 import shutil
@@ -115,9 +116,21 @@ def read_history(path: Path) -> list[dict[str, float]]:
     return [by_epoch[e] for e in sorted(by_epoch)]
 
 
+def backup_epoch(work: Path) -> int:
+    """Epochs finished according to BackupAndRestore's state in `work` (0 if none)."""
+    try:
+        return int(json.loads((work / "backup" / "training_metadata.json").read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
 def write_history(path: Path, rows: list[dict[str, float]]) -> None:
+    """Rewrite a history CSV in CSVLogger's column order (none at all for no rows)."""
+    if not rows:
+        path.unlink(missing_ok=True)
+        return
     keys = sorted({k for row in rows for k in row}, key=lambda k: (k != "epoch", k))
-    with path.open("w", newline="") as handle:
+    with atomic.atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=keys)
         writer.writeheader()
         for row in rows:
@@ -148,19 +161,41 @@ def _callbacks(work: Path, patience: int, history_rows: list[dict[str, float]]) 
                 self.best = scores[best_index]
                 self.wait = len(scores) - 1 - best_index
 
+    class AtomicCheckpoint(keras.callbacks.ModelCheckpoint):
+        """ModelCheckpoint that writes beside the target and renames: a kill never leaves a
+        truncated best.keras."""
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            super().on_epoch_end(epoch, logs)
+            incoming = Path(self.filepath)
+            if incoming.exists():
+                os.replace(incoming, work / "best.keras")
+
+    class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+        """BackupAndRestore whose weights and epoch counter are each replaced atomically
+        (Keras writes them in place, and a kill -9 mid-write made the resume fail)."""
+
+        def _save_model(self) -> None:
+            os.makedirs(self.backup_dir, exist_ok=True)
+            incoming = os.path.join(self.backup_dir, "incoming.weights.h5")
+            self.model.save_weights(incoming, overwrite=True)
+            os.replace(incoming, self._weights_path)
+            atomic.write_json(Path(self._training_metadata_path),
+                              {"epoch": self._current_epoch, "batch": self._last_batch_seen})
+
     best_so_far = max((row.get("val_accuracy", 0.0) for row in history_rows), default=None)
     return [
         EpochTimer(),
-        keras.callbacks.ModelCheckpoint(
-            str(work / "best.keras"), monitor="val_accuracy", mode="max", save_best_only=True,
-            initial_value_threshold=best_so_far,
+        AtomicCheckpoint(
+            str(work / "incoming.keras"), monitor="val_accuracy", mode="max",
+            save_best_only=True, initial_value_threshold=best_so_far,
         ),
         ResumableEarlyStopping(
             monitor="val_accuracy", mode="max", patience=patience, restore_best_weights=True,
         ),
         keras.callbacks.CSVLogger(str(work / "history.csv"), append=True),
         keras.callbacks.TensorBoard(log_dir=str(work / "logs"), profile_batch=0),
-        keras.callbacks.BackupAndRestore(backup_dir=str(work / "backup")),
+        AtomicBackupAndRestore(backup_dir=str(work / "backup")),
     ]
 
 
@@ -266,9 +301,13 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
     train_ds, val_ds, test_ds = data.make_pipelines(splits, batch_size, config.seed)
 
     work.mkdir(parents=True, exist_ok=True)
-    history_rows = read_history(work / "history.csv")
-    if history_rows:
-        print(f"resuming {config.model} from epoch {len(history_rows)} ({work})", flush=True)
+    # The backup decides where training resumes; history rows past it (an epoch logged just
+    # before a kill, whose backup never landed) are dropped and that epoch runs again.
+    resume_epoch = backup_epoch(work)
+    history_rows = [r for r in read_history(work / "history.csv") if r["epoch"] < resume_epoch]
+    write_history(work / "history.csv", history_rows)
+    if resume_epoch:
+        print(f"resuming {config.model} from epoch {resume_epoch} ({work})", flush=True)
     model.fit(
         train_ds, validation_data=val_ds, epochs=epochs, verbose=config.verbose, shuffle=False,
         callbacks=_callbacks(work, plan.patience, history_rows),
