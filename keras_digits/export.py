@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from keras_digits import atomic, data
-from keras_digits.classes import DATASET_NAMES, class_names
+from keras_digits.classes import class_names
 from keras_digits.cli import Parser, UserError, positive_int, run_cli
 from keras_digits.predict import CLASSES_KEY, INPUT_NAME, OUTPUT_NAME
-from keras_digits.train import MODEL_NAMES, expand_models
+from keras_digits.train import add_model_arguments, expand_models
 
 OPSET = 17
 CALIBRATION_IMAGES = 512
@@ -247,9 +247,7 @@ def format_parity(entries: list[dict]) -> str:
 def build_parser() -> Parser:
     parser = Parser(prog="python -m keras_digits.export",
                     description="Export trained models to SavedModel and ONNX and prove parity.")
-    parser.add_argument("models", nargs="+", metavar="MODEL",
-                        help=f"'all' or one or more of: {', '.join(MODEL_NAMES)}")
-    parser.add_argument("--dataset", default="mnist", choices=DATASET_NAMES)
+    add_model_arguments(parser)
     parser.add_argument("--models-dir", default="saved_models",
                         help="where `train` left the models")
     parser.add_argument("--out-dir", default="export")

@@ -373,12 +373,17 @@ def format_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def build_parser() -> Parser:
-    parser = Parser(prog="python -m keras_digits.train",
-                    description="Train the digit classifiers and save their artifacts.")
+def add_model_arguments(parser: Parser) -> None:
+    """The MODEL... and --dataset arguments shared by train and export."""
     parser.add_argument("models", nargs="+", metavar="MODEL",
                         help=f"'all' or one or more of: {', '.join(MODEL_NAMES)}")
     parser.add_argument("--dataset", default="mnist", choices=DATASET_NAMES)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m keras_digits.train",
+                    description="Train the digit classifiers and save their artifacts.")
+    add_model_arguments(parser)
     parser.add_argument("--epochs", type=positive_int, help="maximum epochs (default: per model)")
     parser.add_argument("--batch-size", type=positive_int)
     parser.add_argument("--learning-rate", type=positive_float)

@@ -42,12 +42,33 @@ def make_idx_dir(root: Path, n_train: int = 64, n_test: int = 16, seed: int = 0)
 def run_module(module: str, *args: str, timeout: float = 300, env: dict | None = None,
                cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run `python -m module args` as a user would, capturing its output."""
-    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    # Subprocesses get the offline switch, so a stray download attempt fails instead of waiting.
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_DIGITS_OFFLINE": "1",
+                **(env or {})}
     full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
     return subprocess.run(
         [sys.executable, "-m", module, *args], capture_output=True, text=True,
         timeout=timeout, env=full_env, cwd=cwd or REPO,
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_network():
+    """The whole suite runs with outbound connections refused: the data is local, so nothing
+    may need the network (loopback and Unix sockets stay allowed)."""
+    import socket
+
+    original = socket.socket.connect
+
+    def guarded(sock, address):
+        host = address[0] if isinstance(address, tuple) else None
+        if host is not None and host not in ("127.0.0.1", "::1", "localhost"):
+            raise AssertionError(f"test tried to reach the network: {address}")
+        return original(sock, address)
+
+    socket.socket.connect = guarded
+    yield
+    socket.socket.connect = original
 
 
 @pytest.fixture(scope="session")
