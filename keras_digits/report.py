@@ -81,14 +81,14 @@ def plot_mistakes(images: np.ndarray, labels: np.ndarray, probs: np.ndarray,
     wrong = wrong[np.argsort(-probs[wrong, predictions[wrong]])][:GALLERY_SIZE]
     cols = 8
     rows = max(1, -(-len(wrong) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.5, rows * 1.75 + 0.6), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.6, rows * 1.9 + 0.6), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, index in zip(axes.flat, wrong, strict=False):
         ax.imshow(images[index, ..., 0], cmap="gray_r", vmin=0, vmax=255)
         p = probs[index, predictions[index]]
-        ax.set_title(f"{classes[labels[index]][:9]} → {classes[predictions[index]][:9]}\n"
-                     f"{100 * p:.0f}%", fontsize=8)
+        ax.set_title(f"{classes[labels[index]]}\n→ {classes[predictions[index]]} "
+                     f"({100 * p:.0f}%)", fontsize=8)
     if not len(wrong):
         axes.flat[0].text(0, 0.5, "no mistakes", fontsize=12)
     fig.suptitle(f"{title}: true → predicted (confidence), most confident first", fontsize=10)
