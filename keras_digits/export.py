@@ -14,6 +14,7 @@ under the float32 policy and given the trained weights, whatever precision it tr
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -296,8 +297,6 @@ def main(argv: list[str]) -> int:
 
 
 def _read_parity(path: Path) -> dict:
-    import json
-
     try:
         existing = json.loads(path.read_text())
         if isinstance(existing.get("models"), dict):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -200,8 +201,6 @@ def build_report(dataset: str, models_dir: Path | str = "saved_models",
         atomic.publish_dir(staging, final)
     finally:
         if staging.exists():
-            import shutil
-
             shutil.rmtree(staging, ignore_errors=True)
     return final / "index.html"
 
