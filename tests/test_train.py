@@ -84,3 +84,15 @@ def test_unwritable_output_folder(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: cannot write to {blocker}")
+
+
+def test_train_all_is_the_main_job_and_ends_with_the_report(tmp_path):
+    """`train all` loops over the registry, prints the comparison table and writes the report."""
+    result = run_module("keras_digits.train", "all", "--limit", "300", "--epochs", "1",
+                        "--quiet", "--out-dir", str(tmp_path / "models"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = result.stdout[result.stdout.index("| model |"):]
+    for name in ("linear", "mlp", "cnn", "alexnet"):
+        assert f"| {name} |" in table
+        assert (tmp_path / "models" / "mnist" / name / "metrics.json").is_file()
+    assert (tmp_path / "reports" / "mnist" / "index.html").is_file()
