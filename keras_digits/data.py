@@ -257,10 +257,9 @@ def split(arrays: Arrays, limit: int | None = None, val_size: int = VALIDATION_S
     n_train = len(arrays.train_images) - val_size
     if n_train <= 0:
         raise UserError(f"training set has only {len(arrays.train_images)} images")
-    cap = limit if limit is not None else None
-    train = (arrays.train_images[:n_train][:cap], arrays.train_labels[:n_train][:cap])
-    val = (arrays.train_images[n_train:][:cap], arrays.train_labels[n_train:][:cap])
-    test = (arrays.test_images[:cap], arrays.test_labels[:cap])
+    train = (arrays.train_images[:n_train][:limit], arrays.train_labels[:n_train][:limit])
+    val = (arrays.train_images[n_train:][:limit], arrays.train_labels[n_train:][:limit])
+    test = (arrays.test_images[:limit], arrays.test_labels[:limit])
     return Splits(train=train, validation=val, test=test)
 
 

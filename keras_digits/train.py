@@ -199,11 +199,9 @@ def _callbacks(work: Path, patience: int, history_rows: list[dict[str, float]]) 
     ]
 
 
-def _compile(model, config: TrainConfig, recipe, steps_per_epoch: int, epochs: int,
-             jit: bool) -> None:
+def _compile(model, recipe, lr: float, steps_per_epoch: int, epochs: int, jit: bool) -> None:
     import keras
 
-    lr = config.learning_rate or recipe.learning_rate
     warmup = min(steps_per_epoch, max(1, steps_per_epoch * epochs // 10))
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=lr / 10, decay_steps=max(1, steps_per_epoch * epochs - warmup),
@@ -277,10 +275,10 @@ def build_compiled(config: TrainConfig, n_train: int) -> Plan:
         model = models.create_model(config.model)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    _compile(model, config, recipe, -(-n_train // batch_size), epochs, jit)
+    learning_rate = config.learning_rate or recipe.learning_rate
+    _compile(model, recipe, learning_rate, -(-n_train // batch_size), epochs, jit)
     return Plan(model=model, epochs=epochs, batch_size=batch_size,
-                patience=config.patience or recipe.patience,
-                learning_rate=config.learning_rate or recipe.learning_rate,
+                patience=config.patience or recipe.patience, learning_rate=learning_rate,
                 precision=precision, jit=jit)
 
 
@@ -297,7 +295,7 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
 
         tf.config.experimental.enable_op_determinism()
     plan = build_compiled(config, len(splits.train[0]))
-    model, epochs, batch_size = plan.model, plan.epochs, plan.batch_size
+    model, batch_size = plan.model, plan.batch_size
     train_ds, val_ds, test_ds = data.make_pipelines(splits, batch_size, config.seed)
 
     work.mkdir(parents=True, exist_ok=True)
@@ -309,7 +307,8 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
     if resume_epoch:
         print(f"resuming {config.model} from epoch {resume_epoch} ({work})", flush=True)
     model.fit(
-        train_ds, validation_data=val_ds, epochs=epochs, verbose=config.verbose, shuffle=False,
+        train_ds, validation_data=val_ds, epochs=plan.epochs, verbose=config.verbose,
+        shuffle=False,
         callbacks=_callbacks(work, plan.patience, history_rows),
     )
 
@@ -317,14 +316,14 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
         model.load_weights(work / "best.keras")
     test_loss, test_accuracy = model.evaluate(test_ds, verbose=0)
     rows = read_history(work / "history.csv")
-    best_epoch = max(rows, key=lambda r: r.get("val_accuracy", 0.0))["epoch"] + 1 if rows else 0
+    best = max(rows, key=lambda r: r.get("val_accuracy", 0.0), default={})
     metrics = {
         "model": config.model,
         "dataset": config.dataset,
         "test_accuracy": float(test_accuracy),
         "test_loss": float(test_loss),
-        "best_val_accuracy": max((r.get("val_accuracy", 0.0) for r in rows), default=0.0),
-        "best_epoch": int(best_epoch),
+        "best_val_accuracy": best.get("val_accuracy", 0.0),
+        "best_epoch": int(best["epoch"]) + 1 if best else 0,
         "epochs_run": len(rows),
         "train_seconds": round(sum(r.get("epoch_seconds", 0.0) for r in rows), 2),
         "parameters": int(model.count_params()),
