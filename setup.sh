@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One-step set-up: a virtual environment with the pinned packages, plus Fashion-MNIST from Debian.
+# One-step set-up: a virtual environment with the pinned packages, onnxruntime-web for the
+# draw-a-digit page, and (as root on Debian) Fashion-MNIST and Chromium for the browser tests.
 # Usage: bash setup.sh [requirements file]   (default requirements.txt, the CPU install)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -7,12 +8,22 @@ requirements=${1:-requirements.txt}
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -r "$requirements"
-if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; then
+
+if command -v npm >/dev/null; then
+  npm ci --no-audit --no-fund --loglevel=error
+else
+  echo "note: install Node.js and npm, then run 'npm ci' for the draw-a-digit page" >&2
+fi
+
+missing=()
+[ -d /usr/share/datasets/fashion-mnist ] || missing+=(dataset-fashion-mnist)
+command -v chromium >/dev/null || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   if [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) ||
-      echo "warning: could not install dataset-fashion-mnist; Fashion-MNIST needs --data-dir" >&2
+    (apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+      >/dev/null) || echo "warning: could not install ${missing[*]}" >&2
   else
-    echo "note: run 'sudo apt-get install dataset-fashion-mnist' for Fashion-MNIST" >&2
+    echo "note: run 'sudo apt-get install ${missing[*]}' (Fashion-MNIST, browser tests)" >&2
   fi
 fi
 echo "set-up done: .venv is ready"

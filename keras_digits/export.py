@@ -45,8 +45,8 @@ class ParityLimits:
 LIMITS = ParityLimits()
 
 
-def load_trained(path: Path, name: str):
-    """Load a `.keras` file safely and rebuild it as the float32 registry model."""
+def load_trained(path: Path, name: str, dataset: str = "mnist"):
+    """Load a `.keras` file safely and rebuild it as the float32 registry model for `dataset`."""
     import keras
 
     from keras_digits import models
@@ -60,7 +60,7 @@ def load_trained(path: Path, name: str):
         raise UserError(f"{path} is not a readable Keras model ({type(exc).__name__}); "
                         "retrain it or restore the file") from exc
     keras.mixed_precision.set_global_policy("float32")
-    fresh = models.create_model(name)
+    fresh = models.create_model(name, dataset=dataset)
     try:
         fresh.set_weights(trained.get_weights())
     except ValueError as exc:
@@ -187,7 +187,7 @@ def int8_passes(result: dict) -> bool:
 def export_model(name: str, dataset: str, models_dir: Path, out_dir: Path,
                  arrays: data.Arrays, limit: int | None = None) -> dict:
     """Export one model in every format and measure its parity; returns its parity entry."""
-    model = load_trained(models_dir / dataset / name / "model.keras", name)
+    model = load_trained(models_dir / dataset / name / "model.keras", name, dataset)
     onnx_path = out_dir / f"{name}.onnx"
     int8_path = out_dir / f"{name}.int8.onnx"
     saved_model_path = out_dir / "saved_model" / name

@@ -135,21 +135,16 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     if flat.max() < MIN_CONTRAST:
         return np.zeros_like(flat)
     threshold = max(_otsu(flat / flat.max()) * flat.max(), MIN_CONTRAST / 2)
-    mask = flat > threshold
-    # Ruled or squared paper: drop thin lines that cross nearly the whole page.
-    for axis in (0, 1):
-        cover = mask.mean(axis=1 - axis)
-        lines = cover > 0.85
-        if lines.any():
-            if axis == 0:
-                flat[:, lines] = 0.0
-            else:
-                flat[lines, :] = 0.0
+    low = threshold / 2  # where ink starts to count
+    # Ruled or squared paper: drop thin lines that cross nearly the whole page, faint ones too,
+    # or they would stretch the crop across the page.
+    visible = flat > low
+    flat[visible.mean(axis=1) > 0.85, :] = 0.0  # rows: horizontal rules
+    flat[:, visible.mean(axis=0) > 0.85] = 0.0  # columns: vertical rules
     mask = flat > threshold
     if not mask.any():
         return np.zeros_like(flat)
     strong = float(np.percentile(flat[mask], 90))
-    low = threshold / 2
     return np.clip((flat - low) / max(strong - low, 1e-6), 0.0, 1.0)
 
 

@@ -25,6 +25,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, replace
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,7 @@ class TrainConfig:
     data_dir: str | None = None
     deterministic: bool = False
     verbose: int = 1
+    strategy: str = "auto"
 
 
 def has_gpu() -> bool:
@@ -80,6 +82,63 @@ def resolve_jit(jit: str, gpu: bool) -> bool:
     if jit == "auto":
         return gpu
     return jit == "on"
+
+
+STRATEGIES = ("auto", "one", "mirrored", "multiworker")
+
+
+def split_cpu(devices: int) -> None:
+    """Show the CPU as several logical devices, so distributed training runs without GPUs."""
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(devices)])
+
+
+def cluster_workers() -> int:
+    """How many workers TF_CONFIG lists (0 when it is not set)."""
+    raw = os.environ.get("TF_CONFIG", "")
+    if not raw.strip():
+        return 0
+    try:
+        return len(json.loads(raw)["cluster"]["worker"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"TF_CONFIG is not a valid cluster description ({exc}); set it to "
+                        '{"cluster": {"worker": ["host:port", ...]}, '
+                        '"task": {"type": "worker", "index": N}} or unset it') from None
+
+
+def make_strategy(name: str):
+    """The tf.distribute strategy for `--strategy`; global batch = per-replica batch x replicas.
+
+    auto: several GPUs -> mirrored, else one device. mirrored: every local GPU, or every logical
+    CPU device when there is no GPU (see --cpu-devices). multiworker is refused: Keras 3.15's
+    `model.fit` cannot train under MultiWorkerMirroredStrategy (keras-team/keras#20585; measured
+    here: its first step fails reducing the scalar metrics across workers).
+    """
+    refuse_multiworker(name)
+    import tensorflow as tf
+
+    if name == "auto":
+        name = "mirrored" if len(tf.config.list_physical_devices("GPU")) > 1 else "one"
+    if name == "one":
+        return tf.distribute.get_strategy()
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([d.name for d in devices])
+
+
+def refuse_multiworker(name: str) -> None:
+    """Stop before TensorFlow starts when the run would need MultiWorkerMirroredStrategy."""
+    if name == "multiworker" or (name == "auto" and cluster_workers() > 1):
+        raise UserError(f"multi-worker training is not available: Keras {version('keras')} "
+                        "model.fit fails under MultiWorkerMirroredStrategy "
+                        "(keras-team/keras#20585); train on one machine with --strategy "
+                        "mirrored (all its GPUs) and unset TF_CONFIG")
+
+
+def strategy_name(strategy) -> str:
+    return type(strategy).__name__.removeprefix("_")
 
 
 def library_versions() -> dict[str, str]:
@@ -253,36 +312,44 @@ class Plan:
     learning_rate: float
     precision: str
     jit: bool
+    replicas: int = 1
 
 
-def build_compiled(config: TrainConfig, n_train: int) -> Plan:
+def build_compiled(config: TrainConfig, n_train: int, strategy=None) -> Plan:
     """Create the registry model under the right precision and compile it with its recipe.
 
-    Shared by `train` and `bench`, so benchmarks measure exactly what training runs.
+    Shared by `train` and `bench`, so benchmarks measure exactly what training runs. Under a
+    tf.distribute `strategy` the model is built in its scope and the recipe's batch size is per
+    replica.
     """
+    import contextlib
+
     import keras
 
     from keras_digits import models
 
-    recipe = models.get_entry(config.model).recipe
+    recipe = models.get_entry(config.model).recipe_for(config.dataset)
     epochs = config.epochs or recipe.epochs
-    batch_size = config.batch_size or recipe.batch_size
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    batch_size = (config.batch_size or recipe.batch_size) * replicas
     gpu = has_gpu()
     precision = resolve_precision(config.precision, gpu)
     jit = resolve_jit(config.jit, gpu)
+    learning_rate = config.learning_rate or recipe.learning_rate
     keras.mixed_precision.set_global_policy(precision)
     try:
-        model = models.create_model(config.model)
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            model = models.create_model(config.model, dataset=config.dataset)
+            _compile(model, recipe, learning_rate, -(-n_train // batch_size), epochs, jit)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    learning_rate = config.learning_rate or recipe.learning_rate
-    _compile(model, recipe, learning_rate, -(-n_train // batch_size), epochs, jit)
     return Plan(model=model, epochs=epochs, batch_size=batch_size,
                 patience=config.patience or recipe.patience, learning_rate=learning_rate,
-                precision=precision, jit=jit)
+                precision=precision, jit=jit, replicas=replicas)
 
 
-def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models") -> dict:
+def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models",
+                       strategy=None) -> dict:
     """Train one model on one dataset and publish its artifacts; returns its metrics."""
     import keras
 
@@ -294,7 +361,7 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-    plan = build_compiled(config, len(splits.train[0]))
+    plan = build_compiled(config, len(splits.train[0]), strategy)
     model, batch_size = plan.model, plan.batch_size
     train_ds, val_ds, test_ds = data.make_pipelines(splits, batch_size, config.seed)
 
@@ -332,6 +399,8 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
         "seed": config.seed,
         "deterministic": config.deterministic,
         "batch_size": batch_size,
+        "strategy": strategy_name(strategy) if strategy is not None else "none",
+        "replicas": plan.replicas,
         "learning_rate": plan.learning_rate,
         "examples": {"train": len(splits.train[0]), "validation": len(splits.validation[0]),
                      "test": len(splits.test[0])},
@@ -395,6 +464,12 @@ def build_parser() -> Parser:
                         help="XLA compilation (auto: on with a GPU only)")
     parser.add_argument("--limit", type=positive_int,
                         help="use at most N images per split, for quick runs")
+    parser.add_argument("--strategy", choices=STRATEGIES, default="auto",
+                        help="tf.distribute: one device, or mirrored over all local GPUs (or "
+                             "--cpu-devices); --batch-size is per replica. multiworker is refused "
+                             "until Keras fixes keras-team/keras#20585")
+    parser.add_argument("--cpu-devices", type=positive_int,
+                        help="split the CPU into N logical devices (try mirrored without GPUs)")
     parser.add_argument("--data-dir", help=f"folder with the IDX files (or ${data.DATA_DIR_ENV})")
     parser.add_argument("--out-dir", default="saved_models")
     parser.add_argument("--no-report", action="store_true",
@@ -423,16 +498,19 @@ def main(argv: list[str]) -> int:
     # Fail fast, before TensorFlow starts: data present and verified, output folder writable.
     data.load_arrays(args.dataset, args.data_dir)
     atomic.require_writable(Path(args.out_dir) / args.dataset)
+    refuse_multiworker(args.strategy)
     base = TrainConfig(
         model=names[0], dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, patience=args.patience, seed=args.seed,
         precision=args.precision, jit=args.jit, limit=args.limit, data_dir=args.data_dir,
         deterministic=args.deterministic, verbose=0 if args.quiet else 1,
+        strategy=args.strategy,
     )
+    strategy = _start_strategy(args)
     results = []
     for name in names:
         print(f"== training {name} on {args.dataset}", flush=True)
-        metrics = train_and_evaluate(replace(base, model=name), args.out_dir)
+        metrics = train_and_evaluate(replace(base, model=name), args.out_dir, strategy)
         print(f"== {name}: test accuracy {100 * metrics['test_accuracy']:.2f}% "
               f"in {metrics['train_seconds']:.1f} s", flush=True)
         results.append(metrics)
@@ -441,6 +519,25 @@ def main(argv: list[str]) -> int:
     if args.models == ["all"] and not args.no_report:
         _run_report(args)
     return 0
+
+
+def _start_strategy(args):
+    """The distribution strategy, created first thing as MultiWorkerMirroredStrategy requires;
+    None on the JAX backend, which has no tf.distribute."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        if args.strategy not in ("auto", "one") or args.cpu_devices:
+            raise UserError("--strategy and --cpu-devices need the TensorFlow backend; unset "
+                            "KERAS_BACKEND or use --strategy one")
+        return None
+    if args.cpu_devices:
+        split_cpu(args.cpu_devices)
+    strategy = make_strategy(args.strategy)
+    if strategy.num_replicas_in_sync > 1:
+        print(f"== {strategy_name(strategy)}: {strategy.num_replicas_in_sync} replicas",
+              flush=True)
+    return strategy
 
 
 def _run_report(args) -> None:

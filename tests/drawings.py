@@ -2,7 +2,8 @@
 
 Used by the predict tests and by `bench`-style measurements of preprocessing. Each variant mimics
 a real input: thick or thin pens, a slight tilt, a digit off-centre on a big canvas, light ink on
-dark, strokes on a transparent canvas, JPEG artefacts, a shadowed photo of squared paper.
+dark, strokes on a transparent canvas, JPEG artefacts, a shadowed photo of squared paper, a
+landscape page of ruled paper.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 FONTS = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSerif.ttf", "DejaVuSansMono.ttf")
 VARIANTS = ("plain", "thin", "thick", "rotated", "offcentre", "inverted", "rgba", "jpeg",
-            "photo")
+            "photo", "lined")
 
 
 def available_fonts() -> list[Path]:
@@ -56,6 +57,8 @@ def render(digit: int, font_path: Path, variant: str, seed: int = 0) -> Image.Im
         return glyph.convert("RGB")
     if variant == "photo":
         return _photo(glyph, rng)
+    if variant == "lined":
+        return _lined(glyph)
     return glyph
 
 
@@ -70,6 +73,16 @@ def _photo(glyph: Image.Image, rng: np.random.Generator) -> Image.Image:
     photo = paper * (1 - 0.75 * ink) + rng.normal(0, 6, paper.shape)
     rgb = np.stack([photo, photo * 0.97, photo * 0.9], axis=-1)
     return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB")
+
+
+def _lined(glyph: Image.Image) -> Image.Image:
+    """The digit written across the rules of a landscape notebook page (not square on purpose)."""
+    height, width = glyph.size[1], glyph.size[0]
+    page = np.full((height, width * 3 // 2), 250, dtype=np.uint8)
+    page[10::height // 6, :] = 150  # ruled lines, one pixel thick, across the whole page
+    left = width // 4
+    page[:, left:left + width] = np.minimum(page[:, left:left + width], np.asarray(glyph))
+    return Image.fromarray(page, "L")
 
 
 def save(image: Image.Image, path: Path, variant: str) -> Path:

@@ -53,3 +53,15 @@ def test_models_are_pure_keras():
     """No TensorFlow inside model code, so the same models run on the JAX backend."""
     source = Path(models.__file__).read_text()
     assert "import tensorflow" not in source and "tf." not in source
+
+
+def test_per_dataset_tuning_widens_the_fashion_cnn_only():
+    mnist_cnn = models.create_model("cnn")
+    fashion_cnn = models.create_model("cnn", dataset="fashion_mnist")
+    assert mnist_cnn.count_params() == 29_322 and fashion_cnn.count_params() == 104_714
+    assert fashion_cnn.get_layer("block1_conv").filters == 32
+    entry = models.get_entry("cnn")
+    assert entry.recipe_for("mnist") == entry.recipe and entry.recipe.epochs == 6
+    assert entry.recipe_for("fashion_mnist").epochs == 12
+    # models without tuning are the same on both datasets
+    assert models.create_model("mlp", dataset="fashion_mnist").count_params() == 269_322

@@ -96,3 +96,29 @@ def test_train_all_is_the_main_job_and_ends_with_the_report(tmp_path):
         assert f"| {name} |" in table
         assert (tmp_path / "models" / "mnist" / name / "metrics.json").is_file()
     assert (tmp_path / "reports" / "mnist" / "index.html").is_file()
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    """--strategy mirrored splits each batch over two CPU devices; the batch is per replica."""
+    result = run_module("keras_digits.train", "cnn", "--strategy", "mirrored", "--cpu-devices",
+                        "2", "--limit", "3000", "--epochs", "2", "--quiet", "--out-dir",
+                        str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "MirroredStrategy: 2 replicas" in result.stdout
+    metrics = json.loads((tmp_path / "mnist" / "cnn" / "metrics.json").read_text())
+    assert metrics["strategy"] == "MirroredStrategy" and metrics["replicas"] == 2
+    assert metrics["batch_size"] == 2 * 128  # the cnn recipe's 128 per replica
+    assert metrics["test_accuracy"] > 0.5  # it learned (2 epochs on 3,000 images)
+
+
+@pytest.mark.parametrize("env, args", [
+    ({}, ["--strategy", "multiworker"]),
+    ({"TF_CONFIG": '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", '
+                   '"index": 0}}'}, []),
+])
+def test_multiworker_is_refused_before_tensorflow_starts(env, args, tmp_path):
+    result = run_module("keras_digits.train", "cnn", *args, "--out-dir", str(tmp_path),
+                        env=env, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "keras-team/keras#20585" in result.stderr
+    assert not (tmp_path / "mnist" / "cnn").exists()

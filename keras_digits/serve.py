@@ -1,0 +1,241 @@
+"""Serve stage: `python -m keras_digits.serve [--model export/mnist/cnn.onnx] [--port 8000]`.
+
+A draw-a-digit page where onnxruntime-web runs the exported `.onnx` files in the browser: the
+page preprocesses the drawing exactly as `predict` does (`web/preprocess.js` mirrors
+`preprocess.py`) and shows the ten probabilities. Python only serves files — the standard
+library's HTTP server on loopback — and checks each model with onnxruntime before listing it.
+onnxruntime-web comes from the npm registry (`npm ci`, run by setup.sh) and is served from
+node_modules, so the page needs no internet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import re
+import shutil
+import socket
+import sys
+from dataclasses import asdict, dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from keras_digits.cli import Parser, UserError, run_cli
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WEB_DIR = Path(__file__).resolve().parent / "web"
+ORT_PACKAGE = REPO_ROOT / "node_modules" / "onnxruntime-web"
+PAGE_FILES = {"/": "index.html", "/index.html": "index.html", "/app.js": "app.js",
+              "/preprocess.js": "preprocess.js", "/style.css": "style.css"}
+CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                 ".mjs": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+                 ".wasm": "application/wasm", ".onnx": "application/octet-stream",
+                 ".json": "application/json"}
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+EXPORT_HINT = "run `python -m keras_digits.export all` and reload the page"
+
+
+@dataclass
+class ModelInfo:
+    """One `.onnx` file as the page's model picker lists it."""
+
+    name: str  # file name without .onnx: "cnn", "cnn.int8"
+    file: str
+    dataset: str | None
+    classes: list[str]
+    test_accuracy: float | None
+    error: str | None
+
+
+def find_ort(package: Path = ORT_PACKAGE) -> tuple[Path, str]:
+    """The onnxruntime-web dist folder and its version; a clear error when npm has not run."""
+    manifest = package / "package.json"
+    dist = package / "dist"
+    if not manifest.is_file() or not (dist / "ort.wasm.min.mjs").is_file():
+        raise UserError(f"onnxruntime-web is not installed in {package.parent}; run `npm ci` in "
+                        f"{REPO_ROOT} (bash setup.sh does it)")
+    return dist, json.loads(manifest.read_text())["version"]
+
+
+def _accuracies(folder: Path) -> dict[str, float]:
+    """Test accuracy per exported file, from export's parity.json when it is there and sane."""
+    try:
+        report = json.loads((folder / "parity.json").read_text())
+        found = {}
+        for model, entry in report["models"].items():
+            for kind, name in (("onnx", model), ("int8", f"{model}.int8")):
+                if isinstance(entry.get(kind), dict) and "accuracy" in entry[kind]:
+                    found[name] = float(entry[kind]["accuracy"])
+        return found
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}  # no or odd parity file: the picker just shows no accuracy
+
+
+def describe(path: Path, accuracy: float | None = None) -> ModelInfo:
+    """Load `path` with onnxruntime to check it fits the page; the error says what to do."""
+    from keras_digits.predict import OnnxClassifier
+
+    name = path.name.removesuffix(".onnx")
+    try:
+        classifier = OnnxClassifier(path)
+    except UserError as exc:
+        return ModelInfo(name, path.name, None, [], None, str(exc))
+    metadata = classifier.session.get_modelmeta().custom_metadata_map
+    return ModelInfo(name, path.name, metadata.get("keras_digits.dataset"),
+                     list(classifier.classes), accuracy, None)
+
+
+def catalogue(default: Path) -> list[ModelInfo]:
+    """The default model first, then every other `.onnx` beside it, simplest model first."""
+    order = {"linear": 0, "mlp": 1, "cnn": 2, "alexnet": 3}
+
+    def key(path: Path) -> tuple:
+        base, _, variant = path.name.removesuffix(".onnx").partition(".")
+        return (path != default, order.get(base, 9), base, variant)
+
+    accuracies = _accuracies(default.parent)
+    files = sorted({default, *default.parent.glob("*.onnx")}, key=key)
+    return [describe(f, accuracies.get(f.name.removesuffix(".onnx"))) for f in files]
+
+
+class PageHandler(BaseHTTPRequestHandler):
+    """Serves the page, onnxruntime-web's files and the listed models; nothing else."""
+
+    server_version = "keras-digits"
+    web_dir: Path = WEB_DIR
+    ort_dir: Path
+    config: dict
+    model_paths: dict[str, Path]
+    quiet = True
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        self._respond(send_body=True)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._respond(send_body=False)
+
+    def _respond(self, send_body: bool) -> None:
+        route = unquote(urlsplit(self.path).path)
+        if route in PAGE_FILES:
+            return self._send_file(self.web_dir / PAGE_FILES[route], send_body)
+        if route == "/api/config":
+            return self._send_json(HTTPStatus.OK, self.config, send_body)
+        folder, _, name = route.lstrip("/").partition("/")
+        if folder == "ort" and SAFE_NAME.match(name) and (self.ort_dir / name).is_file():
+            return self._send_file(self.ort_dir / name, send_body)
+        if folder == "models" and name in self.model_paths:
+            path = self.model_paths[name]
+            if not path.is_file():
+                return self._send_json(HTTPStatus.NOT_FOUND, {
+                    "error": f"model file {path} is missing; {EXPORT_HINT}"}, send_body)
+            return self._send_file(path, send_body)
+        self._send_json(HTTPStatus.NOT_FOUND, {"error": f"nothing at {route}"}, send_body)
+
+    def _headers(self, status: HTTPStatus, content_type: str, length: int) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(length))
+        self.send_header("Cache-Control", "no-store")  # a re-export must show on reload
+        self.end_headers()
+
+    def _send_json(self, status: HTTPStatus, payload: dict, send_body: bool) -> None:
+        body = json.dumps(payload).encode()
+        self._headers(status, CONTENT_TYPES[".json"], len(body))
+        if send_body:
+            self.wfile.write(body)
+
+    def _send_file(self, path: Path, send_body: bool) -> None:
+        try:
+            handle = path.open("rb")
+        except OSError:
+            return self._send_json(HTTPStatus.NOT_FOUND, {
+                "error": f"{path.name} could not be read; {EXPORT_HINT}"}, send_body)
+        with handle:
+            size = os.fstat(handle.fileno()).st_size
+            self._headers(HTTPStatus.OK, CONTENT_TYPES.get(path.suffix,
+                                                           "application/octet-stream"), size)
+            if send_body:
+                # The browser may navigate away mid-download; that is not an error.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    shutil.copyfileobj(handle, self.wfile)
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server's signature)
+        if not self.quiet:
+            super().log_message(format, *args)
+
+
+def make_server(model: Path, host: str, port: int, verbose: bool = False) -> ThreadingHTTPServer:
+    """Check everything the page needs, then bind; every failure is one actionable line."""
+    ort_dir, ort_version = find_ort()
+    if not model.is_file():
+        raise UserError(f"model file {model} does not exist; run `python -m keras_digits.export "
+                        "all` first or pass --model PATH")
+    models = catalogue(model)
+    if models[0].error:
+        raise UserError(models[0].error)
+    for info in models[1:]:
+        if info.error:
+            print(f"warning: {info.file} is listed as unusable: {info.error}", file=sys.stderr)
+    handler = type("Handler", (PageHandler,), {
+        "ort_dir": ort_dir, "quiet": not verbose,
+        "model_paths": {m.file: model.parent / m.file for m in models},
+        "config": {"default": models[0].file, "onnxruntime_web": ort_version,
+                   "models": [asdict(m) for m in models]},
+    })
+    try:
+        return ThreadingHTTPServer((host, port), handler)
+    except socket.gaierror:
+        raise UserError(f"--host {host} is not an address of this machine; "
+                        "pass --host 127.0.0.1") from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise UserError(f"port {port} on {host} is in use; stop the other server or pass "
+                            "--port N (0 picks a free one)") from None
+        if exc.errno == errno.EACCES:
+            raise UserError(f"no permission to listen on port {port}; pass a port above 1023")\
+                from None
+        if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+            raise UserError(f"cannot listen on {host} ({exc.strerror}); pass --host 127.0.0.1")\
+                from None
+        raise
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m keras_digits.serve",
+                    description="Serve the draw-a-digit page (onnxruntime-web in the browser).")
+    parser.add_argument("--model", default="export/mnist/cnn.onnx",
+                        help="the model shown first; every .onnx beside it is in the picker")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default loopback only)")
+    parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    parser.add_argument("--verbose", action="store_true", help="log every request")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port {args.port} is not a port number; use 1-65535 or 0")
+    server = make_server(Path(args.model), args.host, args.port, args.verbose)
+    host, port = server.server_address[:2]
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {args.host}: other machines can load the page",
+              file=sys.stderr)
+    print(f"serving the draw-a-digit page at http://{'localhost' if host == '127.0.0.1' else host}"
+          f":{port}/  (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

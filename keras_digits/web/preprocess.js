@@ -1,0 +1,386 @@
+// The predict command's preprocessing (keras_digits/preprocess.py), step for step, so a drawing
+// gets the same 28x28 input in the browser as on the command line. Images are
+// {width, height, data: Float32Array} in row-major order; every resize reproduces Pillow's
+// separable BOX / BILINEAR filters on float images (horizontal pass first, float32 between),
+// because the Python side uses them. tests/test_serve.py checks both sides agree on drawings.
+
+export const WORK_SIZE = 512;
+export const BOX = 20;
+export const FRAME = 28;
+export const MNIST_STROKE_AT_80 = 7.8;
+export const MIN_CONTRAST = 0.08;
+
+const f32 = Math.fround;
+
+export function makeImage(width, height, data) {
+  return { width, height, data: data ?? new Float32Array(width * height) };
+}
+
+// Python's round(): halves go to the even neighbour.
+export function roundHalfEven(x) {
+  const down = Math.floor(x);
+  const diff = x - down;
+  if (diff > 0.5) return down + 1;
+  if (diff < 0.5) return down;
+  return down % 2 === 0 ? down : down + 1;
+}
+
+const boxFilter = (x) => (x > -0.5 && x <= 0.5 ? 1 : 0);
+const bilinearFilter = (x) => (Math.abs(x) < 1 ? 1 - Math.abs(x) : 0);
+
+// Per output pixel: the first input index and the normalised weights (Pillow's precompute_coeffs).
+function coefficients(inSize, outSize, filter, filterSupport) {
+  const scale = inSize / outSize;
+  const filterScale = Math.max(scale, 1);
+  const support = filterSupport * filterScale;
+  const taps = [];
+  for (let out = 0; out < outSize; out++) {
+    const center = (out + 0.5) * scale;
+    const first = Math.max(0, Math.trunc(center - support + 0.5));
+    const end = Math.min(inSize, Math.trunc(center + support + 0.5));
+    const weights = [];
+    let total = 0;
+    for (let x = first; x < end; x++) {
+      const w = filter((x - center + 0.5) / filterScale);
+      weights.push(w);
+      total += w;
+    }
+    taps.push({ first, weights: total !== 0 ? weights.map((w) => w / total) : weights });
+  }
+  return taps;
+}
+
+// Resize to (width, height): box averaging when shrinking keeps thin strokes, bilinear otherwise.
+export function resize(image, width, height) {
+  if (width === image.width && height === image.height) {
+    return makeImage(width, height, image.data.slice());
+  }
+  const shrinking = width <= image.width && height <= image.height;
+  const [filter, support] = shrinking ? [boxFilter, 0.5] : [bilinearFilter, 1.0];
+  const vertical = coefficients(image.height, height, filter, support);
+  let source = image;
+  let rowOffset = 0;
+  if (width !== image.width) {
+    // Only the rows the vertical pass reads, as Pillow does.
+    const firstRow = vertical[0].first;
+    const last = vertical[height - 1];
+    const rows = last.first + last.weights.length - firstRow;
+    const horizontal = coefficients(image.width, width, filter, support);
+    const out = makeImage(width, rows);
+    for (let y = 0; y < rows; y++) {
+      const base = (y + firstRow) * image.width;
+      for (let x = 0; x < width; x++) {
+        const { first, weights } = horizontal[x];
+        let sum = 0;
+        for (let k = 0; k < weights.length; k++) sum += image.data[base + first + k] * weights[k];
+        out.data[y * width + x] = sum;
+      }
+    }
+    source = out;
+    rowOffset = firstRow;
+  }
+  if (height === image.height) return source;
+  const out = makeImage(width, height);
+  for (let y = 0; y < height; y++) {
+    const { first, weights } = vertical[y];
+    for (let x = 0; x < width; x++) {
+      let sum = 0;
+      for (let k = 0; k < weights.length; k++) {
+        sum += source.data[(first - rowOffset + k) * width + x] * weights[k];
+      }
+      out.data[y * width + x] = sum;
+    }
+  }
+  return out;
+}
+
+// Minimum or maximum over a size x size window, edges replicated (Pillow's MinFilter/MaxFilter).
+export function rankFilter(image, size, pick) {
+  const { width, height, data } = image;
+  const half = Math.floor(size / 2);
+  const rows = makeImage(width, height);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      let best = data[y * width + x];
+      for (let dx = -half; dx <= half; dx++) {
+        const xx = Math.min(width - 1, Math.max(0, x + dx));
+        best = pick(best, data[y * width + xx]);
+      }
+      rows.data[y * width + x] = best;
+    }
+  }
+  const out = makeImage(width, height);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      let best = rows.data[y * width + x];
+      for (let dy = -half; dy <= half; dy++) {
+        const yy = Math.min(height - 1, Math.max(0, y + dy));
+        best = pick(best, rows.data[yy * width + x]);
+      }
+      out.data[y * width + x] = best;
+    }
+  }
+  return out;
+}
+
+const minFilter = (image, size) => rankFilter(image, size, Math.min);
+const maxFilter = (image, size) => rankFilter(image, size, Math.max);
+
+function maxOf(data) {
+  let best = -Infinity;
+  for (const v of data) if (v > best) best = v;
+  return best;
+}
+
+function median(values) {
+  const sorted = Float64Array.from(values).sort();
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+// numpy's default (linear) percentile.
+function percentile(values, q) {
+  const sorted = Float64Array.from(values).sort();
+  const position = (q / 100) * (sorted.length - 1);
+  const below = Math.floor(position);
+  const above = Math.min(below + 1, sorted.length - 1);
+  return sorted[below] + (sorted[above] - sorted[below]) * (position - below);
+}
+
+// Otsu's threshold over 256 bins of values in [0, 1].
+export function otsu(values) {
+  const hist = new Float64Array(256);
+  for (const v of values) hist[Math.min(255, Math.floor(v * 256))] += 1;
+  let weight = 0;
+  let mass = 0;
+  const weights = new Float64Array(256);
+  const masses = new Float64Array(256);
+  for (let i = 0; i < 256; i++) {
+    weight += hist[i];
+    mass += hist[i] * ((i + 0.5) / 256);
+    weights[i] = weight;
+    masses[i] = mass;
+  }
+  let best = -Infinity;
+  let bestIndex = 0;
+  for (let i = 0; i < 256; i++) {
+    const meanLow = masses[i] / weights[i];
+    const meanHigh = (mass - masses[i]) / (weight - weights[i]);
+    const between = weights[i] * (weight - weights[i]) * (meanLow - meanHigh) ** 2;
+    if (between > best) {
+      best = between;
+      bestIndex = i;
+    }
+  }
+  return (bestIndex + 0.5) / 256;
+}
+
+// RGBA bytes (a canvas's ImageData) to float32 luminance in [0, 1], alpha laid on a background
+// that contrasts with the ink, as _to_gray does.
+export function rgbaToGray(rgba, width, height) {
+  const gray = makeImage(width, height);
+  const alpha = new Float32Array(width * height);
+  let minAlpha = 1;
+  for (let i = 0; i < width * height; i++) {
+    const r = f32(rgba[4 * i] / 255);
+    const g = f32(rgba[4 * i + 1] / 255);
+    const b = f32(rgba[4 * i + 2] / 255);
+    gray.data[i] = r * f32(0.299) + g * f32(0.587) + b * f32(0.114);
+    alpha[i] = f32(rgba[4 * i + 3] / 255);
+    minAlpha = Math.min(minAlpha, alpha[i]);
+  }
+  if (minAlpha < 0.98) {
+    let sum = 0;
+    let count = 0;
+    for (let i = 0; i < alpha.length; i++) {
+      if (alpha[i] > 0.5) {
+        sum += gray.data[i];
+        count += 1;
+      }
+    }
+    const background = count > 0 && sum / count < 0.5 ? 1 : 0;
+    for (let i = 0; i < alpha.length; i++) {
+      gray.data[i] = gray.data[i] * alpha[i] + background * (1 - alpha[i]);
+    }
+  }
+  return gray;
+}
+
+// Ink strength in [0, 1] with polarity fixed and background removed (preprocess.ink_map).
+export function inkMap(grayImage) {
+  const { width, height } = grayImage;
+  let gray = grayImage;
+  const border = [];
+  for (let x = 0; x < width; x++) border.push(gray.data[x], gray.data[(height - 1) * width + x]);
+  for (let y = 0; y < height; y++) border.push(gray.data[y * width], gray.data[y * width + width - 1]);
+  if (median(border) > 0.5) {
+    gray = makeImage(width, height, gray.data.map((v) => 1 - v));
+  }
+  const scale = Math.min(1, 64 / Math.max(height, width));
+  const small = resize(gray, Math.max(1, roundHalfEven(width * scale)),
+    Math.max(1, roundHalfEven(height * scale)));
+  const background = resize(maxFilter(minFilter(small, 9), 9), width, height);
+  const flat = new Float32Array(width * height);
+  for (let i = 0; i < flat.length; i++) {
+    flat[i] = Math.min(1, Math.max(0, gray.data[i] - background.data[i]));
+  }
+  const peak = maxOf(flat);
+  if (peak < MIN_CONTRAST) return makeImage(width, height);
+  const threshold = Math.max(f32(otsu(flat.map((v) => v / peak)) * peak), MIN_CONTRAST / 2);
+  const low = threshold / 2;
+  // Ruled or squared paper: drop lines of visible ink that cross nearly the whole page.
+  const rowCover = new Float64Array(height);
+  const colCover = new Float64Array(width);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      if (flat[y * width + x] > low) {
+        rowCover[y] += 1;
+        colCover[x] += 1;
+      }
+    }
+  }
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      if (rowCover[y] / width > 0.85 || colCover[x] / height > 0.85) flat[y * width + x] = 0;
+    }
+  }
+  const strokes = flat.filter((v) => v > threshold);
+  if (strokes.length === 0) return makeImage(width, height);
+  const strong = f32(percentile(strokes, 90));
+  const lowF = f32(low);
+  const span = f32(Math.max(strong - low, 1e-6));
+  const ink = makeImage(width, height);
+  for (let i = 0; i < flat.length; i++) {
+    ink.data[i] = Math.min(1, Math.max(0, f32(flat[i] - lowF) / span));
+  }
+  return ink;
+}
+
+// Mean stroke width: ink area over half the outline length.
+export function strokeWidth(image) {
+  const { width, height, data } = image;
+  let area = 0;
+  let edges = 0;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const on = data[y * width + x] > 0.5;
+      area += on;
+      if (x + 1 < width && on !== data[y * width + x + 1] > 0.5) edges += 1;
+      if (y + 1 < height && on !== data[(y + 1) * width + x] > 0.5) edges += 1;
+      if (on) edges += (x === 0) + (x === width - 1) + (y === 0) + (y === height - 1);
+    }
+  }
+  return area === 0 ? 0 : (2 * area) / Math.max(edges, 1);
+}
+
+function crop(image, top, bottom, left, right) {
+  const out = makeImage(right - left, bottom - top);
+  for (let y = top; y < bottom; y++) {
+    out.data.set(image.data.subarray(y * image.width + left, y * image.width + right),
+      (y - top) * out.width);
+  }
+  return out;
+}
+
+function pad(image, margin) {
+  const out = makeImage(image.width + 2 * margin, image.height + 2 * margin);
+  for (let y = 0; y < image.height; y++) {
+    out.data.set(image.data.subarray(y * image.width, (y + 1) * image.width),
+      (y + margin) * out.width + margin);
+  }
+  return out;
+}
+
+// The bounding box of the ink, faint anti-aliased edges included, ignoring specks.
+function cropToInk(ink) {
+  const { width, height, data } = ink;
+  let mask = makeImage(width, height, data.map((v) => (v > 0.5 ? 1 : 0)));
+  const opened = maxFilter(minFilter(mask, 3), 3);
+  const count = (img) => img.data.reduce((n, v) => n + (v > 0.5), 0);
+  if (count(opened) >= 0.7 * count(mask)) mask = opened;
+  let top = height;
+  let bottom = 0;
+  let left = width;
+  let right = 0;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      if (mask.data[y * width + x] > 0.5) {
+        top = Math.min(top, y);
+        bottom = Math.max(bottom, y + 1);
+        left = Math.min(left, x);
+        right = Math.max(right, x + 1);
+      }
+    }
+  }
+  const faint = (y, x) => data[y * width + x] > 0.1;
+  const rowHas = (y, x0, x1) => { for (let x = x0; x < x1; x++) if (faint(y, x)) return true; return false; };
+  const colHas = (x, y0, y1) => { for (let y = y0; y < y1; y++) if (faint(y, x)) return true; return false; };
+  while (top > 0 && rowHas(top - 1, left, right)) top -= 1;
+  while (bottom < height && rowHas(bottom, left, right)) bottom += 1;
+  while (left > 0 && colHas(left - 1, top, bottom)) left -= 1;
+  while (right < width && colHas(right, top, bottom)) right += 1;
+  return crop(ink, top, bottom, left, right);
+}
+
+function fitBox(image, box) {
+  const factor = box / Math.max(image.height, image.width);
+  return resize(image, Math.max(1, roundHalfEven(image.width * factor)),
+    Math.max(1, roundHalfEven(image.height * factor)));
+}
+
+// Crop, normalise stroke width, scale into the 20-pixel box and centre by mass in 28x28.
+export function mnistStyle(ink) {
+  const cropped = cropToInk(ink);
+  let digit = fitBox(cropped, 80);
+  const width = strokeWidth(digit);
+  if (width > 0 && width < 0.6 * MNIST_STROKE_AT_80) {
+    const grow = roundHalfEven(MNIST_STROKE_AT_80 - width) | 1;
+    digit = maxFilter(pad(digit, grow), grow);
+  } else if (width > 1.5 * MNIST_STROKE_AT_80) {
+    const shrink = roundHalfEven((width - MNIST_STROKE_AT_80) / 2) | 1;
+    const thinner = minFilter(digit, shrink);
+    const on = (img) => img.data.reduce((n, v) => n + (v > 0.5), 0);
+    if (on(thinner) > 0.2 * on(digit)) digit = thinner;
+  } else {
+    digit = cropped;
+  }
+  digit = fitBox(digit, BOX);
+  const peak = Math.max(maxOf(digit.data), 1e-6);
+  digit = makeImage(digit.width, digit.height, digit.data.map((v) => v / peak));
+  let total = 0;
+  let sumY = 0;
+  let sumX = 0;
+  for (let y = 0; y < digit.height; y++) {
+    for (let x = 0; x < digit.width; x++) {
+      const v = digit.data[y * digit.width + x];
+      total += v;
+      sumY += v * y;
+      sumX += v * x;
+    }
+  }
+  const clip = (v, hi) => Math.min(Math.max(v, 0), hi);
+  const top = clip(roundHalfEven(FRAME / 2 - 0.5 - sumY / total), FRAME - digit.height);
+  const left = clip(roundHalfEven(FRAME / 2 - 0.5 - sumX / total), FRAME - digit.width);
+  const frame = new Float32Array(FRAME * FRAME);
+  for (let y = 0; y < digit.height; y++) {
+    for (let x = 0; x < digit.width; x++) {
+      frame[(top + y) * FRAME + left + x] = digit.data[y * digit.width + x];
+    }
+  }
+  return frame;
+}
+
+// From canvas pixels to the model's input: 784 float32 values in 0-255, white on black, or null
+// when there is no ink to read (an empty canvas).
+export function canvasToPixels(rgba, width, height) {
+  let gray = rgbaToGray(rgba, width, height);
+  if (Math.max(width, height) > WORK_SIZE) {
+    const factor = WORK_SIZE / Math.max(width, height);
+    gray = resize(gray, Math.max(1, Math.trunc(width * factor)), Math.max(1, Math.trunc(height * factor)));
+  }
+  const ink = inkMap(gray);
+  let strong = 0;
+  for (const v of ink.data) strong += v > 0.5;
+  if (maxOf(ink.data) < 0.5 || strong < 3) return null;
+  return mnistStyle(ink).map((v) => v * 255);
+}

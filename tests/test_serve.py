@@ -1,0 +1,256 @@
+"""Serve stage: the page's JavaScript preprocessing equals predict's, the server answers bad input
+with one line, and in a real headless Chromium a digit drawn with the mouse is read by
+onnxruntime-web the way `predict` reads the same drawing."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, last_error_line, run_module
+from drawings import VARIANTS, available_fonts, make_set
+
+from keras_digits import preprocess, serve
+from keras_digits.predict import OnnxClassifier
+
+# CI sets this so a missing browser or Node.js fails the run instead of skipping these tests.
+REQUIRED = os.environ.get("KERAS_DIGITS_REQUIRE_BROWSER") == "1"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def need(condition: bool, what: str) -> None:
+    if not condition:
+        if REQUIRED:
+            pytest.fail(f"{what} is required here (KERAS_DIGITS_REQUIRE_BROWSER=1)")
+        pytest.skip(f"{what} is not installed")
+
+
+@contextmanager
+def running_server(*args: str):
+    """`python -m keras_digits.serve --port 0 ...` in the background; yields its base URL."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([sys.executable, "-m", "keras_digits.serve", "--port", "0", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=REPO, env=env)
+    try:
+        line = process.stdout.readline()
+        assert "http://" in line, line + process.stderr.read()
+        yield "http://" + line.split("http://", 1)[1].split()[0].rstrip("/")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def fetch(url: str) -> tuple[int, str, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.headers["Content-Type"], response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], error.read()
+
+
+# ---- the JavaScript preprocessing ---------------------------------------------------------------
+
+def test_page_preprocessing_equals_predict_preprocessing(tmp_path):
+    """preprocess.js, run by Node.js, gives the 28x28 predict gives on every kind of drawing."""
+    need(shutil.which("node") is not None, "Node.js")
+    need(bool(available_fonts()), "DejaVu fonts")
+    items = make_set(tmp_path / "drawings", fonts=available_fonts()[:1])
+    payload = bytearray(struct.pack("<i", len(items)))
+    expected = []
+    for path, _, _ in items:
+        with preprocess._open(path) as image:
+            gray = preprocess._to_gray(image, path)
+        payload += struct.pack("<ii", gray.shape[1], gray.shape[0]) + gray.astype("<f4").tobytes()
+        expected.append(preprocess.load_digit(path)[..., 0])
+    (tmp_path / "in.bin").write_bytes(payload)
+    subprocess.run(["node", str(REPO / "tests" / "preprocess_runner.mjs"),
+                    str(serve.WEB_DIR / "preprocess.js"), str(tmp_path / "in.bin"),
+                    str(tmp_path / "out.bin")], check=True, timeout=120, cwd=REPO)
+    got = np.frombuffer((tmp_path / "out.bin").read_bytes(), "<f4").reshape(-1, 28, 28)
+    assert len(got) == len(items) == 10 * len(VARIANTS)
+    worst = max(float(np.abs(g - e).max()) for g, e in zip(got, expected, strict=True))
+    assert worst < 0.01, worst  # in 0-255 units: the same image up to float rounding
+
+
+# ---- the server on the command line ----------------------------------------------------------
+
+def test_serve_refuses_a_missing_model(tmp_path):
+    result = run_module("keras_digits.serve", "--model", str(tmp_path / "nope.onnx"), "--port",
+                        "0", timeout=60)
+    assert result.returncode == 2
+    assert "does not exist" in last_error_line(result.stderr)
+    assert "keras_digits.export" in result.stderr
+
+
+def test_serve_refuses_a_corrupt_model_and_lists_a_corrupt_sibling(exported_dir, tmp_path):
+    (tmp_path / "cnn.onnx").write_bytes(b"not a model")
+    result = run_module("keras_digits.serve", "--model", str(tmp_path / "cnn.onnx"), "--port",
+                        "0", timeout=60)
+    assert result.returncode == 2
+    assert "not a loadable ONNX model" in last_error_line(result.stderr)
+
+    shutil.copy(exported_dir / "cnn.onnx", tmp_path / "cnn.onnx")
+    (tmp_path / "mlp.onnx").write_bytes(b"\x08\x07garbage")
+    models = {m.file: m for m in serve.catalogue(tmp_path / "cnn.onnx")}
+    assert models["cnn.onnx"].error is None and models["cnn.onnx"].classes[7] == "7"
+    assert "not a loadable ONNX model" in models["mlp.onnx"].error
+
+
+def test_serve_reports_a_port_in_use(exported_dir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_module("keras_digits.serve", "--model", str(exported_dir / "cnn.onnx"),
+                            "--port", str(port), timeout=60)
+    assert result.returncode == 2
+    line = last_error_line(result.stderr)
+    assert f"port {port}" in line and "in use" in line and "--port" in line
+
+
+def test_serve_without_onnxruntime_web_says_to_run_npm(tmp_path):
+    with pytest.raises(serve.UserError, match="npm ci"):
+        serve.find_ort(tmp_path / "node_modules" / "onnxruntime-web")
+
+
+def test_server_serves_only_the_page_runtime_and_models(exported_dir):
+    need(serve.ORT_PACKAGE.is_dir(), "onnxruntime-web (npm ci)")
+    with running_server("--model", str(exported_dir / "cnn.onnx")) as url:
+        status, kind, body = fetch(url + "/")
+        assert status == 200 and kind.startswith("text/html") and b"app.js" in body
+        config = json.loads(fetch(url + "/api/config")[2])
+        assert config["default"] == "cnn.onnx"
+        files = [m["file"] for m in config["models"]]
+        assert files[0] == "cnn.onnx" and {"linear.onnx", "mlp.int8.onnx"} <= set(files)
+        status, kind, body = fetch(url + "/models/cnn.onnx")
+        assert status == 200 and body == (exported_dir / "cnn.onnx").read_bytes()
+        assert fetch(url + "/ort/ort-wasm-simd-threaded.wasm")[1] == "application/wasm"
+        for probe in ("/ort/../../../setup.sh", "/models/../parity.json", "/models/parity.json",
+                      "/ort/%2e%2e/package.json", "/setup.sh"):
+            status, _, body = fetch(url + probe)
+            assert status == 404 and b"#!" not in body and b"limits" not in body, probe
+
+
+# ---- the page in a real browser --------------------------------------------------------------
+
+SEVEN = [[(70, 60), (210, 60)], [(210, 60), (120, 230)]]
+ONE = [[(150, 40), (140, 240)]]
+ZERO = [[(140 + 60 * np.sin(a), 140 - 90 * np.cos(a)) for a in np.linspace(0, 2 * np.pi, 40)]]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    need(Path(CHROMIUM).is_file(), "Chromium")
+    need(serve.ORT_PACKAGE.is_dir(), "onnxruntime-web (npm ci)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page_on(browser):
+    """Open the page of a server serving `model` and wait until it has settled."""
+    pages = []
+
+    def open_page(url: str):
+        page = browser.new_page(viewport={"width": 900, "height": 700})
+        page.goto(url + "/")
+        page.wait_for_function("document.body.dataset.status !== 'loading'", timeout=60_000)
+        pages.append(page)
+        return page
+
+    yield open_page
+    for page in pages:
+        page.close()
+
+
+def draw(page, strokes) -> dict | None:
+    """Draw strokes with the mouse (pad coordinates), then return the page's settled answer."""
+    box = page.locator("#pad").bounding_box()
+    for points in strokes:
+        page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+        page.mouse.down()
+        for x, y in points[1:]:
+            page.mouse.move(box["x"] + x, box["y"] + y, steps=3)
+        page.mouse.up()
+    page.evaluate("window.digitApp.whenIdle()")
+    return page.evaluate("window.digitApp.result")
+
+
+def test_drawn_digits_are_read_in_the_browser_as_predict_reads_them(exported_dir, page_on,
+                                                                    tmp_path):
+    classifier = OnnxClassifier(exported_dir / "cnn.onnx")
+    with running_server("--model", str(exported_dir / "cnn.onnx")) as url:
+        page = page_on(url)
+        assert page.evaluate("document.body.dataset.status") == "ready"
+        for digit, strokes in ((7, SEVEN), (1, ONE), (0, ZERO)):
+            page.click("#clear")
+            result = draw(page, strokes)
+            assert result["top"] == digit and result["label"] == str(digit)
+            assert sum(result["probabilities"]) == pytest.approx(1.0, abs=1e-4)
+            assert f"reads {digit}" in page.inner_text("#message")
+            bars = page.locator("#bars li")
+            assert bars.count() == 10 and "top" in bars.nth(digit).get_attribute("class")
+            # The same drawing through the predict command's code path.
+            png = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
+            path = tmp_path / f"drawn-{digit}.png"
+            path.write_bytes(base64.b64decode(png.split(",", 1)[1]))
+            pixels = preprocess.load_digit(path)
+            page_pixels = np.array(result["pixels"], dtype=np.float32).reshape(28, 28)
+            assert np.abs(page_pixels - pixels[..., 0]).max() < 0.01
+            expected = classifier(pixels[None])[0]
+            assert np.allclose(result["probabilities"], expected, atol=1e-4)
+
+
+def test_undo_clear_empty_canvas_and_model_switch(exported_dir, page_on):
+    with running_server("--model", str(exported_dir / "cnn.onnx")) as url:
+        page = page_on(url)
+        assert draw(page, []) is None  # nothing drawn yet
+        assert "Draw a digit" in page.inner_text("#message")
+        bar_only = draw(page, SEVEN[:1])
+        assert draw(page, SEVEN[1:])["top"] == 7
+        page.click("#undo")
+        page.evaluate("window.digitApp.whenIdle()")
+        assert page.evaluate("window.digitApp.result") == bar_only  # back to the bar alone
+        page.click("#clear")
+        page.evaluate("window.digitApp.whenIdle()")
+        assert page.evaluate("window.digitApp.result") is None
+        assert "Draw a digit" in page.inner_text("#message")
+        assert page.locator("#bars li.top").count() == 0
+
+        page.select_option("#model-picker", "cnn.int8.onnx")
+        page.wait_for_function("document.body.dataset.status === 'ready'", timeout=60_000)
+        result = draw(page, SEVEN)
+        assert result["model"] == "cnn.int8.onnx" and result["top"] == 7
+
+
+def test_page_says_what_to_do_when_the_model_file_is_gone(exported_dir, page_on, tmp_path):
+    for name in ("cnn.onnx", "linear.onnx"):
+        shutil.copy(exported_dir / name, tmp_path / name)
+    with running_server("--model", str(tmp_path / "cnn.onnx")) as url:
+        page = page_on(url)
+        (tmp_path / "linear.onnx").unlink()  # deleted while the server runs
+        page.select_option("#model-picker", "linear.onnx")
+        page.wait_for_function("document.body.dataset.status === 'error'", timeout=30_000)
+        text = page.inner_text("#message")
+        assert "linear.onnx" in text and "missing" in text and "keras_digits.export" in text
+        assert page.evaluate("window.digitApp.result") is None
