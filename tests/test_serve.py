@@ -254,3 +254,14 @@ def test_page_says_what_to_do_when_the_model_file_is_gone(exported_dir, page_on,
         text = page.inner_text("#message")
         assert "linear.onnx" in text and "missing" in text and "keras_digits.export" in text
         assert page.evaluate("window.digitApp.result") is None
+
+
+def test_serve_never_imports_tensorflow(exported_dir):
+    """The server only checks and serves files: no TensorFlow, like predict."""
+    code = ("import sys\nfrom pathlib import Path\nfrom keras_digits import serve\n"
+            f"models = serve.catalogue(Path({str(exported_dir / 'cnn.onnx')!r}))\n"
+            "assert all(m.error is None for m in models), models\n"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert result.returncode == 0, result.stderr

@@ -111,6 +111,7 @@ function renderBars(probabilities) {
     const bar = document.createElement("span");
     bar.className = "bar";
     bar.style.width = `${100 * p}%`;
+    if (!probabilities) bar.style.minWidth = "0"; // no answer yet: no bars at all
     const value = document.createElement("span");
     value.className = "value";
     value.textContent = probabilities ? percent(p) : "";
