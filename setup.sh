@@ -20,8 +20,11 @@ missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   if [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" \
-      >/dev/null) || echo "warning: could not install ${missing[*]}" >&2
+    apt-get update -qq || true
+    for package in "${missing[@]}"; do  # one at a time: a failure spares the others
+      apt-get install -y -qq --no-install-recommends "$package" >/dev/null ||
+        echo "warning: could not install $package" >&2
+    done
   else
     echo "note: run 'sudo apt-get install ${missing[*]}' (Fashion-MNIST, browser tests)" >&2
   fi
