@@ -122,3 +122,11 @@ def test_multiworker_is_refused_before_tensorflow_starts(env, args, tmp_path):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "keras-team/keras#20585" in result.stderr
     assert not (tmp_path / "mnist" / "cnn").exists()
+
+
+def test_malformed_tf_config_is_one_line(tmp_path):
+    result = run_module("keras_digits.train", "cnn", "--out-dir", str(tmp_path),
+                        env={"TF_CONFIG": "{not json"}, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: TF_CONFIG is not a valid cluster description")
+    assert result.stderr.count("\n") == 1
