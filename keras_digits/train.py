@@ -54,7 +54,6 @@ class TrainConfig:
     data_dir: str | None = None
     deterministic: bool = False
     verbose: int = 1
-    strategy: str = "auto"
 
 
 def has_gpu() -> bool:
@@ -504,7 +503,6 @@ def main(argv: list[str]) -> int:
         learning_rate=args.learning_rate, patience=args.patience, seed=args.seed,
         precision=args.precision, jit=args.jit, limit=args.limit, data_dir=args.data_dir,
         deterministic=args.deterministic, verbose=0 if args.quiet else 1,
-        strategy=args.strategy,
     )
     strategy = _start_strategy(args)
     results = []
