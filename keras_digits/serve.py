@@ -106,7 +106,6 @@ class PageHandler(BaseHTTPRequestHandler):
     """Serves the page, onnxruntime-web's files and the listed models; nothing else."""
 
     server_version = "keras-digits"
-    web_dir: Path = WEB_DIR
     ort_dir: Path
     config: dict
     model_paths: dict[str, Path]
@@ -121,7 +120,7 @@ class PageHandler(BaseHTTPRequestHandler):
     def _respond(self, send_body: bool) -> None:
         route = unquote(urlsplit(self.path).path)
         if route in PAGE_FILES:
-            return self._send_file(self.web_dir / PAGE_FILES[route], send_body)
+            return self._send_file(WEB_DIR / PAGE_FILES[route], send_body)
         if route == "/api/config":
             return self._send_json(HTTPStatus.OK, self.config, send_body)
         folder, _, name = route.lstrip("/").partition("/")
@@ -171,11 +170,8 @@ class PageHandler(BaseHTTPRequestHandler):
 def make_server(model: Path, host: str, port: int, verbose: bool = False) -> ThreadingHTTPServer:
     """Check everything the page needs, then bind; every failure is one actionable line."""
     ort_dir, ort_version = find_ort()
-    if not model.is_file():
-        raise UserError(f"model file {model} does not exist; run `python -m keras_digits.export "
-                        "all` first or pass --model PATH")
     models = catalogue(model)
-    if models[0].error:
+    if models[0].error:  # missing, corrupt or wrong shape: OnnxClassifier's message says which
         raise UserError(models[0].error)
     for info in models[1:]:
         if info.error:

@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 
 const [modulePath, inputPath, outputPath] = process.argv.slice(2);
-const { inkMap, mnistStyle, makeImage } = await import(pathToFileURL(modulePath).href);
+const { grayToPixels, makeImage } = await import(pathToFileURL(modulePath).href);
 const bytes = readFileSync(inputPath);
 const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 const count = view.getInt32(0, true);
@@ -18,10 +18,7 @@ for (let i = 0; i < count; i++) {
   const data = new Float32Array(bytes.buffer.slice(bytes.byteOffset + offset,
     bytes.byteOffset + offset + 4 * width * height));
   offset += 4 * width * height;
-  const ink = inkMap(makeImage(width, height, data));
-  let strong = 0;
-  for (const v of ink.data) strong += v > 0.5;
-  const frame = strong >= 3 ? mnistStyle(ink).map((v) => v * 255) : new Float32Array(784).fill(-1);
+  const frame = grayToPixels(makeImage(width, height, data)) ?? new Float32Array(784).fill(-1);
   results.set(frame, i * 784);
 }
 writeFileSync(outputPath, Buffer.from(results.buffer));

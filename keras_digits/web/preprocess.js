@@ -4,7 +4,6 @@
 // separable BOX / BILINEAR filters on float images (horizontal pass first, float32 between),
 // because the Python side uses them. tests/test_serve.py checks both sides agree on drawings.
 
-export const WORK_SIZE = 512;
 export const BOX = 20;
 export const FRAME = 28;
 export const MNIST_STROKE_AT_80 = 7.8;
@@ -125,6 +124,13 @@ export function rankFilter(image, size, pick) {
 
 const minFilter = (image, size) => rankFilter(image, size, Math.min);
 const maxFilter = (image, size) => rankFilter(image, size, Math.max);
+
+// Pixels that count as ink (the thresholds predict uses for crops, stroke checks and blanks).
+function countInk(data) {
+  let n = 0;
+  for (const v of data) n += v > 0.5;
+  return n;
+}
 
 function maxOf(data) {
   let best = -Infinity;
@@ -296,8 +302,7 @@ function cropToInk(ink) {
   const { width, height, data } = ink;
   let mask = makeImage(width, height, data.map((v) => (v > 0.5 ? 1 : 0)));
   const opened = maxFilter(minFilter(mask, 3), 3);
-  const count = (img) => img.data.reduce((n, v) => n + (v > 0.5), 0);
-  if (count(opened) >= 0.7 * count(mask)) mask = opened;
+  if (countInk(opened.data) >= 0.7 * countInk(mask.data)) mask = opened;
   let top = height;
   let bottom = 0;
   let left = width;
@@ -339,8 +344,7 @@ export function mnistStyle(ink) {
   } else if (width > 1.5 * MNIST_STROKE_AT_80) {
     const shrink = roundHalfEven((width - MNIST_STROKE_AT_80) / 2) | 1;
     const thinner = minFilter(digit, shrink);
-    const on = (img) => img.data.reduce((n, v) => n + (v > 0.5), 0);
-    if (on(thinner) > 0.2 * on(digit)) digit = thinner;
+    if (countInk(thinner.data) > 0.2 * countInk(digit.data)) digit = thinner;
   } else {
     digit = cropped;
   }
@@ -370,17 +374,15 @@ export function mnistStyle(ink) {
   return frame;
 }
 
-// From canvas pixels to the model's input: 784 float32 values in 0-255, white on black, or null
-// when there is no ink to read (an empty canvas).
-export function canvasToPixels(rgba, width, height) {
-  let gray = rgbaToGray(rgba, width, height);
-  if (Math.max(width, height) > WORK_SIZE) {
-    const factor = WORK_SIZE / Math.max(width, height);
-    gray = resize(gray, Math.max(1, Math.trunc(width * factor)), Math.max(1, Math.trunc(height * factor)));
-  }
+// From a grey image to the model's input, as predict's load_digit: 784 float32 values in 0-255,
+// white on black, or null when there is no ink to read (an empty canvas).
+export function grayToPixels(gray) {
   const ink = inkMap(gray);
-  let strong = 0;
-  for (const v of ink.data) strong += v > 0.5;
-  if (maxOf(ink.data) < 0.5 || strong < 3) return null;
+  if (maxOf(ink.data) < 0.5 || countInk(ink.data) < 3) return null;
   return mnistStyle(ink).map((v) => v * 255);
+}
+
+// The page's canvas (280 px) is below predict's 512-px working size, so no downscale applies.
+export function canvasToPixels(rgba, width, height) {
+  return grayToPixels(rgbaToGray(rgba, width, height));
 }
