@@ -60,7 +60,7 @@ def load_trained(path: Path, name: str, dataset: str = "mnist"):
         raise UserError(f"{path} is not a readable Keras model ({type(exc).__name__}); "
                         "retrain it or restore the file") from exc
     keras.mixed_precision.set_global_policy("float32")
-    fresh = models.create_model(name, dataset=dataset)
+    fresh = models.create_model(name, dataset=dataset, inference=True)
     try:
         fresh.set_weights(trained.get_weights())
     except ValueError as exc:

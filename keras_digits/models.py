@@ -8,12 +8,15 @@ on the JAX backend.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import keras
 from keras import layers
+
+from keras_digits import augment
 
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
@@ -84,17 +87,34 @@ def get_entry(name: str) -> ModelEntry:
         raise KeyError(f"unknown model {name!r}: choose one of {', '.join(_REGISTRY)}") from None
 
 
-def create_model(name: str, num_classes: int = NUM_CLASSES, dataset: str = "mnist") -> keras.Model:
-    """Build the named model as tuned for `dataset`, uncompiled, with fresh weights."""
+# Builder options that only act while training, with the values that switch them off.
+TRAINING_ONLY = {"augmentation": 0.0, "mirror": False}
+
+
+def create_model(name: str, num_classes: int = NUM_CLASSES, dataset: str = "mnist",
+                 inference: bool = False, **options: Any) -> keras.Model:
+    """Build the named model as tuned for `dataset`, uncompiled, with fresh weights.
+
+    `inference=True` leaves out the training-only layers (augmentation): the same weights, the
+    same outputs, and a file any Keras loads without this package. `options` override builder
+    keyword arguments on top of the tuning (for studies).
+    """
     entry = get_entry(name)
     tuning = entry.tuning.get(dataset)
-    return entry.builder(num_classes, **(tuning.build if tuning else {}))
+    options = {**(tuning.build if tuning else {}), **options}
+    if inference:
+        accepted = inspect.signature(entry.builder).parameters
+        options.update({k: v for k, v in TRAINING_ONLY.items() if k in accepted})
+    return entry.builder(num_classes, **options)
 
 
-def _pixels_in(name: str) -> tuple[keras.KerasTensor, keras.KerasTensor]:
-    """The shared stem: a uint8-range input and its rescaling to [0, 1]."""
+def _pixels_in(name: str, augmentation: float = 0.0) -> tuple[keras.KerasTensor,
+                                                               keras.KerasTensor]:
+    """The shared stem: a uint8-range input, its rescaling to [0, 1], and the training-only
+    handwriting distortions at the given strength (none at 0)."""
     inputs = keras.Input(shape=INPUT_SHAPE, name="pixels")
-    return inputs, layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    return inputs, augment.handwriting(x, augmentation)
 
 
 def _probabilities(x: keras.KerasTensor, num_classes: int) -> keras.KerasTensor:
@@ -113,8 +133,8 @@ def _conv_bn_relu(x: keras.KerasTensor, filters: int, kernel: int, name: str) ->
     Recipe(epochs=30, batch_size=128, learning_rate=3e-3, patience=6),
     "one dense layer: softmax regression on the 784 pixels",
 )
-def linear(num_classes: int = NUM_CLASSES) -> keras.Model:
-    inputs, x = _pixels_in("linear")
+def linear(num_classes: int = NUM_CLASSES, augmentation: float = 0.0) -> keras.Model:
+    inputs, x = _pixels_in("linear", augmentation)
     x = layers.Flatten(name="flatten")(x)
     return keras.Model(inputs, _probabilities(x, num_classes), name="linear")
 
@@ -123,8 +143,8 @@ def linear(num_classes: int = NUM_CLASSES) -> keras.Model:
     Recipe(epochs=40, batch_size=128, learning_rate=1e-3, patience=8, weight_decay=1e-4),
     "two 256-unit hidden layers with dropout",
 )
-def mlp(num_classes: int = NUM_CLASSES) -> keras.Model:
-    inputs, x = _pixels_in("mlp")
+def mlp(num_classes: int = NUM_CLASSES, augmentation: float = 0.0) -> keras.Model:
+    inputs, x = _pixels_in("mlp", augmentation)
     x = layers.Flatten(name="flatten")(x)
     for i in (1, 2):
         x = layers.Dense(256, activation="relu", name=f"hidden{i}")(x)
@@ -140,8 +160,9 @@ def mlp(num_classes: int = NUM_CLASSES) -> keras.Model:
     tuning={"fashion_mnist": Tuning(build={"width": 32, "mirror": True},
                                     recipe={"epochs": 12, "patience": 4})},
 )
-def cnn(num_classes: int = NUM_CLASSES, width: int = 16, mirror: bool = False) -> keras.Model:
-    inputs, x = _pixels_in("cnn")
+def cnn(num_classes: int = NUM_CLASSES, width: int = 16, mirror: bool = False,
+        augmentation: float = 0.0) -> keras.Model:
+    inputs, x = _pixels_in("cnn", augmentation)
     if mirror:  # training-time augmentation only: an identity at inference and in exports
         x = layers.RandomFlip("horizontal", name="mirror")(x)
     # Feature extraction: 28x28 -> 14x14 -> 7x7 -> 3x3, widening as the maps shrink. Narrow and
@@ -166,8 +187,9 @@ def cnn(num_classes: int = NUM_CLASSES, width: int = 16, mirror: bool = False) -
     tuning={"fashion_mnist": Tuning(build={"widths": (48, 96, 128, 128, 96)})},
 )
 def alexnet(num_classes: int = NUM_CLASSES,
-            widths: tuple[int, ...] = (32, 64, 96, 96, 64)) -> keras.Model:
-    inputs, x = _pixels_in("alexnet")
+            widths: tuple[int, ...] = (32, 64, 96, 96, 64),
+            augmentation: float = 0.0) -> keras.Model:
+    inputs, x = _pixels_in("alexnet", augmentation)
     # Five convolutions with ReLU; BatchNorm stands in for the original local response norm.
     # Overlapping 3x3/2 pooling as in the paper: 28 -> 13 -> 6 -> 2. The widths are a third of
     # the paper's: on two CPU cores the two 4096-unit layers already cost half of each step,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from keras_digits.cli import UserError
 
@@ -23,9 +23,11 @@ WORK_SIZE = 512  # longest side the analysis runs at
 BOX = 20  # MNIST's digit box
 FRAME = 28
 # Median stroke width of MNIST digits after cropping and scaling to an 80-pixel box, measured with
-# `stroke_width` on 2,000 training images (see tests/test_preprocess.py, which re-measures it).
+# `stroke_width` on 2,000 training images (tests/test_predict.py measures it again).
 MNIST_STROKE_AT_80 = 7.8
 MIN_CONTRAST = 0.08  # below this ink-to-paper difference the image counts as blank
+PAPER_MARGIN = 2  # paper added on each side: half the longer side
+RULE_THICKNESS = 0.02  # a page rule is at most this share of the page thick
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow itself refuses anything past twice this
 
@@ -64,6 +66,9 @@ def _to_gray(image: Image.Image, path: Path) -> np.ndarray:
         if image.format == "JPEG":
             image.draft("L" if image.mode == "L" else "RGB", (WORK_SIZE, WORK_SIZE))
         image.load()
+        # Phones store the camera's orientation in EXIF instead of turning the pixels: apply it,
+        # as every image viewer does, or an upright photo is read sideways.
+        image = ImageOps.exif_transpose(image)
     except (OSError, SyntaxError, ValueError) as exc:
         raise UserError(f"{path} is truncated or damaged ({exc}); "
                         "re-save or re-export it") from None
@@ -120,27 +125,55 @@ def _otsu(values: np.ndarray) -> float:
     return float(centers[int(np.nanargmax(between))])
 
 
+def _rule_lines(cover: np.ndarray, thickness_limit: float) -> np.ndarray:
+    """Which rows (or columns) are page rules, from the share of each that holds visible ink.
+
+    A rule crosses nearly the whole page, is thin against the page (a stroke of a tightly
+    cropped digit is not), and comes with at least one more: a page has several rules, while a
+    digit's bar that spans its box (the top of a 7, the base of a 1) comes alone.
+    """
+    crossing = np.concatenate([[False], cover > 0.85, [False]])
+    edges = np.flatnonzero(np.diff(crossing.astype(np.int8)))
+    runs = [(start, end) for start, end in zip(edges[::2], edges[1::2], strict=True)
+            if end - start <= thickness_limit]
+    rules = np.zeros(len(cover), dtype=bool)
+    if len(runs) >= 2:
+        for start, end in runs:
+            rules[start:end] = True
+    return rules
+
+
 def ink_map(gray: np.ndarray) -> np.ndarray:
-    """Ink strength in [0, 1] (1 = full stroke) with polarity fixed and background removed."""
+    """Ink strength in [0, 1] (1 = full stroke) with polarity fixed and background removed.
+
+    The result is the image with a margin of paper around it, so ink that touches the frame
+    (a tight crop) is kept whole; cropping to the ink removes the margin again.
+    """
     height, width = gray.shape
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if np.median(border) > 0.5:  # dark ink on light paper: flip to MNIST's white on black
-        gray = 1.0 - gray
+    if np.median(border) > (gray.min() + gray.max()) / 2:  # dark on light: flip to MNIST's
+        gray = 1.0 - gray  # white ink on black
+        border = 1.0 - border
+    margin = max(height, width) // PAPER_MARGIN
+    gray = np.pad(gray, margin, constant_values=float(np.median(border)))
+    padded_height, padded_width = gray.shape
     # Background (shadows, paper tint) from a grey opening at low resolution: strokes are thin
     # there, so min-then-max filtering erases them and keeps only the slowly varying paper.
-    scale = min(1.0, 64 / max(height, width))
-    small = _resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))))
+    scale = min(1.0, 64 / max(padded_height, padded_width))
+    small = _resize(gray, (max(1, round(padded_width * scale)),
+                           max(1, round(padded_height * scale))))
     background = _pil_filter(_pil_filter(small, ImageFilter.MinFilter(9)), ImageFilter.MaxFilter(9))
-    flat = np.clip(gray - _resize(background, (width, height)), 0.0, 1.0)
+    flat = np.clip(gray - _resize(background, (padded_width, padded_height)), 0.0, 1.0)
     if flat.max() < MIN_CONTRAST:
         return np.zeros_like(flat)
     threshold = max(_otsu(flat / flat.max()) * flat.max(), MIN_CONTRAST / 2)
     low = threshold / 2  # where ink starts to count
     # Ruled or squared paper: drop thin lines that cross nearly the whole page, faint ones too,
     # or they would stretch the crop across the page.
-    visible = flat > low
-    flat[visible.mean(axis=1) > 0.85, :] = 0.0  # rows: horizontal rules
-    flat[:, visible.mean(axis=0) > 0.85] = 0.0  # columns: vertical rules
+    inner = flat[margin:margin + height, margin:margin + width]
+    visible = inner > low
+    inner[_rule_lines(visible.mean(axis=1), RULE_THICKNESS * height), :] = 0.0
+    inner[:, _rule_lines(visible.mean(axis=0), RULE_THICKNESS * width)] = 0.0
     mask = flat > threshold
     if not mask.any():
         return np.zeros_like(flat)

@@ -54,6 +54,7 @@ class TrainConfig:
     data_dir: str | None = None
     deterministic: bool = False
     verbose: int = 1
+    build_options: tuple[tuple[str, Any], ...] = ()  # builder overrides, for studies
 
 
 def has_gpu() -> bool:
@@ -338,13 +339,30 @@ def build_compiled(config: TrainConfig, n_train: int, strategy=None) -> Plan:
     keras.mixed_precision.set_global_policy(precision)
     try:
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
-            model = models.create_model(config.model, dataset=config.dataset)
+            model = models.create_model(config.model, dataset=config.dataset,
+                                        **dict(config.build_options))
             _compile(model, recipe, learning_rate, -(-n_train // batch_size), epochs, jit)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     return Plan(model=model, epochs=epochs, batch_size=batch_size,
                 patience=config.patience or recipe.patience, learning_rate=learning_rate,
                 precision=precision, jit=jit, replicas=replicas)
+
+
+def _inference_copy(model, config: TrainConfig, precision: str):
+    """The trained weights in the registry model built without training-only layers."""
+    import keras
+
+    from keras_digits import models
+
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        published = models.create_model(config.model, dataset=config.dataset, inference=True,
+                                         **dict(config.build_options))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    published.set_weights(model.get_weights())
+    return published
 
 
 def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models",
@@ -412,8 +430,10 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
 
     staging = final.with_name(f".{config.model}.staging-{os.getpid()}")
     staging.mkdir()
-    # The published file is for inference and fine-tuning anywhere: store a plain compile config
-    # (the label-smoothing wrapper used in training is not a serialisable Keras loss).
+    # The published file is for inference and fine-tuning anywhere: the model without its
+    # training-only augmentation layers (plain Keras loads it) and a plain compile config (the
+    # label-smoothing wrapper used in training is not a serialisable Keras loss).
+    model = _inference_copy(model, config, plan.precision)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.save(staging / "model.keras")
     model.export(str(staging / "saved_model"), format="tf_saved_model", verbose=False)

@@ -3,7 +3,8 @@
 Used by the predict tests and by `bench`-style measurements of preprocessing. Each variant mimics
 a real input: thick or thin pens, a slight tilt, a digit off-centre on a big canvas, light ink on
 dark, strokes on a transparent canvas, JPEG artefacts, a shadowed photo of squared paper, a
-landscape page of ruled paper.
+landscape page of ruled paper, a crop so tight the ink touches every edge, and a phone photo
+stored sideways with an EXIF orientation tag.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 FONTS = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSerif.ttf", "DejaVuSansMono.ttf")
 VARIANTS = ("plain", "thin", "thick", "rotated", "offcentre", "inverted", "rgba", "jpeg",
-            "photo", "lined")
+            "photo", "lined", "tight", "exif")
+EXIF_ORIENTATION = 0x0112
+ROTATE_CW_TO_VIEW = 6  # EXIF: the viewer turns the stored pixels 90 degrees clockwise
 
 
 def available_fonts() -> list[Path]:
@@ -59,6 +62,10 @@ def render(digit: int, font_path: Path, variant: str, seed: int = 0) -> Image.Im
         return _photo(glyph, rng)
     if variant == "lined":
         return _lined(glyph)
+    if variant == "tight":
+        return glyph.crop(Image.eval(glyph, lambda v: 255 - v).getbbox())
+    if variant == "exif":  # stored turned a quarter anticlockwise; the tag turns it back
+        return glyph.convert("RGB").transpose(Image.Transpose.ROTATE_90)
     return glyph
 
 
@@ -86,9 +93,12 @@ def _lined(glyph: Image.Image) -> Image.Image:
 
 
 def save(image: Image.Image, path: Path, variant: str) -> Path:
-    if variant in ("jpeg", "photo"):
+    if variant in ("jpeg", "photo", "exif"):
         path = path.with_suffix(".jpg")
-        image.convert("RGB").save(path, quality=70)
+        exif = Image.Exif()
+        if variant == "exif":
+            exif[EXIF_ORIENTATION] = ROTATE_CW_TO_VIEW
+        image.convert("RGB").save(path, quality=70, exif=exif)
     else:
         path = path.with_suffix(".png")
         image.save(path)

@@ -8,6 +8,8 @@ export const BOX = 20;
 export const FRAME = 28;
 export const MNIST_STROKE_AT_80 = 7.8;
 export const MIN_CONTRAST = 0.08;
+export const PAPER_MARGIN = 2;
+export const RULE_THICKNESS = 0.02;
 
 const f32 = Math.fround;
 
@@ -132,6 +134,12 @@ function countInk(data) {
   return n;
 }
 
+function minOf(data) {
+  let best = Infinity;
+  for (const v of data) if (v < best) best = v;
+  return best;
+}
+
 function maxOf(data) {
   let best = -Infinity;
   for (const v of data) if (v > best) best = v;
@@ -212,50 +220,77 @@ export function rgbaToGray(rgba, width, height) {
   return gray;
 }
 
-// Ink strength in [0, 1] with polarity fixed and background removed (preprocess.ink_map).
+// Which rows (or columns) are page rules: nearly full cover, thin, and at least two of them
+// (preprocess._rule_lines).
+function ruleLines(cover, thicknessLimit) {
+  const runs = [];
+  let start = -1;
+  for (let i = 0; i <= cover.length; i++) {
+    const crossing = i < cover.length && cover[i] > 0.85;
+    if (crossing && start < 0) start = i;
+    if (!crossing && start >= 0) {
+      if (i - start <= thicknessLimit) runs.push([start, i]);
+      start = -1;
+    }
+  }
+  const rules = new Uint8Array(cover.length);
+  if (runs.length >= 2) for (const [a, b] of runs) rules.fill(1, a, b);
+  return rules;
+}
+
+// Ink strength in [0, 1] with polarity fixed and background removed, on the image with a margin
+// of paper around it (preprocess.ink_map).
 export function inkMap(grayImage) {
   const { width, height } = grayImage;
   let gray = grayImage;
-  const border = [];
+  let border = [];
   for (let x = 0; x < width; x++) border.push(gray.data[x], gray.data[(height - 1) * width + x]);
   for (let y = 0; y < height; y++) border.push(gray.data[y * width], gray.data[y * width + width - 1]);
-  if (median(border) > 0.5) {
+  if (median(border) > (minOf(gray.data) + maxOf(gray.data)) / 2) {
     gray = makeImage(width, height, gray.data.map((v) => 1 - v));
+    border = border.map((v) => f32(1 - v));
   }
-  const scale = Math.min(1, 64 / Math.max(height, width));
-  const small = resize(gray, Math.max(1, roundHalfEven(width * scale)),
-    Math.max(1, roundHalfEven(height * scale)));
-  const background = resize(maxFilter(minFilter(small, 9), 9), width, height);
-  const flat = new Float32Array(width * height);
+  const margin = Math.floor(Math.max(height, width) / PAPER_MARGIN);
+  gray = pad(gray, margin, f32(median(border)));
+  const paddedWidth = gray.width;
+  const paddedHeight = gray.height;
+  const scale = Math.min(1, 64 / Math.max(paddedHeight, paddedWidth));
+  const small = resize(gray, Math.max(1, roundHalfEven(paddedWidth * scale)),
+    Math.max(1, roundHalfEven(paddedHeight * scale)));
+  const background = resize(maxFilter(minFilter(small, 9), 9), paddedWidth, paddedHeight);
+  const flat = new Float32Array(paddedWidth * paddedHeight);
   for (let i = 0; i < flat.length; i++) {
     flat[i] = Math.min(1, Math.max(0, gray.data[i] - background.data[i]));
   }
   const peak = maxOf(flat);
-  if (peak < MIN_CONTRAST) return makeImage(width, height);
+  if (peak < MIN_CONTRAST) return makeImage(paddedWidth, paddedHeight);
   const threshold = Math.max(f32(otsu(flat.map((v) => v / peak)) * peak), MIN_CONTRAST / 2);
   const low = threshold / 2;
-  // Ruled or squared paper: drop lines of visible ink that cross nearly the whole page.
+  // Ruled or squared paper: drop thin lines of visible ink that cross nearly the whole page.
   const rowCover = new Float64Array(height);
   const colCover = new Float64Array(width);
+  const at = (y, x) => (y + margin) * paddedWidth + x + margin;
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      if (flat[y * width + x] > low) {
+      if (flat[at(y, x)] > low) {
         rowCover[y] += 1;
         colCover[x] += 1;
       }
     }
   }
+  const rows = ruleLines(rowCover.map((v) => v / width), RULE_THICKNESS * height);
+  const cols = ruleLines(colCover.map((v) => v / height), RULE_THICKNESS * width);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      if (rowCover[y] / width > 0.85 || colCover[x] / height > 0.85) flat[y * width + x] = 0;
+      if (rows[y] || cols[x]) flat[at(y, x)] = 0;
     }
   }
   const strokes = flat.filter((v) => v > threshold);
-  if (strokes.length === 0) return makeImage(width, height);
+  if (strokes.length === 0) return makeImage(paddedWidth, paddedHeight);
   const strong = f32(percentile(strokes, 90));
   const lowF = f32(low);
   const span = f32(Math.max(strong - low, 1e-6));
-  const ink = makeImage(width, height);
+  const ink = makeImage(paddedWidth, paddedHeight);
   for (let i = 0; i < flat.length; i++) {
     ink.data[i] = Math.min(1, Math.max(0, f32(flat[i] - lowF) / span));
   }
@@ -288,8 +323,9 @@ function crop(image, top, bottom, left, right) {
   return out;
 }
 
-function pad(image, margin) {
+function pad(image, margin, value = 0) {
   const out = makeImage(image.width + 2 * margin, image.height + 2 * margin);
+  if (value !== 0) out.data.fill(value);
   for (let y = 0; y < image.height; y++) {
     out.data.set(image.data.subarray(y * image.width, (y + 1) * image.width),
       (y + margin) * out.width + margin);

@@ -1,0 +1,97 @@
+"""Preprocessing of real images: tight crops, phone photos with EXIF orientation, strokes that
+span the image, ruled paper. No model needed: each test compares 28x28 inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from drawings import available_fonts, make_set
+from PIL import Image
+
+from keras_digits import folders, preprocess
+
+
+@pytest.fixture(scope="module")
+def drawings(tmp_path_factory):
+    if not available_fonts():
+        pytest.skip("DejaVu fonts are not installed")
+    items = make_set(tmp_path_factory.mktemp("drawings"), fonts=available_fonts()[:1],
+                     variants=("plain", "jpeg", "tight", "exif", "lined"))
+    return {(variant, digit): path for path, digit, variant in items}
+
+
+def difference(a, b) -> float:
+    return float(np.abs(preprocess.load_digit(a) - preprocess.load_digit(b)).mean())
+
+
+@pytest.mark.parametrize("variant", ["tight", "lined"])
+def test_tight_crops_and_ruled_pages_read_like_the_plain_drawing(drawings, variant):
+    for digit in range(10):
+        assert difference(drawings[(variant, digit)], drawings[("plain", digit)]) < 12, digit
+
+
+def test_exif_orientation_is_applied(drawings):
+    """A photo stored sideways with an orientation tag is read upright, like the plain JPEG."""
+    for digit in range(10):
+        upright = difference(drawings[("exif", digit)], drawings[("jpeg", digit)])
+        with Image.open(drawings[("exif", digit)]) as image:
+            sideways = Image.fromarray(np.asarray(image.convert("L")))  # tag dropped
+        other = drawings[("exif", digit)].with_name(f"untagged-{digit}.png")
+        sideways.save(other)
+        assert upright < 12 < difference(other, drawings[("jpeg", digit)]) or digit in (0, 8), \
+            digit
+
+
+def test_a_bar_filling_a_tight_crop_is_ink_not_background(tmp_path):
+    """A 1 cropped to its stroke: ink touches the top and bottom edge and is wider than the
+    background filter; it must come out as a vertical bar, not as "no ink"."""
+    page = np.full((60, 20), 255, dtype=np.uint8)
+    page[:, 4:16] = 0
+    Image.fromarray(page).save(tmp_path / "bar.png")
+    pixels = preprocess.load_digit(tmp_path / "bar.png")[..., 0]
+    rows, cols = np.flatnonzero(pixels.max(1) > 128), np.flatnonzero(pixels.max(0) > 128)
+    assert len(rows) >= 18 and len(cols) <= 8, (len(rows), len(cols))
+
+
+def test_a_stroke_along_the_whole_frame_is_kept():
+    """The top of a 7 drawn edge to edge is part of the digit, not a ruled line."""
+    seven = np.zeros((16, 16), dtype=np.float32)
+    seven[0:2, :] = 1.0  # the bar, touching both sides
+    for row in range(2, 16):
+        seven[row, 14 - row * 13 // 15: 16 - row * 13 // 15] = 1.0
+    ink = preprocess.ink_map(1.0 - seven)  # dark ink on white paper
+    pixels = preprocess.mnist_style(ink)
+    top = np.flatnonzero(pixels.max(1) > 0.5)[0]
+    assert (pixels[top:top + 2] > 0.5).any(axis=0).sum() >= 14  # the bar spans the box
+
+
+def test_page_rules_are_removed_but_a_single_full_width_bar_is_not():
+    flat_cover = np.zeros(300)
+    flat_cover[[50, 51, 120, 190]] = 0.95  # three thin rules
+    flat_cover[250:262] = 0.95  # a thick bar: not a rule
+    rules = preprocess._rule_lines(flat_cover, 0.02 * 300)
+    assert rules[[50, 51, 120, 190]].all() and not rules[250:262].any()
+    alone = np.zeros(300)
+    alone[100:102] = 0.95
+    assert not preprocess._rule_lines(alone, 6).any()
+
+
+def test_mnist_stroke_width_constant_is_measured(mnist):
+    """MNIST_STROKE_AT_80 is the median stroke width of MNIST digits scaled to an 80-pixel box."""
+    widths = []
+    for image in mnist.train_images[:2000, ..., 0]:
+        ink = image.astype(np.float32) / 255
+        widths.append(preprocess.stroke_width(
+            preprocess._fit_box(preprocess._crop_to_ink(ink), 80)))
+    assert np.median(widths) == pytest.approx(preprocess.MNIST_STROKE_AT_80, abs=0.3)
+
+
+def test_semeion_is_verified_and_written_as_a_labelled_folder(tmp_path):
+    images, labels = folders.load_semeion()
+    assert images.shape == (1593, 16, 16) and set(np.unique(images)) == {0, 1}
+    assert np.bincount(labels).tolist() == [161, 162, 159, 159, 161, 159, 161, 158, 155, 158]
+    folder = folders.write_semeion_folder(tmp_path / "semeion")
+    samples = folders.read_labelled_folder(folder, tuple(str(d) for d in range(10)))
+    assert [s.label for s in samples] == labels.tolist()
+    with Image.open(samples[0].path) as first:
+        assert np.array_equal(np.asarray(first) == 0, images[0] == 1)  # ink is black
