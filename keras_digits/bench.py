@@ -19,7 +19,6 @@ TensorFlow-only parts (tf.data, SavedModel) are skipped.
 from __future__ import annotations
 
 import os
-import platform
 import shlex
 import sys
 import time
@@ -27,9 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_digits import atomic, data
+from keras_digits import artifacts, atomic, data, runtime
+from keras_digits.catalog import MODEL_NAMES
 from keras_digits.cli import Parser, positive_int, run_cli
-from keras_digits.train import MODEL_NAMES, TrainConfig, build_compiled, has_gpu, library_versions
+from keras_digits.contract import INPUT_NAME, OUTPUT_NAME
+from keras_digits.train import TrainConfig, build_compiled
 
 TARGETS = (0.986, 0.990)
 SUITES = ("time-to-accuracy", "train", "pipeline", "inference")
@@ -183,31 +184,29 @@ def bench_inference(arrays: data.Arrays, models: list[str], models_dir: Path, ex
                     repeats: int) -> dict:
     import keras
 
-    from keras_digits.export import load_trained, onnx_session
-    from keras_digits.predict import INPUT_NAME, OUTPUT_NAME
+    from keras_digits.export import onnx_session
 
     images = arrays.test_images[:2048].astype(np.float32)
     one = images[:1]
     results = {}
     for name in models:
-        keras_path = models_dir / "mnist" / name / "model.keras"
+        keras_path = artifacts.model_dir(models_dir, "mnist", name) / "model.keras"
         if not keras_path.is_file():
             results[name] = {"skipped": f"no trained model at {keras_path}"}
             continue
-        model = load_trained(keras_path, name)
+        model = artifacts.load_trained(keras_path, name)
         runners = {
             "keras.predict": lambda x, m=model: m.predict(x, verbose=0),
             "keras model(x)": lambda x, m=model: keras.ops.convert_to_numpy(m(x, training=False)),
         }
-        saved = export_dir / "mnist" / "saved_model" / name
+        saved = artifacts.saved_model_path(export_dir, "mnist", name)
         if _backend() == "tensorflow" and saved.is_dir():
             import tensorflow as tf
 
             serve = tf.saved_model.load(str(saved)).signatures["serving_default"]
             runners["SavedModel signature"] = lambda x, s=serve: s(pixels=tf.constant(x))
-        for label, filename in (("onnxruntime fp32", f"{name}.onnx"),
-                                ("onnxruntime int8", f"{name}.int8.onnx")):
-            path = export_dir / "mnist" / filename
+        for label, int8 in (("onnxruntime fp32", False), ("onnxruntime int8", True)):
+            path = artifacts.onnx_path(export_dir, "mnist", name, int8=int8)
             if path.is_file():
                 for threads in (1, os.cpu_count() or 1):
                     session = onnx_session(path, threads=threads)
@@ -304,13 +303,11 @@ def main(argv: list[str]) -> int:
     arrays = data.load_arrays("mnist", args.data_dir)
     out = Path(args.out)
     atomic.require_writable(out)
-    gpu = has_gpu()
     report: dict = {
         "command": "python -m keras_digits.bench " + " ".join(shlex.quote(a) for a in argv),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "versions": library_versions(),
-        "machine": {"description": f"{platform.machine()}, {os.cpu_count()} CPU cores"
-                    + (", GPU" if gpu else ", no GPU"), "platform": platform.platform()},
+        "versions": runtime.library_versions(),
+        "machine": runtime.machine_description(),
     }
     if "time-to-accuracy" in suites:
         print("== time to accuracy: keras.io convnet, then our cnn", flush=True)

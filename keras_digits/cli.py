@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
+from keras_digits.catalog import DATASET_NAMES, MODEL_NAMES
+
 EXIT_USER_ERROR = 2
 
 
@@ -66,3 +68,23 @@ def run_cli(main: Callable[[list[str]], int], argv: list[str] | None = None) -> 
     except KeyboardInterrupt:
         print("error: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+
+
+def add_model_arguments(parser: Parser) -> None:
+    """The MODEL... and --dataset arguments shared by train and export."""
+    parser.add_argument("models", nargs="+", metavar="MODEL",
+                        help=f"'all' or one or more of: {', '.join(MODEL_NAMES)}")
+    parser.add_argument("--dataset", default="mnist", choices=DATASET_NAMES)
+
+
+def expand_models(requested: list[str]) -> list[str]:
+    """Model names in the order asked, `all` expanded, duplicates dropped, unknown refused."""
+    names: list[str] = []
+    for name in requested:
+        for model in (list(MODEL_NAMES) if name == "all" else [name]):
+            if model not in MODEL_NAMES:
+                raise UserError(f"unknown model {model!r}: choose all or one of "
+                                f"{', '.join(MODEL_NAMES)}")
+            if model not in names:
+                names.append(model)
+    return names

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from keras_digits.classes import DATASET_NAMES
+from keras_digits.catalog import DATASET_NAMES
 from keras_digits.cli import UserError
 
 if TYPE_CHECKING:

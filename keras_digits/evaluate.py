@@ -23,12 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from keras_digits import atomic, folders
-from keras_digits.classes import DATASET_NAMES
+from keras_digits.catalog import DATASET_NAMES, MODEL_NAMES
 from keras_digits.cli import Parser, UserError, run_cli
 from keras_digits.predict import OnnxClassifier, resolve_model_path
 from keras_digits.preprocess import load_digit
 
-DEFAULT_MODELS = ("linear", "mlp", "cnn", "alexnet")
 SEMEION = "semeion"
 SEMEION_CACHE = Path(".cache") / SEMEION
 GALLERY_LIMIT = 300
@@ -165,7 +164,7 @@ def evaluate_folder(folder: Path, model_paths: dict[str, Path], dataset: str = "
 
 
 def _model_paths(requested: list[str], dataset: str, export_dir: str) -> dict[str, Path]:
-    names = list(DEFAULT_MODELS) if requested == ["all"] else requested
+    names = list(MODEL_NAMES) if requested == ["all"] else requested
     paths = {Path(name).name.removesuffix(".onnx"): resolve_model_path(name, dataset, export_dir)
              for name in names}
     if requested == ["all"]:

@@ -14,7 +14,6 @@ under the float32 policy and given the trained weights, whatever precision it tr
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -22,11 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_digits import atomic, data
-from keras_digits.classes import class_names
-from keras_digits.cli import Parser, UserError, positive_int, run_cli
-from keras_digits.predict import CLASSES_KEY, INPUT_NAME, OUTPUT_NAME
-from keras_digits.train import add_model_arguments, expand_models
+from keras_digits import artifacts, atomic, contract, data
+from keras_digits.catalog import class_names
+from keras_digits.cli import (
+    Parser,
+    UserError,
+    add_model_arguments,
+    expand_models,
+    positive_int,
+    run_cli,
+)
+from keras_digits.contract import INPUT_NAME, OUTPUT_NAME
 
 OPSET = 17
 CALIBRATION_IMAGES = 512
@@ -45,34 +50,10 @@ class ParityLimits:
 LIMITS = ParityLimits()
 
 
-def load_trained(path: Path, name: str, dataset: str = "mnist"):
-    """Load a `.keras` file safely and rebuild it as the float32 registry model for `dataset`."""
-    import keras
-
-    from keras_digits import models
-
-    if not path.is_file():
-        raise UserError(f"no trained model at {path}; run `python -m keras_digits.train {name}` "
-                        "first (or pass --models-dir)")
-    try:
-        trained = keras.saving.load_model(path, safe_mode=True, compile=False)
-    except Exception as exc:  # Keras raises many types for a bad archive
-        raise UserError(f"{path} is not a readable Keras model ({type(exc).__name__}); "
-                        "retrain it or restore the file") from exc
-    keras.mixed_precision.set_global_policy("float32")
-    fresh = models.create_model(name, dataset=dataset, inference=True)
-    try:
-        fresh.set_weights(trained.get_weights())
-    except ValueError as exc:
-        raise UserError(f"{path} does not hold a {name} model (its weights do not fit); "
-                        f"retrain with `python -m keras_digits.train {name}`") from exc
-    return fresh
-
-
 def _serving_function(model):
     import tensorflow as tf
 
-    spec = tf.TensorSpec((None, 28, 28, 1), tf.float32, name=INPUT_NAME)
+    spec = tf.TensorSpec((None, *contract.INPUT_SHAPE), tf.float32, name=INPUT_NAME)
 
     @tf.function(input_signature=[spec])
     def serve(pixels):
@@ -99,10 +80,10 @@ def export_onnx(model, final: Path, name: str, dataset: str) -> None:
     serve, spec = _serving_function(model)
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=[spec], opset=OPSET)
     onnx.helper.set_model_props(proto, {
-        "keras_digits.model": name,
-        "keras_digits.dataset": dataset,
-        CLASSES_KEY: "|".join(class_names(dataset)),
-        "keras_digits.input": "pixels: float32 (N, 28, 28, 1), 0-255, white ink on black",
+        contract.MODEL_KEY: name,
+        contract.DATASET_KEY: dataset,
+        contract.CLASSES_KEY: "|".join(class_names(dataset)),
+        contract.INPUT_KEY: contract.INPUT_DESCRIPTION,
     })
     proto.doc_string = f"keras_digits {name} trained on {dataset}"
     onnx.checker.check_model(proto)
@@ -190,11 +171,15 @@ def int8_passes(result: dict) -> bool:
 
 def export_model(name: str, dataset: str, models_dir: Path, out_dir: Path,
                  arrays: data.Arrays, limit: int | None = None) -> dict:
-    """Export one model in every format and measure its parity; returns its parity entry."""
-    model = load_trained(models_dir / dataset / name / "model.keras", name, dataset)
-    onnx_path = out_dir / f"{name}.onnx"
-    int8_path = out_dir / f"{name}.int8.onnx"
-    saved_model_path = out_dir / "saved_model" / name
+    """Export one model in every format and measure its parity; returns its parity entry.
+
+    `out_dir` is the export root: the files land in `<out_dir>/<dataset>/`.
+    """
+    model = artifacts.load_trained(
+        artifacts.model_dir(models_dir, dataset, name) / "model.keras", name, dataset)
+    onnx_path = artifacts.onnx_path(out_dir, dataset, name)
+    int8_path = artifacts.onnx_path(out_dir, dataset, name, int8=True)
+    saved_model_path = artifacts.saved_model_path(out_dir, dataset, name)
     saved_model_path.parent.mkdir(parents=True, exist_ok=True)
 
     start = time.perf_counter()
@@ -268,22 +253,23 @@ def main(argv: list[str]) -> int:
     names = expand_models(args.models)
     models_dir = Path(args.models_dir)
     if args.models == ["all"]:
-        names = [n for n in names if (models_dir / args.dataset / n / "model.keras").is_file()]
+        names = [n for n in names if artifacts.is_trained(models_dir, args.dataset, n)]
         if not names:
             raise UserError(f"no trained models under {models_dir / args.dataset}; run "
                             f"`python -m keras_digits.train all --dataset {args.dataset}` first")
     arrays = data.load_arrays(args.dataset, args.data_dir)
-    out_dir = Path(args.out_dir) / args.dataset
+    out_dir = artifacts.export_dir(args.out_dir, args.dataset)
     atomic.require_writable(out_dir)
     atomic.sweep_leftovers(out_dir)
     atomic.sweep_leftovers(out_dir / "saved_model")
 
-    parity_path = out_dir / "parity.json"
-    parity = _read_parity(parity_path)
+    parity_path = artifacts.parity_path(args.out_dir, args.dataset)
+    parity = artifacts.read_parity(out_dir)
     entries = []
     for name in names:
         print(f"== exporting {name} ({args.dataset})", flush=True)
-        entry = export_model(name, args.dataset, models_dir, out_dir, arrays, args.limit)
+        entry = export_model(name, args.dataset, models_dir, Path(args.out_dir), arrays,
+                             args.limit)
         parity["models"][name] = entry
         entries.append(entry)
         atomic.write_json(parity_path, parity)
@@ -298,16 +284,6 @@ def main(argv: list[str]) -> int:
     print(f"\nparity holds for {', '.join(names)} on {entries[0]['test_images']} test images "
           f"(details in {parity_path})")
     return 0
-
-
-def _read_parity(path: Path) -> dict:
-    try:
-        existing = json.loads(path.read_text())
-        if isinstance(existing.get("models"), dict):
-            return existing
-    except (OSError, ValueError):
-        pass
-    return {"models": {}}
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ import keras
 from keras import layers
 
 from keras_digits import augment
+from keras_digits.catalog import MODEL_NAMES
+from keras_digits.contract import INPUT_NAME, INPUT_SHAPE
 
-INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 
 
@@ -112,7 +113,7 @@ def _pixels_in(name: str, augmentation: float = 0.0) -> tuple[keras.KerasTensor,
                                                                keras.KerasTensor]:
     """The shared stem: a uint8-range input, its rescaling to [0, 1], and the training-only
     handwriting distortions at the given strength (none at 0)."""
-    inputs = keras.Input(shape=INPUT_SHAPE, name="pixels")
+    inputs = keras.Input(shape=INPUT_SHAPE, name=INPUT_NAME)
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     return inputs, augment.handwriting(x, augmentation)
 
@@ -209,3 +210,8 @@ def alexnet(num_classes: int = NUM_CLASSES,
         x = layers.Dense(4096, activation="relu", name=f"fc{i}")(x)
         x = layers.Dropout(0.5, name=f"dropout{i}")(x)
     return keras.Model(inputs, _probabilities(x, num_classes), name="alexnet")
+
+
+if tuple(_REGISTRY) != MODEL_NAMES:  # the cheap catalogue and the registry must agree
+    raise RuntimeError(f"models registered {tuple(_REGISTRY)} but catalog.MODEL_NAMES lists "
+                       f"{MODEL_NAMES}; update keras_digits/catalog.py")

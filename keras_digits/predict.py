@@ -14,13 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_digits.classes import DATASET_NAMES, class_names
+from keras_digits import artifacts
+from keras_digits.catalog import DATASET_NAMES, class_names
 from keras_digits.cli import Parser, UserError, positive_int, run_cli
+from keras_digits.contract import CLASSES_KEY, INPUT_SHAPE
 from keras_digits.preprocess import load_digit
-
-INPUT_NAME = "pixels"
-OUTPUT_NAME = "probabilities"
-CLASSES_KEY = "keras_digits.classes"
 
 
 class OnnxClassifier:
@@ -42,7 +40,7 @@ class OnnxClassifier:
                             "pass a .onnx file written by `keras_digits.export`") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         shape = list(inputs[0].shape) if len(inputs) == 1 else None
-        if shape is None or len(shape) != 4 or shape[1:] != [28, 28, 1]:
+        if shape is None or len(shape) != 4 or shape[1:] != list(INPUT_SHAPE):
             raise UserError(f"{path} expects input {shape}, not (N, 28, 28, 1) pixels; "
                             "pass a model exported by `keras_digits.export`")
         self.input_name = inputs[0].name
@@ -65,7 +63,7 @@ def resolve_model_path(model: str, dataset: str, export_dir: str = "export") -> 
     """A path as given, or a model name looked up in the export folder."""
     if model.endswith(".onnx") or Path(model).exists():
         return Path(model)
-    return Path(export_dir) / dataset / f"{model}.onnx"
+    return artifacts.onnx_path(export_dir, dataset, model)
 
 
 def top_k(probabilities: np.ndarray, classes: tuple[str, ...], k: int) -> list[dict]:

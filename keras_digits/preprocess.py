@@ -17,17 +17,17 @@ import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from keras_digits.cli import UserError
+from keras_digits.contract import PREPROCESSING
 
 MAX_PIXELS = 40_000_000  # about 6300 x 6300: every phone camera, but no decompression bomb
 WORK_SIZE = 512  # longest side the analysis runs at
-BOX = 20  # MNIST's digit box
-FRAME = 28
-# Median stroke width of MNIST digits after cropping and scaling to an 80-pixel box, measured with
-# `stroke_width` on 2,000 training images (tests/test_predict.py measures it again).
-MNIST_STROKE_AT_80 = 7.8
-MIN_CONTRAST = 0.08  # below this ink-to-paper difference the image counts as blank
-PAPER_MARGIN = 2  # paper added on each side: half the longer side
-RULE_THICKNESS = 0.02  # a page rule is at most this share of the page thick
+# MNIST's geometry and the thresholds, shared with the page (contract.PREPROCESSING says why).
+BOX = PREPROCESSING["BOX"]
+FRAME = PREPROCESSING["FRAME"]
+MNIST_STROKE_AT_80 = PREPROCESSING["MNIST_STROKE_AT_80"]
+MIN_CONTRAST = PREPROCESSING["MIN_CONTRAST"]
+PAPER_MARGIN = PREPROCESSING["PAPER_MARGIN"]
+RULE_THICKNESS = PREPROCESSING["RULE_THICKNESS"]
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow itself refuses anything past twice this
 

@@ -10,18 +10,14 @@ The folder is built aside and renamed into place.
 from __future__ import annotations
 
 import html
-import json
-import os
-import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from keras_digits import atomic, data
-from keras_digits.classes import DATASET_NAMES, class_names
+from keras_digits import artifacts, atomic, data
+from keras_digits.catalog import DATASET_NAMES, DATASET_TITLES, MODEL_NAMES, class_names
 from keras_digits.cli import Parser, UserError, run_cli
-from keras_digits.train import MODEL_NAMES, VIDEO_ACCURACY, read_history
 
 GALLERY_SIZE = 40
 
@@ -129,55 +125,23 @@ def plot_curves(histories: dict[str, list[dict]], title: str, path: Path) -> Non
     plt.close(fig)
 
 
-def _predict(model_path: Path, images: np.ndarray) -> np.ndarray:
-    import keras
-
-    try:
-        model = keras.saving.load_model(model_path, safe_mode=True, compile=False)
-    except Exception as exc:  # Keras raises many types for a bad archive
-        raise UserError(f"{model_path} is not a readable Keras model ({type(exc).__name__}); "
-                        "retrain it") from exc
-    return np.asarray(model.predict(images.astype(np.float32), batch_size=500, verbose=0))
-
-
 def collect(dataset: str, models_dir: Path, export_dir: Path, arrays: data.Arrays) -> list[dict]:
     """Per trained model: metrics, history, test predictions and export parity if present."""
-    parity_path = export_dir / dataset / "parity.json"
-    parity = {}
-    if parity_path.is_file():
-        try:
-            parity = json.loads(parity_path.read_text()).get("models", {})
-        except ValueError:
-            parity = {}
+    parity = artifacts.read_parity(artifacts.export_dir(export_dir, dataset))["models"]
     found = []
     for name in MODEL_NAMES:
-        folder = models_dir / dataset / name
-        if not (folder / "model.keras").is_file() or not (folder / "metrics.json").is_file():
+        if not artifacts.is_trained(models_dir, dataset, name):
             continue
-        metrics = json.loads((folder / "metrics.json").read_text())
+        folder = artifacts.model_dir(models_dir, dataset, name)
+        metrics = artifacts.read_metrics(models_dir, dataset, name)
         n_test = metrics.get("examples", {}).get("test", len(arrays.test_images))
-        probs = _predict(folder / "model.keras", arrays.test_images[:n_test])
+        model = artifacts.load_keras(folder / "model.keras", name)
+        probs = np.asarray(model.predict(arrays.test_images[:n_test].astype(np.float32),
+                                         batch_size=500, verbose=0))
         found.append({"name": name, "metrics": metrics, "probs": probs,
-                      "history": read_history(folder / "history.csv"),
+                      "history": artifacts.read_history(folder / "history.csv"),
                       "parity": parity.get(name)})
     return found
-
-
-def _row_values(entry: dict, dataset: str) -> list[str]:
-    m, p = entry["metrics"], entry["parity"]
-    video = VIDEO_ACCURACY.get(entry["name"]) if dataset == "mnist" else None
-    return [
-        entry["name"], f"{m['parameters']:,}", str(m["epochs_run"]),
-        f"{m['train_seconds']:.0f} s", f"{100 * m['test_accuracy']:.2f}%",
-        f"{video:.2f}%" if video else "–",
-        (f"{100 * p['onnx']['accuracy']:.2f}% ({100 * p['onnx']['agreement']:.2f}% agree)"
-         if p else "not exported"),
-        f"{100 * p['int8']['accuracy']:.2f}%" if p else "–",
-    ]
-
-
-COLUMNS = ["model", "parameters", "epochs", "train time", "test accuracy", "video",
-           "ONNX accuracy", "int8 accuracy"]
 
 
 def build_report(dataset: str, models_dir: Path | str = "saved_models",
@@ -194,20 +158,15 @@ def build_report(dataset: str, models_dir: Path | str = "saved_models",
     if not entries:
         raise UserError(f"no trained models under {models_dir / dataset}; run "
                         f"`python -m keras_digits.train all --dataset {dataset}` first")
-    staging = out_dir / f".{dataset}.staging-{os.getpid()}"
-    staging.mkdir()
-    try:
+    with atomic.atomic_path(final) as staging:  # the folder appears whole or not at all
+        staging.mkdir()
         _write_report(staging, dataset, classes, arrays, entries)
-        atomic.publish_dir(staging, final)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return final / "index.html"
 
 
 def _write_report(folder: Path, dataset: str, classes: tuple[str, ...], arrays: data.Arrays,
                   entries: list[dict]) -> None:
-    pretty = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}[dataset]
+    pretty = DATASET_TITLES[dataset]
     per_class = {}
     for entry in entries:
         name, probs = entry["name"], entry["probs"]
@@ -233,8 +192,9 @@ def _write_report(folder: Path, dataset: str, classes: tuple[str, ...], arrays: 
 
 def _markdown(dataset, pretty, classes, entries, per_class) -> str:
     lines = [f"# keras_digits on {pretty}", "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_row_values(e, dataset)) + " |" for e in entries]
+             artifacts.markdown_table(artifacts.COMPARISON_COLUMNS,
+                                      [artifacts.comparison_row(e["metrics"], e["parity"])
+                                       for e in entries])]
     lines += ["", "## Per-class precision / recall (test set)", "",
               "| class | " + " | ".join(e["name"] for e in entries) + " |",
               "|---|" + "---|" * len(entries)]
@@ -249,8 +209,9 @@ def _markdown(dataset, pretty, classes, entries, per_class) -> str:
 
 def _html(dataset, pretty, classes, entries, per_class) -> str:
     esc = html.escape
-    head = "".join(f"<th>{esc(c)}</th>" for c in COLUMNS)
-    rows = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in _row_values(e, dataset))
+    head = "".join(f"<th>{esc(c)}</th>" for c in artifacts.COMPARISON_COLUMNS)
+    rows = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>"
+                                    for v in artifacts.comparison_row(e["metrics"], e["parity"]))
                    + "</tr>" for e in entries)
     pc_head = "".join(f"<th>{esc(e['name'])}<br>precision / recall</th>" for e in entries)
     pc_rows = ""

@@ -24,7 +24,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from keras_digits import artifacts
+from keras_digits.catalog import model_rank
 from keras_digits.cli import Parser, UserError, run_cli
+from keras_digits.contract import DATASET_KEY, PREPROCESSING
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -63,16 +66,13 @@ def find_ort(package: Path = ORT_PACKAGE) -> tuple[Path, str]:
 
 def _accuracies(folder: Path) -> dict[str, float]:
     """Test accuracy per exported file, from export's parity.json when it is there and sane."""
-    try:
-        report = json.loads((folder / "parity.json").read_text())
-        found = {}
-        for model, entry in report["models"].items():
-            for kind, name in (("onnx", model), ("int8", f"{model}.int8")):
-                if isinstance(entry.get(kind), dict) and "accuracy" in entry[kind]:
-                    found[name] = float(entry[kind]["accuracy"])
-        return found
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}  # no or odd parity file: the picker just shows no accuracy
+    found = {}
+    for model, entry in artifacts.read_parity(folder)["models"].items():
+        for kind, name in (("onnx", model), ("int8", f"{model}.int8")):
+            # An odd entry: the picker just shows no accuracy for it.
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                found[name] = float(entry[kind]["accuracy"])
+    return found
 
 
 def describe(path: Path, accuracy: float | None = None) -> ModelInfo:
@@ -85,17 +85,15 @@ def describe(path: Path, accuracy: float | None = None) -> ModelInfo:
     except UserError as exc:
         return ModelInfo(name, path.name, None, [], None, str(exc))
     metadata = classifier.session.get_modelmeta().custom_metadata_map
-    return ModelInfo(name, path.name, metadata.get("keras_digits.dataset"),
+    return ModelInfo(name, path.name, metadata.get(DATASET_KEY),
                      list(classifier.classes), accuracy, None)
 
 
 def catalogue(default: Path) -> list[ModelInfo]:
     """The default model first, then every other `.onnx` beside it, simplest model first."""
-    order = {"linear": 0, "mlp": 1, "cnn": 2, "alexnet": 3}
-
     def key(path: Path) -> tuple:
         base, _, variant = path.name.removesuffix(".onnx").partition(".")
-        return (path != default, order.get(base, 9), base, variant)
+        return (path != default, model_rank(base), base, variant)
 
     accuracies = _accuracies(default.parent)
     files = sorted({default, *default.parent.glob("*.onnx")}, key=key)
@@ -180,7 +178,7 @@ def make_server(model: Path, host: str, port: int, verbose: bool = False) -> Thr
         "ort_dir": ort_dir, "quiet": not verbose,
         "model_paths": {m.file: model.parent / m.file for m in models},
         "config": {"default": models[0].file, "onnxruntime_web": ort_version,
-                   "models": [asdict(m) for m in models]},
+                   "models": [asdict(m) for m in models], "preprocessing": PREPROCESSING},
     })
     try:
         return ThreadingHTTPServer((host, port), handler)

@@ -1,11 +1,13 @@
 // Runs the page's preprocessing on raw float32 grey images for tests/test_serve.py.
-// argv: module path, input file, output file. Input: int32 count, then per image int32 width,
+// argv: module path, input file, output file, the preprocessing constants as JSON (what the
+// server hands the page). Input: int32 count, then per image int32 width,
 // int32 height, float32 pixels. Output: per image 784 float32 values (all -1 when no ink).
 import { readFileSync, writeFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 
-const [modulePath, inputPath, outputPath] = process.argv.slice(2);
-const { grayToPixels, makeImage } = await import(pathToFileURL(modulePath).href);
+const [modulePath, inputPath, outputPath, constants] = process.argv.slice(2);
+const { configure, grayToPixels, makeImage } = await import(pathToFileURL(modulePath).href);
+configure(JSON.parse(constants));
 const bytes = readFileSync(inputPath);
 const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 const count = view.getInt32(0, true);

@@ -9,7 +9,7 @@ import onnx
 import pytest
 from conftest import last_error_line, run_module
 
-from keras_digits import export
+from keras_digits import artifacts, export
 
 
 @pytest.mark.parametrize("name", ["linear", "mlp", "cnn"])
@@ -44,7 +44,7 @@ def test_parity_report(exported_dir):
 
 
 def test_onnx_batch_is_dynamic_and_matches_keras(exported_dir, trained_dir, mnist):
-    model = export.load_trained(trained_dir / "mnist" / "cnn" / "model.keras", "cnn")
+    model = artifacts.load_trained(trained_dir / "mnist" / "cnn" / "model.keras", "cnn")
     for batch in (1, 7):
         images = mnist.test_images[:batch].astype(np.float32)
         onnx_probs = export.run_onnx(exported_dir / "cnn.onnx", images)

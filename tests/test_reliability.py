@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import REPO, run_module
 
-from keras_digits import atomic, train
+from keras_digits import artifacts, atomic
 
 
 def test_kill_nine_mid_training_then_resume(tmp_path):
@@ -27,13 +27,13 @@ def test_kill_nine_mid_training_then_resume(tmp_path):
     process = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240
-    while len(train.read_history(work / "history.csv")) < 2:
+    while len(artifacts.read_history(work / "history.csv")) < 2:
         assert process.poll() is None, process.stderr.read().decode()[-2000:]
         assert time.monotonic() < deadline, "training never reached epoch 2"
         time.sleep(0.2)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    before = train.read_history(work / "history.csv")
+    before = artifacts.read_history(work / "history.csv")
     assert 2 <= len(before) < 6
     assert not (out / "mnist" / "mlp").exists()  # nothing published from a dead run
 
@@ -47,7 +47,7 @@ def test_kill_nine_mid_training_then_resume(tmp_path):
     resumed_at = int(match.group(1))
     assert len(before) - 1 <= resumed_at <= len(before) and resumed_at >= 1
     final = out / "mnist" / "mlp"
-    history = train.read_history(final / "history.csv")
+    history = artifacts.read_history(final / "history.csv")
     assert [int(r["epoch"]) for r in history] == list(range(6))
     # The epochs finished before the kill were kept, not trained again.
     assert [r["epoch_seconds"] for r in history[:resumed_at]] == \

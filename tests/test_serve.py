@@ -22,7 +22,7 @@ import pytest
 from conftest import REPO, last_error_line, run_module
 from drawings import VARIANTS, available_fonts, make_set
 
-from keras_digits import preprocess, serve
+from keras_digits import contract, preprocess, serve
 from keras_digits.predict import OnnxClassifier
 
 # CI sets this so a missing browser or Node.js fails the run instead of skipping these tests.
@@ -81,7 +81,8 @@ def test_page_preprocessing_equals_predict_preprocessing(tmp_path):
     (tmp_path / "in.bin").write_bytes(payload)
     subprocess.run(["node", str(REPO / "tests" / "preprocess_runner.mjs"),
                     str(serve.WEB_DIR / "preprocess.js"), str(tmp_path / "in.bin"),
-                    str(tmp_path / "out.bin")], check=True, timeout=120, cwd=REPO)
+                    str(tmp_path / "out.bin"), json.dumps(contract.PREPROCESSING)],
+                   check=True, timeout=120, cwd=REPO)
     got = np.frombuffer((tmp_path / "out.bin").read_bytes(), "<f4").reshape(-1, 28, 28)
     assert len(got) == len(items) == 10 * len(VARIANTS)
     worst = max(float(np.abs(g - e).max()) for g, e in zip(got, expected, strict=True))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import run_module
 
-from keras_digits import data, train
+from keras_digits import artifacts, data
 
 
 def test_short_fit_improves_accuracy(mnist, tmp_path):
@@ -33,7 +33,7 @@ def test_train_end_to_end_writes_every_artifact(trained_dir):
         assert (folder / "model.keras").is_file()
         assert (folder / "saved_model" / "saved_model.pb").is_file()
         assert any((folder / "logs").rglob("events.out.tfevents.*"))
-        history = train.read_history(folder / "history.csv")
+        history = artifacts.read_history(folder / "history.csv")
         assert [int(r["epoch"]) for r in history] == [0, 1, 2]
         assert all(r["epoch_seconds"] > 0 for r in history)
         metrics = json.loads((folder / "metrics.json").read_text())

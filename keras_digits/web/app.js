@@ -1,6 +1,6 @@
 // The draw-a-digit page: strokes on a canvas -> predict's preprocessing (preprocess.js) ->
 // onnxruntime-web on the exported .onnx file -> ten probabilities. Served by keras_digits.serve.
-import { canvasToPixels, FRAME } from "/preprocess.js";
+import { canvasToPixels, configure, FRAME } from "/preprocess.js";
 
 // MNIST strokes are about 2 of 28 pixels wide; the pad is 10x larger.
 const BRUSH = 18;
@@ -221,12 +221,13 @@ function fillPicker(config) {
 
 async function start() {
   paint();
-  renderSeen(null);
   let config;
   try {
     const response = await fetch("/api/config");
     if (!response.ok) throw new Error(await errorText(response));
     config = await response.json();
+    configure(config.preprocessing);
+    renderSeen(null);
   } catch (error) {
     show("error", `The page's server is not answering (${error.message}); start ` +
       "`python -m keras_digits.serve` again and reload.");

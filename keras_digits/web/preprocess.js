@@ -4,12 +4,21 @@
 // separable BOX / BILINEAR filters on float images (horizontal pass first, float32 between),
 // because the Python side uses them. tests/test_serve.py checks both sides agree on drawings.
 
-export const BOX = 20;
-export const FRAME = 28;
-export const MNIST_STROKE_AT_80 = 7.8;
-export const MIN_CONTRAST = 0.08;
-export const PAPER_MARGIN = 2;
-export const RULE_THICKNESS = 0.02;
+// MNIST's geometry and the thresholds come from the server (keras_digits/contract.py, the one
+// place they are written): call configure() with /api/config's `preprocessing` before use.
+export let BOX;
+export let FRAME;
+let MNIST_STROKE_AT_80;
+let MIN_CONTRAST;
+let PAPER_MARGIN;
+let RULE_THICKNESS;
+
+export function configure(constants) {
+  ({ BOX, FRAME, MNIST_STROKE_AT_80, MIN_CONTRAST, PAPER_MARGIN, RULE_THICKNESS } = constants);
+  const missing = Object.entries({ BOX, FRAME, MNIST_STROKE_AT_80, MIN_CONTRAST, PAPER_MARGIN,
+    RULE_THICKNESS }).filter(([, v]) => typeof v !== "number").map(([k]) => k);
+  if (missing.length) throw new Error(`preprocessing constants missing: ${missing.join(", ")}`);
+}
 
 const f32 = Math.fround;
 
