@@ -78,6 +78,37 @@ def mnist():
     return data.load_arrays("mnist")
 
 
+SLOW_FIXTURES = {"trained_dir", "exported_dir", "page_on"}
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that need the models trained on 24,000 images (or a browser) are the slow tier."""
+    for item in items:
+        if SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def tiny_trained_dir(tmp_path_factory) -> Path:
+    """A real `train` of the linear model and the CNN on 512 images for one epoch: every
+    artifact, none of the accuracy. The fast tier's stand-in for `trained_dir`."""
+    out = tmp_path_factory.mktemp("tiny_models")
+    result = run_module("keras_digits.train", "linear", "cnn", "--limit", "512", "--epochs", "1",
+                        "--quiet", "--out-dir", str(out), "--no-report")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_exported_dir(tiny_trained_dir, tmp_path_factory) -> Path:
+    """A real `export all` of the tiny models, parity checked on 200 test images."""
+    out = tmp_path_factory.mktemp("tiny_export")
+    result = run_module("keras_digits.export", "all", "--models-dir", str(tiny_trained_dir),
+                        "--out-dir", str(out), "--limit", "200")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return out / "mnist"
+
+
 @pytest.fixture(scope="session")
 def trained_dir(tmp_path_factory) -> Path:
     """A real `train` run of three models on a 24,000-image MNIST slice, shared by later stages."""

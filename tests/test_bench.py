@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import run_module
 
 
+@pytest.mark.slow
 def test_bench_runs_every_suite_on_a_tiny_slice(trained_dir, exported_dir, tmp_path):
     result = run_module(
         "keras_digits.bench", "time-to-accuracy", "train", "pipeline", "inference",

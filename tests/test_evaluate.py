@@ -58,14 +58,14 @@ def test_class_folders_and_labels_csv_give_the_same_score(exported_dir, mnist, t
     assert scores[0] == scores[1] >= 80
 
 
-def test_broken_images_are_listed_and_the_rest_scored(exported_dir, mnist, tmp_path):
+def test_broken_images_are_listed_and_the_rest_scored(tiny_exported_dir, mnist, tmp_path):
     folder = _digit_folder(tmp_path / "mixed", mnist)
     (folder / "broken.png").write_bytes(b"not an image")
     Image.new("L", (40, 40), 255).save(folder / "blank.png")
     with (folder / "labels.csv").open("a") as handle:
         handle.write("broken.png,3\nblank.png,4\n")
     result = run_module("keras_digits.evaluate", str(folder), "--model",
-                        str(exported_dir / "cnn.onnx"), "--out-dir", str(tmp_path / "out"))
+                        str(tiny_exported_dir / "cnn.onnx"), "--out-dir", str(tmp_path / "out"))
     assert result.returncode == 1
     assert "cnn: " in result.stdout and "(" in result.stdout and "/30)" in result.stdout
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
@@ -74,39 +74,39 @@ def test_broken_images_are_listed_and_the_rest_scored(exported_dir, mnist, tmp_p
     assert len(saved["failed"]) == 2 and saved["models"][0]["scored"] == 30
 
 
-def _bad(tmp_path, exported_dir, folder) -> str:
+def _bad(tmp_path, tiny_exported_dir, folder) -> str:
     result = run_module("keras_digits.evaluate", str(folder), "--model",
-                        str(exported_dir / "cnn.onnx"), "--out-dir", str(tmp_path / "out"))
+                        str(tiny_exported_dir / "cnn.onnx"), "--out-dir", str(tmp_path / "out"))
     assert result.returncode == 2, result.stderr
     assert not (tmp_path / "out").exists()  # nothing half-written
     return last_error_line(result.stderr)
 
 
-def test_bad_folders_get_one_line(exported_dir, tmp_path):
-    assert "is not a folder" in _bad(tmp_path, exported_dir, tmp_path / "missing")
+def test_bad_folders_get_one_line(tiny_exported_dir, tmp_path):
+    assert "is not a folder" in _bad(tmp_path, tiny_exported_dir, tmp_path / "missing")
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("hello")
-    assert "holds no labelled images" in _bad(tmp_path, exported_dir, empty)
+    assert "holds no labelled images" in _bad(tmp_path, tiny_exported_dir, empty)
     missing_file = tmp_path / "missing_file"
     missing_file.mkdir()
     (missing_file / "labels.csv").write_text("file,label\nghost.png,3\n")
-    assert "'ghost.png' is not a file" in _bad(tmp_path, exported_dir, missing_file)
+    assert "'ghost.png' is not a file" in _bad(tmp_path, tiny_exported_dir, missing_file)
     bad_label = tmp_path / "bad_label"
     bad_label.mkdir()
     Image.new("L", (8, 8)).save(bad_label / "a.png")
     (bad_label / "labels.csv").write_text("file,label\na.png,12\n")
-    assert "label '12' is not one of the classes" in _bad(tmp_path, exported_dir, bad_label)
+    assert "label '12' is not one of the classes" in _bad(tmp_path, tiny_exported_dir, bad_label)
     no_header = tmp_path / "no_header"
     no_header.mkdir()
     (no_header / "labels.csv").write_text("a.png,3\n")
-    assert "needs a header row `file,label`" in _bad(tmp_path, exported_dir, no_header)
+    assert "needs a header row `file,label`" in _bad(tmp_path, tiny_exported_dir, no_header)
 
 
-def test_evaluate_never_imports_tensorflow(exported_dir, mnist, tmp_path):
+def test_evaluate_never_imports_tensorflow(tiny_exported_dir, mnist, tmp_path):
     folder = _digit_folder(tmp_path / "few", mnist, per_class=1)
     code = ("import sys\nfrom keras_digits.evaluate import main\n"
-            f"main([{str(folder)!r}, '--model', {str(exported_dir / 'cnn.onnx')!r}, "
+            f"main([{str(folder)!r}, '--model', {str(tiny_exported_dir / 'cnn.onnx')!r}, "
             f"'--out-dir', {str(tmp_path / 'out')!r}])\n"
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n")
     import subprocess

@@ -30,6 +30,15 @@ def test_every_format_exists_and_is_valid(exported_dir, name):
     assert (exported_dir / "saved_model" / name / "saved_model.pb").is_file()
 
 
+def test_tiny_export_passes_parity_in_every_format(tiny_exported_dir):
+    parity = json.loads((tiny_exported_dir / "parity.json").read_text())
+    assert set(parity["models"]) == {"linear", "cnn"}
+    for name, entry in parity["models"].items():
+        assert entry["passed"] and entry["test_images"] == 200, name
+        onnx.checker.check_model(onnx.load(str(tiny_exported_dir / f"{name}.int8.onnx")))
+        assert (tiny_exported_dir / "saved_model" / name / "saved_model.pb").is_file()
+
+
 def test_parity_report(exported_dir):
     parity = json.loads((exported_dir / "parity.json").read_text())
     assert set(parity["models"]) == {"linear", "mlp", "cnn"}
@@ -67,6 +76,7 @@ def test_export_without_training_says_what_to_do(tmp_path):
     assert "run `python -m keras_digits.train cnn` first" in last_error_line(result.stderr)
 
 
+@pytest.mark.slow
 def test_export_rejects_a_keras_file_that_is_not_a_model(tmp_path):
     folder = tmp_path / "models" / "mnist" / "mlp"
     folder.mkdir(parents=True)

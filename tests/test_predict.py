@@ -78,9 +78,10 @@ def test_mnist_test_images_survive_preprocessing(exported_dir, mnist, tmp_path):
     assert through_files >= raw_right - 6, (through_files, raw_right)
 
 
-def test_predict_cli_json_top_k_and_preview(drawings, exported_dir, tmp_path):
+def test_predict_cli_json_top_k_and_preview(drawings, tiny_exported_dir, tmp_path):
     files = [str(p) for p, d, v in drawings if v == "plain"][:3]
-    result = run_module("keras_digits.predict", *files, "--model", str(exported_dir / "mlp.onnx"),
+    model = str(tiny_exported_dir / "cnn.onnx")
+    result = run_module("keras_digits.predict", *files, "--model", model,
                         "--top-k", "2", "--json", "--save-preview", str(tmp_path / "prev"))
     assert result.returncode == 0, result.stderr
     answers = json.loads(result.stdout)
@@ -93,11 +94,12 @@ def test_predict_cli_json_top_k_and_preview(drawings, exported_dir, tmp_path):
             assert preview.size[0] > 224 and len(preview.getcolors(1 << 16)) > 5
 
 
-def test_predict_never_imports_tensorflow(drawings, exported_dir):
+def test_predict_never_imports_tensorflow(drawings, tiny_exported_dir):
     code = (
         "import sys\n"
         "from keras_digits.predict import main\n"
-        f"code = main([{str(drawings[0][0])!r}, '--model', {str(exported_dir / 'mlp.onnx')!r}])\n"
+        f"code = main([{str(drawings[0][0])!r}, '--model', "
+        f"{str(tiny_exported_dir / 'cnn.onnx')!r}])\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF imported'\n"
         "sys.exit(code)\n"
     )
@@ -153,13 +155,13 @@ def _png_header_only(width: int, height: int) -> bytes:
             + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b""))
 
 
-def test_bad_images_each_get_one_line_and_the_rest_are_answered(drawings, exported_dir,
+def test_bad_images_each_get_one_line_and_the_rest_are_answered(drawings, tiny_exported_dir,
                                                                  tmp_path):
     good = next(p for p, d, v in drawings if v == "plain")
     cases = _bad_inputs(tmp_path / "bad", good)
     args = [str(good)] + [str(path) for path, _ in cases.values()]
     result = run_module("keras_digits.predict", *args, "--model",
-                        str(exported_dir / "mlp.onnx"), timeout=60)
+                        str(tiny_exported_dir / "cnn.onnx"), timeout=60)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     errors = result.stderr.strip().splitlines()
@@ -213,13 +215,13 @@ def test_model_of_the_wrong_shape(tmp_path):
         OnnxClassifier(path)
 
 
-def test_path_with_spaces_and_non_ascii(drawings, exported_dir, tmp_path):
+def test_path_with_spaces_and_non_ascii(drawings, tiny_exported_dir, tmp_path):
     source = next(p for p, d, v in drawings if v == "plain" and d == 7)
     odd = tmp_path / "mes chiffres é" / "siete 7 ✓.png"
     odd.parent.mkdir()
     odd.write_bytes(source.read_bytes())
     result = run_module("keras_digits.predict", str(odd), "--model",
-                        str(exported_dir / "mlp.onnx"), "--json")
+                        str(tiny_exported_dir / "cnn.onnx"), "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)[0]["file"] == str(odd)
 

@@ -18,6 +18,7 @@ from conftest import REPO, run_module
 from keras_digits import artifacts, atomic
 
 
+@pytest.mark.slow
 def test_kill_nine_mid_training_then_resume(tmp_path):
     out = tmp_path / "models"
     args = ["-m", "keras_digits.train", "mlp", "--limit", "4000", "--epochs", "6",
@@ -90,6 +91,7 @@ def test_publish_replaces_an_old_folder_whole(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["cnn"]
 
 
+@pytest.mark.slow
 def test_seeded_deterministic_runs_are_identical(tmp_path):
     runs = []
     for i in (1, 2):

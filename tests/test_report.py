@@ -58,6 +58,7 @@ def test_per_class_numbers_agree_with_the_confusion_matrix(mnist_report):
     assert "| cnn |" in summary and "| 9 |" in summary
 
 
+@pytest.mark.slow
 def test_fashion_mnist_report_uses_its_class_names(tmp_path):
     if not Path("/usr/share/datasets/fashion-mnist").is_dir():
         pytest.skip("dataset-fashion-mnist is not installed")
@@ -72,6 +73,15 @@ def test_fashion_mnist_report_uses_its_class_names(tmp_path):
     page = (tmp_path / "reports" / "fashion_mnist" / "index.html").read_text()
     assert "Ankle boot" in page and "T-shirt/top" in page and "Fashion-MNIST" in page
     assert "not exported" in page
+
+
+def test_tiny_report_shows_both_models_with_their_parity(tiny_trained_dir, tiny_exported_dir,
+                                                        tmp_path):
+    index = report.build_report("mnist", tiny_trained_dir, tmp_path, tiny_exported_dir.parent)
+    summary = (index.parent / "summary.md").read_text()
+    for name in ("linear", "cnn"):
+        row = next(line for line in summary.splitlines() if line.startswith(f"| {name} |"))
+        assert "agree)" in row and (index.parent / f"confusion_{name}.png").is_file()
 
 
 def test_report_without_models_says_what_to_do(tmp_path):

@@ -27,6 +27,18 @@ def test_short_fit_improves_accuracy(mnist, tmp_path):
     assert before < 0.3 and after > 0.8, (before, after)
 
 
+def test_tiny_run_writes_every_artifact(tiny_trained_dir):
+    """The fast tier's train check: the same artifacts from one epoch on 512 images."""
+    for name in ("linear", "cnn"):
+        folder = tiny_trained_dir / "mnist" / name
+        assert {"model.keras", "saved_model", "history.csv", "metrics.json", "logs"} <= {
+            p.name for p in folder.iterdir()}
+        metrics = artifacts.read_metrics(tiny_trained_dir, "mnist", name)
+        assert metrics["epochs_run"] == 1 and metrics["examples"]["train"] == 512
+        assert metrics["machine"]["cpu_count"] and "backend" in metrics["versions"]
+        assert len(artifacts.read_history(folder / "history.csv")) == 1
+
+
 def test_train_end_to_end_writes_every_artifact(trained_dir):
     for name in ("linear", "mlp", "cnn"):
         folder = trained_dir / "mnist" / name
@@ -86,6 +98,7 @@ def test_unwritable_output_folder(tmp_path):
     assert len(lines) == 1 and lines[0].startswith(f"error: cannot write to {blocker}")
 
 
+@pytest.mark.slow
 def test_train_all_is_the_main_job_and_ends_with_the_report(tmp_path):
     """`train all` loops over the registry, prints the comparison table and writes the report."""
     result = run_module("keras_digits.train", "all", "--limit", "300", "--epochs", "1",
@@ -98,6 +111,7 @@ def test_train_all_is_the_main_job_and_ends_with_the_report(tmp_path):
     assert (tmp_path / "reports" / "mnist" / "index.html").is_file()
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     """--strategy mirrored splits each batch over two CPU devices; the batch is per replica."""
     result = run_module("keras_digits.train", "cnn", "--strategy", "mirrored", "--cpu-devices",
