@@ -62,8 +62,11 @@ class RandomHandwriting(keras.layers.Layer):
         transform = ops.stack([i00, i01, cx - i00 * cx - i01 * cy,
                                i10, i11, cy - i10 * cx - i11 * cy,
                                ops.zeros_like(i00), ops.zeros_like(i00)], axis=1)
-        return ops.image.affine_transform(images, transform, interpolation="bilinear",
-                                          fill_mode="constant", fill_value=0)
+        warped = ops.image.affine_transform(images, transform, interpolation="bilinear",
+                                            fill_mode="constant", fill_value=0)
+        # Preprocessing scales every digit to full-strength ink (a thinner pen or resampling
+        # leaves it fainter): so does this.
+        return warped / ops.maximum(ops.max(warped, axis=(1, 2, 3), keepdims=True), 1e-3)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -99,9 +102,7 @@ class RandomPen(keras.layers.Layer):
         chosen = ops.reshape(ops.cast(
             keras.random.uniform((batch,), 0.0, 1.0, seed=self.seed_generator) < self.binarize,
             images.dtype), (-1, 1, 1, 1))
-        images = chosen * hard + (1.0 - chosen) * images
-        # Preprocessing scales every digit to full-strength ink: so does this.
-        return images / ops.maximum(ops.max(images, axis=(1, 2, 3), keepdims=True), 1e-3)
+        return chosen * hard + (1.0 - chosen) * images
 
     def compute_output_shape(self, input_shape):
         return input_shape

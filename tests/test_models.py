@@ -66,7 +66,48 @@ def test_per_dataset_tuning_widens_the_fashion_cnn_and_alexnet_only():
     fashion_alexnet = models.create_model("alexnet", dataset="fashion_mnist")
     assert fashion_alexnet.get_layer("conv1_conv").filters == 48
     entry = models.get_entry("cnn")
-    assert entry.recipe_for("mnist") == entry.recipe and entry.recipe.epochs == 6
+    assert entry.recipe_for("mnist") == entry.recipe and entry.recipe.epochs == 12
+    assert mnist_cnn.get_layer("handwriting") is not None  # digits learn other hands
+    with pytest.raises(ValueError):
+        fashion_cnn.get_layer("handwriting")  # clothes are not handwriting
     assert entry.recipe_for("fashion_mnist").epochs == 12
     # models without tuning are the same on both datasets
     assert models.create_model("mlp", dataset="fashion_mnist").count_params() == 269_322
+
+
+def test_handwriting_augmentation_trains_only():
+    """The distortions change training batches, keep them in [0, 1] at full strength, and are
+    an exact identity at inference, so the inference build (no augmentation layers) with the
+    same weights gives the same probabilities."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    pixels = np.zeros((8, 28, 28, 1), dtype=np.float32)
+    pixels[:, 6:22, 12:16] = 255.0  # a narrow stroke, like a 1
+    pixels += rng.uniform(0, 5, pixels.shape).astype(np.float32)
+    trained = models.create_model("cnn")
+    assert {"pen", "handwriting"} <= {layer.name for layer in trained.layers}
+    stem = keras.Model(trained.input, trained.get_layer("handwriting").output)
+    distorted = np.asarray(stem(pixels, training=True))
+    assert distorted.shape == pixels.shape and distorted.min() >= 0
+    assert np.allclose(distorted.max(axis=(1, 2, 3)), 1.0, atol=1e-5)
+    assert not np.allclose(distorted, pixels / 255.0, atol=0.05)
+    assert np.allclose(np.asarray(stem(pixels, training=False)), pixels / 255.0, atol=1e-6)
+    inference = models.create_model("cnn", inference=True)
+    assert not {"pen", "handwriting"} & {layer.name for layer in inference.layers}
+    inference.set_weights(trained.get_weights())
+    assert np.allclose(inference.predict(pixels, verbose=0), trained.predict(pixels, verbose=0),
+                       atol=1e-6)
+
+
+def test_the_published_model_loads_in_plain_keras(tiny_trained_dir):
+    """model.keras is the inference build: Keras loads it without this package's classes."""
+    import subprocess
+    import sys
+
+    path = tiny_trained_dir / "mnist" / "cnn" / "model.keras"
+    code = ("import keras, sys\n"
+            f"model = keras.saving.load_model({str(path)!r}, safe_mode=True, compile=False)\n"
+            "assert not any(m.startswith('keras_digits') for m in sys.modules)\n"
+            "assert model.output_shape == (None, 10)\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
