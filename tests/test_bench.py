@@ -24,8 +24,9 @@ def test_bench_runs_every_suite_on_a_tiny_slice(trained_dir, exported_dir, tmp_p
     assert report["command"].startswith("python -m keras_digits.bench time-to-accuracy")
     assert report["versions"]["backend"] == "tensorflow"
     tta = report["time-to-accuracy"]
-    assert len(tta["baseline"]["curve"]) == 1 and len(tta["cnn"]["curve"]) == 1
-    assert 0 < tta["cnn"]["curve"][0]["test_accuracy"] <= 1
+    for contestant in ("baseline", "cnn", "cnn_unaugmented"):
+        assert len(tta[contestant]["curve"]) == 1
+        assert 0 < tta[contestant]["curve"][0]["test_accuracy"] <= 1
     assert set(report["train"]) == {"keras_io_convnet", "linear"}
     assert report["train"]["keras_io_convnet"]["ratio_vs_keras_io_convnet"] == 1.0
     assert report["pipeline"]["images_per_s"] > 0
@@ -34,6 +35,7 @@ def test_bench_runs_every_suite_on_a_tiny_slice(trained_dir, exported_dir, tmp_p
     assert any(label.startswith("onnxruntime int8") for label in runtimes)
     markdown = (tmp_path / "tiny.md").read_text()
     assert "## Inference: linear" in markdown and "keras.io convnet" in markdown
+    assert "no augmentation, 6-epoch recipe" in markdown
 
 
 def test_bench_rejects_an_unknown_suite(tmp_path):

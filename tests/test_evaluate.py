@@ -121,3 +121,13 @@ def test_labels_may_be_class_names(tmp_path):
     (tmp_path / "labels.csv").write_text("file,label\na.png,Trouser\n")
     classes = ("T-shirt/top", "Trouser", "Pullover")
     assert folders.read_labelled_folder(tmp_path, classes)[0].label == 1
+
+
+def test_every_image_unreadable_is_one_line(tiny_exported_dir, tmp_path):
+    folder = tmp_path / "junk"
+    (folder / "3").mkdir(parents=True)
+    (folder / "3" / "a.png").write_bytes(b"not an image")
+    assert "none of the 1 images" in _bad(tmp_path, tiny_exported_dir, folder)
+    result = run_module("keras_digits.evaluate", str(folder), "--model", "all", "--export-dir",
+                        str(tmp_path / "nothing"), "--out-dir", str(tmp_path / "out"))
+    assert result.returncode == 2 and "no exported models in" in last_error_line(result.stderr)
