@@ -241,44 +241,32 @@ def bench_inference(arrays: data.Arrays, models: list[str], models_dir: Path, ex
 
 
 def to_markdown(report: dict) -> str:
+    table = artifacts.markdown_table
     lines = [f"# Benchmark ({report['machine']['description']})", "",
              f"Command: `{report['command']}`  ", f"Date: {report['date']}  ",
              f"Versions: {', '.join(f'{k} {v}' for k, v in report['versions'].items())}", ""]
-    tta = report.get("time-to-accuracy")
-    if tta:
-        lines += ["## Time to accuracy (MNIST test set, CNN vs keras.io convnet baseline)", "",
-                  "| model | s to 98.6% | s to 99.0% | epochs run | final test acc |",
-                  "|---|---:|---:|---:|---:|"]
-        for key in LABELS:
-            run = tta[key]
-            lines.append(f"| {LABELS[key]} | "
-                         f"{run['seconds_to'].get('0.986', '–')} | "
-                         f"{run['seconds_to'].get('0.99', '–')} | {len(run['curve'])} | "
-                         f"{100 * run['curve'][-1]['test_accuracy']:.2f}% |")
-        lines += ["", f"Speed-up vs baseline: {tta['speedup_vs_baseline']}", ""]
+    if tta := report.get("time-to-accuracy"):
+        lines += ["## Time to accuracy (MNIST test set, against the keras.io convnet)", "", table(
+            ("model", "s to 98.6%", "s to 99.0%", "epochs run", "final test acc"),
+            [[LABELS[key], str(tta[key]["seconds_to"].get("0.986", "–")),
+              str(tta[key]["seconds_to"].get("0.99", "–")), str(len(tta[key]["curve"])),
+              f"{100 * tta[key]['curve'][-1]['test_accuracy']:.2f}%"] for key in LABELS]),
+            "", f"Speed-up vs baseline: {tta['speedup_vs_baseline']}", ""]
     if report.get("train"):
-        lines += ["## Training throughput (steady state)", "",
-                  "| model | batch | images/s | epoch of 55k | vs keras.io convnet |",
-                  "|---|---:|---:|---:|---:|"]
-        for name, row in report["train"].items():
-            lines.append(f"| {name} | {row['batch_size']} | {row['images_per_s']} | "
-                         f"{row['epoch_seconds_55k']} s | {row['ratio_vs_keras_io_convnet']}x |")
-        lines.append("")
+        lines += ["## Training throughput (steady state)", "", table(
+            ("model", "batch", "images/s", "epoch of 55k", "vs keras.io convnet"),
+            [[name, str(row["batch_size"]), str(row["images_per_s"]),
+              f"{row['epoch_seconds_55k']} s", f"{row['ratio_vs_keras_io_convnet']}x"]
+             for name, row in report["train"].items()]), ""]
     if report.get("pipeline"):
         lines += ["## tf.data pipeline alone", "", f"{report['pipeline']}", ""]
     for name, rows in (report.get("inference") or {}).items():
-        lines += [f"## Inference: {name}", ""]
-        if "skipped" in rows:
-            lines += [rows["skipped"], ""]
-            continue
-        lines += ["| runtime | batch-1 p50 ms | batch-1 p99 ms | vs keras.predict | "
-                  "batch-256 images/s | vs Keras model(x) |", "|---|---:|---:|---:|---:|---:|"]
-        for label, row in rows.items():
-            lines.append(f"| {label} | {row['batch1']['p50_ms']} | {row['batch1']['p99_ms']} | "
-                         f"{row['batch1_speedup_vs_keras_predict']}x | "
-                         f"{row['batch256_images_per_s']} | "
-                         f"{row['batch256_ratio_vs_keras_call']}x |")
-        lines.append("")
+        lines += [f"## Inference: {name}", "", rows["skipped"] if "skipped" in rows else table(
+            ("runtime", "batch-1 p50 ms", "batch-1 p99 ms", "vs keras.predict",
+             "batch-256 images/s", "vs Keras model(x)"),
+            [[label, str(row["batch1"]["p50_ms"]), str(row["batch1"]["p99_ms"]),
+              f"{row['batch1_speedup_vs_keras_predict']}x", str(row["batch256_images_per_s"]),
+              f"{row['batch256_ratio_vs_keras_call']}x"] for label, row in rows.items()]), ""]
     return "\n".join(lines)
 
 

@@ -88,45 +88,46 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.slow)
 
 
+def _train(tmp_path_factory, folder: str, *args: str) -> Path:
+    out = tmp_path_factory.mktemp(folder)
+    result = run_module("keras_digits.train", *args, "--quiet", "--out-dir", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def _export(tmp_path_factory, folder: str, models_dir: Path, limit: int) -> Path:
+    out = tmp_path_factory.mktemp(folder)
+    result = run_module("keras_digits.export", "all", "--models-dir", str(models_dir),
+                        "--out-dir", str(out), "--limit", str(limit))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return out / "mnist"
+
+
 @pytest.fixture(scope="session")
 def tiny_trained_dir(tmp_path_factory) -> Path:
     """A real `train` of the linear model and the CNN on 512 images for one epoch: every
     artifact, none of the accuracy. The fast tier's stand-in for `trained_dir`."""
-    out = tmp_path_factory.mktemp("tiny_models")
-    result = run_module("keras_digits.train", "linear", "cnn", "--limit", "512", "--epochs", "1",
-                        "--quiet", "--out-dir", str(out), "--no-report")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
+    return _train(tmp_path_factory, "tiny_models", "linear", "cnn", "--limit", "512",
+                  "--epochs", "1", "--no-report")
 
 
 @pytest.fixture(scope="session")
 def tiny_exported_dir(tiny_trained_dir, tmp_path_factory) -> Path:
     """A real `export all` of the tiny models, parity checked on 200 test images."""
-    out = tmp_path_factory.mktemp("tiny_export")
-    result = run_module("keras_digits.export", "all", "--models-dir", str(tiny_trained_dir),
-                        "--out-dir", str(out), "--limit", "200")
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    return out / "mnist"
+    return _export(tmp_path_factory, "tiny_export", tiny_trained_dir, 200)
 
 
 @pytest.fixture(scope="session")
 def trained_dir(tmp_path_factory) -> Path:
     """A real `train` run of three models on a 24,000-image MNIST slice, shared by later stages."""
-    out = tmp_path_factory.mktemp("saved_models")
-    result = run_module("keras_digits.train", "linear", "mlp", "cnn", "--limit", "24000",
-                        "--epochs", "3", "--quiet", "--out-dir", str(out))
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
+    return _train(tmp_path_factory, "saved_models", "linear", "mlp", "cnn", "--limit", "24000",
+                  "--epochs", "3")
 
 
 @pytest.fixture(scope="session")
 def exported_dir(trained_dir, tmp_path_factory) -> Path:
     """A real `export all` of the trained models, parity checked on 2,000 test images."""
-    out = tmp_path_factory.mktemp("export")
-    result = run_module("keras_digits.export", "all", "--models-dir", str(trained_dir),
-                        "--out-dir", str(out), "--limit", "2000")
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    return out / "mnist"
+    return _export(tmp_path_factory, "export", trained_dir, 2000)
 
 
 def last_error_line(stderr: str) -> str:
