@@ -19,18 +19,21 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="keras_digits")
 class RandomHandwriting(keras.layers.Layer):
-    """One random affine warp per image: rotation, shear, scale and a change of aspect ratio.
+    """One random affine warp per image: rotation, shear, scale, a change of aspect ratio and a
+    shift of up to `shift` pixels.
 
     The aspect change moves a digit part of the way towards filling a square box (a narrow 1
     gets wider, a wide 2 taller) by a random share up to `stretch`, measured on the digit's own
-    ink extent, so the longer side keeps MNIST's 20 pixels. One resampling for all of it.
+    ink extent, so the longer side keeps MNIST's 20 pixels. One resampling for all of it; then,
+    with `normalize`, the strongest ink is scaled back to 1 as preprocessing does for digits.
     """
 
     def __init__(self, rotation: float = 12.0, shear: float = 0.2, scale: float = 0.1,
-                 stretch: float = 0.6, seed: int | None = None, **kwargs) -> None:
+                 stretch: float = 0.6, shift: float = 0.0, normalize: bool = True,
+                 seed: int | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.rotation, self.shear, self.scale, self.stretch = rotation, shear, scale, stretch
-        self.seed = seed
+        self.shift, self.normalize, self.seed = shift, normalize, seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, images, training=None):
@@ -59,11 +62,14 @@ class RandomHandwriting(keras.layers.Layer):
         i00, i01, i10, i11 = m11 / det, -m01 / det, -m10 / det, m00 / det
         height, width = ops.shape(images)[1], ops.shape(images)[2]
         cx, cy = (ops.cast(width, "float32") - 1) / 2, (ops.cast(height, "float32") - 1) / 2
-        transform = ops.stack([i00, i01, cx - i00 * cx - i01 * cy,
-                               i10, i11, cy - i10 * cx - i11 * cy,
+        tx, ty = uniform(-self.shift, self.shift), uniform(-self.shift, self.shift)
+        transform = ops.stack([i00, i01, cx - i00 * (cx + tx) - i01 * (cy + ty),
+                               i10, i11, cy - i10 * (cx + tx) - i11 * (cy + ty),
                                ops.zeros_like(i00), ops.zeros_like(i00)], axis=1)
         warped = ops.image.affine_transform(images, transform, interpolation="bilinear",
                                             fill_mode="constant", fill_value=0)
+        if not self.normalize:
+            return warped
         # Preprocessing scales every digit to full-strength ink (a thinner pen or resampling
         # leaves it fainter): so does this.
         return warped / ops.maximum(ops.max(warped, axis=(1, 2, 3), keepdims=True), 1e-3)
@@ -73,7 +79,8 @@ class RandomHandwriting(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "rotation": self.rotation, "shear": self.shear,
-                "scale": self.scale, "stretch": self.stretch, "seed": self.seed}
+                "scale": self.scale, "stretch": self.stretch, "shift": self.shift,
+                "normalize": self.normalize, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="keras_digits")
@@ -110,6 +117,52 @@ class RandomPen(keras.layers.Layer):
     def get_config(self) -> dict:
         return {**super().get_config(), "width": self.width, "binarize": self.binarize,
                 "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="keras_digits")
+class RandomCutout(keras.layers.Layer):
+    """Blacks out one random square of up to `size` pixels in a share `rate` of the images, so
+    a classifier cannot lean on one region alone (a collar, a sole)."""
+
+    def __init__(self, size: int = 10, rate: float = 0.5, seed: int | None = None,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.size, self.rate, self.seed = size, rate, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        if not training:
+            return images
+        batch, height, width = ops.shape(images)[0], ops.shape(images)[1], ops.shape(images)[2]
+
+        def uniform(high):
+            return ops.reshape(keras.random.uniform((batch,), 0.0, high,
+                                                    seed=self.seed_generator), (-1, 1, 1, 1))
+
+        half = uniform(self.size / 2)
+        cy, cx = uniform(ops.cast(height, "float32")), uniform(ops.cast(width, "float32"))
+        chosen = ops.cast(uniform(1.0) < self.rate, images.dtype)
+        rows = ops.reshape(ops.arange(height, dtype="float32"), (1, -1, 1, 1))
+        cols = ops.reshape(ops.arange(width, dtype="float32"), (1, 1, -1, 1))
+        inside = ops.cast((ops.abs(rows - cy) < half) & (ops.abs(cols - cx) < half),
+                          images.dtype)
+        return images * (1.0 - chosen * inside)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "size": self.size, "rate": self.rate, "seed": self.seed}
+
+
+def clothes(x, strength: float = 1.0):
+    """The augmentation stem for clothes: a small shift, tilt and zoom (no change of aspect, no
+    pen: garments are photographed, not written) and a blacked-out patch."""
+    if strength <= 0:
+        return x
+    x = RandomHandwriting(rotation=6.0 * strength, shear=0.1 * strength, scale=0.1 * strength,
+                          stretch=0.0, shift=2.0 * strength, normalize=False, name="pose")(x)
+    return RandomCutout(size=round(10 * strength), rate=0.5, name="cutout")(x)
 
 
 def handwriting(x, strength: float = 1.0):

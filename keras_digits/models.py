@@ -89,7 +89,7 @@ def get_entry(name: str) -> ModelEntry:
 
 
 # Builder options that only act while training, with the values that switch them off.
-TRAINING_ONLY = {"augmentation": 0.0, "mirror": False}
+TRAINING_ONLY = {"augmentation": 0.0, "mirror": False, "clothing": 0.0}
 
 
 def create_model(name: str, num_classes: int = NUM_CLASSES, dataset: str = "mnist",
@@ -109,13 +109,16 @@ def create_model(name: str, num_classes: int = NUM_CLASSES, dataset: str = "mnis
     return entry.builder(num_classes, **options)
 
 
-def _pixels_in(name: str, augmentation: float = 0.0) -> tuple[keras.KerasTensor,
-                                                               keras.KerasTensor]:
+def _pixels_in(name: str, augmentation: float = 0.0, mirror: bool = False,
+               clothing: float = 0.0) -> tuple[keras.KerasTensor, keras.KerasTensor]:
     """The shared stem: a uint8-range input, its rescaling to [0, 1], and the training-only
-    handwriting distortions at the given strength (none at 0)."""
+    distortions: handwriting at strength `augmentation`, left-right mirroring, and the clothes
+    distortions at strength `clothing` (each off at 0 / False)."""
     inputs = keras.Input(shape=INPUT_SHAPE, name=INPUT_NAME)
-    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
-    return inputs, augment.handwriting(x, augmentation)
+    x = augment.handwriting(layers.Rescaling(1.0 / 255, name="rescale")(inputs), augmentation)
+    if mirror:
+        x = layers.RandomFlip("horizontal", name="mirror")(x)
+    return inputs, augment.clothes(x, clothing)
 
 
 def _probabilities(x: keras.KerasTensor, num_classes: int) -> keras.KerasTensor:
@@ -165,10 +168,8 @@ def mlp(num_classes: int = NUM_CLASSES, augmentation: float = 1.0) -> keras.Mode
                                     recipe={"epochs": 12, "patience": 4})},
 )
 def cnn(num_classes: int = NUM_CLASSES, width: int = 16, mirror: bool = False,
-        augmentation: float = 1.0) -> keras.Model:
-    inputs, x = _pixels_in("cnn", augmentation)
-    if mirror:  # training-time augmentation only: an identity at inference and in exports
-        x = layers.RandomFlip("horizontal", name="mirror")(x)
+        augmentation: float = 1.0, clothing: float = 0.0) -> keras.Model:
+    inputs, x = _pixels_in("cnn", augmentation, mirror, clothing)
     # Feature extraction: 28x28 -> 14x14 -> 7x7 -> 3x3, widening as the maps shrink. Narrow and
     # without BatchNorm on purpose: on two CPU cores BatchNorm's training-time reductions cost
     # more than they save, and this reaches 99% test accuracy in three short epochs (see the
@@ -193,8 +194,9 @@ def cnn(num_classes: int = NUM_CLASSES, width: int = 16, mirror: bool = False,
 )
 def alexnet(num_classes: int = NUM_CLASSES,
             widths: tuple[int, ...] = (32, 64, 96, 96, 64),
-            augmentation: float = 1.0) -> keras.Model:
-    inputs, x = _pixels_in("alexnet", augmentation)
+            augmentation: float = 1.0, mirror: bool = False,
+            clothing: float = 0.0) -> keras.Model:
+    inputs, x = _pixels_in("alexnet", augmentation, mirror, clothing)
     # Five convolutions with ReLU; BatchNorm stands in for the original local response norm.
     # Overlapping 3x3/2 pooling as in the paper: 28 -> 13 -> 6 -> 2. The widths are a third of
     # the paper's: on two CPU cores the two 4096-unit layers already cost half of each step,
