@@ -27,6 +27,7 @@ from keras_digits.catalog import DATASET_NAMES, MODEL_NAMES
 from keras_digits.cli import Parser, UserError, run_cli
 from keras_digits.predict import OnnxClassifier, resolve_model_path
 from keras_digits.preprocess import load_digit
+from keras_digits.report import confusion_matrix
 
 SEMEION = "semeion"
 SEMEION_CACHE = Path(".cache") / SEMEION
@@ -44,7 +45,7 @@ class Scored:
 
     def summary(self, labels: np.ndarray, classes: tuple[str, ...]) -> dict:
         n = len(classes)
-        matrix = np.bincount(labels * n + self.predictions, minlength=n * n).reshape(n, n)
+        matrix = confusion_matrix(labels, self.predictions, n)
         support = matrix.sum(axis=1)
         recall = {classes[c]: (round(100 * matrix[c, c] / support[c], 2) if support[c] else None)
                   for c in range(n)}

@@ -58,16 +58,15 @@ def write_semeion_folder(destination: Path) -> Path:
         return destination
     images, labels = load_semeion()
     atomic.require_writable(destination.parent)
-    staging = destination.with_name(f".{destination.name}.staging")
-    staging.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for index, (mask, label) in enumerate(zip(images, labels, strict=True)):
-        name = f"{index:04d}.png"
-        Image.fromarray(((1 - mask) * 255).astype(np.uint8), "L").save(staging / name)
-        rows.append((name, int(label)))
-    with (staging / "labels.csv").open("w", newline="") as handle:
-        csv.writer(handle).writerows([("file", "label"), *rows])
-    atomic.publish_dir(staging, destination)
+    with atomic.atomic_path(destination) as staging:  # whole or absent
+        staging.mkdir()
+        rows = []
+        for index, (mask, label) in enumerate(zip(images, labels, strict=True)):
+            name = f"{index:04d}.png"
+            Image.fromarray(((1 - mask) * 255).astype(np.uint8), "L").save(staging / name)
+            rows.append((name, int(label)))
+        with (staging / "labels.csv").open("w", newline="") as handle:
+            csv.writer(handle).writerows([("file", "label"), *rows])
     return destination
 
 
