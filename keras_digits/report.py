@@ -250,6 +250,8 @@ img {{ max-width: 100%; }}
 <table><tr>{head}</tr>{rows}</table>
 {video_note}
 <h2>Learning curves</h2>
+<p>Training accuracy is measured on the distorted images a model trains on (handwriting or
+clothes distortions, when its recipe has them), so it can sit below validation accuracy.</p>
 <img src="learning_curves.png" alt="training and validation loss and accuracy per epoch">
 <h2>Per-class precision and recall</h2>
 <table><tr><th>class</th>{pc_head}</tr>{pc_rows}</table>
