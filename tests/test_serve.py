@@ -66,12 +66,12 @@ def fetch(url: str) -> tuple[int, str, bytes]:
 
 # ---- the JavaScript preprocessing ---------------------------------------------------------------
 
-@pytest.mark.parametrize("step", [pytest.param(5, id="two-digits-per-style"),
-                                  pytest.param(1, id="every-drawing", marks=pytest.mark.slow)])
-def test_page_preprocessing_equals_predict_preprocessing(tmp_path, step):
-    """preprocess.js, run by Node.js, gives the 28x28 predict gives on every kind of drawing."""
+def test_page_preprocessing_equals_predict_preprocessing(tmp_path):
+    """preprocess.js, run by Node.js, gives the 28x28 predict gives on every kind of drawing
+    (two digits of every style: the slow tier's browser tests add hand-drawn strokes)."""
     need(shutil.which("node") is not None, "Node.js")
     need(bool(available_fonts()), "DejaVu fonts")
+    step = 5
     items = make_set(tmp_path / "drawings", fonts=available_fonts()[:1])[::step]
     payload = bytearray(struct.pack("<i", len(items)))
     expected = []
