@@ -21,9 +21,6 @@ from keras_digits import atomic
 from keras_digits.catalog import VIDEO_ACCURACY
 from keras_digits.cli import UserError
 
-MODELS_ROOT = Path("saved_models")
-EXPORT_ROOT = Path("export")
-
 
 def model_dir(models_root: Path | str, dataset: str, name: str) -> Path:
     return Path(models_root) / dataset / name

@@ -17,8 +17,37 @@ import keras
 from keras import ops
 
 
+class _TrainingDistortion(keras.layers.Layer):
+    """Shared by the distortions: its own seed generator, an identity outside training, the
+    input's shape out, and a config of the constructor's fields."""
+
+    fields: tuple[str, ...] = ()
+
+    def __init__(self, seed: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        return self.distort(images) if training else images
+
+    def distort(self, images):
+        raise NotImplementedError
+
+    def uniform(self, images, low, high):
+        """One random number per image in the batch."""
+        return keras.random.uniform((ops.shape(images)[0],), low, high, seed=self.seed_generator)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "seed": self.seed,
+                **{name: getattr(self, name) for name in self.fields}}
+
+
 @keras.saving.register_keras_serializable(package="keras_digits")
-class RandomHandwriting(keras.layers.Layer):
+class RandomHandwriting(_TrainingDistortion):
     """One random affine warp per image: rotation, shear, scale, a change of aspect ratio and a
     shift of up to `shift` pixels.
 
@@ -28,21 +57,18 @@ class RandomHandwriting(keras.layers.Layer):
     with `normalize`, the strongest ink is scaled back to 1 as preprocessing does for digits.
     """
 
+    fields = ("rotation", "shear", "scale", "stretch", "shift", "normalize")
+
     def __init__(self, rotation: float = 12.0, shear: float = 0.2, scale: float = 0.1,
                  stretch: float = 0.6, shift: float = 0.0, normalize: bool = True,
                  seed: int | None = None, **kwargs) -> None:
-        super().__init__(**kwargs)
+        super().__init__(seed, **kwargs)
         self.rotation, self.shear, self.scale, self.stretch = rotation, shear, scale, stretch
-        self.shift, self.normalize, self.seed = shift, normalize, seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.shift, self.normalize = shift, normalize
 
-    def call(self, images, training=None):
-        if not training:
-            return images
-        batch = ops.shape(images)[0]
-
+    def distort(self, images):
         def uniform(low: float, high: float):
-            return keras.random.uniform((batch,), low, high, seed=self.seed_generator)
+            return self.uniform(images, low, high)
 
         # Ink extent in rows and columns, then how far each side is from the longer one.
         rows = ops.sum(ops.cast(ops.max(images, axis=(2, 3)) > 0.3, "float32"), axis=1)
@@ -74,70 +100,48 @@ class RandomHandwriting(keras.layers.Layer):
         # leaves it fainter): so does this.
         return warped / ops.maximum(ops.max(warped, axis=(1, 2, 3), keepdims=True), 1e-3)
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "rotation": self.rotation, "shear": self.shear,
-                "scale": self.scale, "stretch": self.stretch, "shift": self.shift,
-                "normalize": self.normalize, "seed": self.seed}
-
 
 @keras.saving.register_keras_serializable(package="keras_digits")
-class RandomPen(keras.layers.Layer):
+class RandomPen(_TrainingDistortion):
     """Pen and scanner: a random stroke width (towards a 3x3 dilation or erosion), and for a
     share of the images hard black-and-white ink, as a thresholding scanner leaves it."""
 
+    fields = ("width", "binarize")
+
     def __init__(self, width: float = 0.7, binarize: float = 0.3, seed: int | None = None,
                  **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.width, self.binarize, self.seed = width, binarize, seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        super().__init__(seed, **kwargs)
+        self.width, self.binarize = width, binarize
 
-    def call(self, images, training=None):
-        if not training:
-            return images
-        batch = ops.shape(images)[0]
+    def distort(self, images):
         thicker = ops.max_pool(images, 3, strides=1, padding="same")
         thinner = -ops.max_pool(-images, 3, strides=1, padding="same")
-        amount = ops.reshape(
-            keras.random.uniform((batch,), -self.width, self.width, seed=self.seed_generator),
-            (-1, 1, 1, 1))
+        amount = ops.reshape(self.uniform(images, -self.width, self.width), (-1, 1, 1, 1))
         images = (images + ops.relu(amount) * (thicker - images)
                   + ops.relu(-amount) * (thinner - images))
         hard = ops.cast(images > 0.4, images.dtype)
-        chosen = ops.reshape(ops.cast(
-            keras.random.uniform((batch,), 0.0, 1.0, seed=self.seed_generator) < self.binarize,
-            images.dtype), (-1, 1, 1, 1))
+        chosen = ops.reshape(ops.cast(self.uniform(images, 0.0, 1.0) < self.binarize,
+                                      images.dtype), (-1, 1, 1, 1))
         return chosen * hard + (1.0 - chosen) * images
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "width": self.width, "binarize": self.binarize,
-                "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="keras_digits")
-class RandomCutout(keras.layers.Layer):
+class RandomCutout(_TrainingDistortion):
     """Blacks out one random square of up to `size` pixels in a share `rate` of the images, so
     a classifier cannot lean on one region alone (a collar, a sole)."""
 
+    fields = ("size", "rate")
+
     def __init__(self, size: int = 10, rate: float = 0.5, seed: int | None = None,
                  **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.size, self.rate, self.seed = size, rate, seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        super().__init__(seed, **kwargs)
+        self.size, self.rate = size, rate
 
-    def call(self, images, training=None):
-        if not training:
-            return images
-        batch, height, width = ops.shape(images)[0], ops.shape(images)[1], ops.shape(images)[2]
+    def distort(self, images):
+        height, width = ops.shape(images)[1], ops.shape(images)[2]
 
         def uniform(high):
-            return ops.reshape(keras.random.uniform((batch,), 0.0, high,
-                                                    seed=self.seed_generator), (-1, 1, 1, 1))
+            return ops.reshape(self.uniform(images, 0.0, high), (-1, 1, 1, 1))
 
         half = uniform(self.size / 2)
         cy, cx = uniform(ops.cast(height, "float32")), uniform(ops.cast(width, "float32"))
@@ -147,12 +151,6 @@ class RandomCutout(keras.layers.Layer):
         inside = ops.cast((ops.abs(rows - cy) < half) & (ops.abs(cols - cx) < half),
                           images.dtype)
         return images * (1.0 - chosen * inside)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "size": self.size, "rate": self.rate, "seed": self.seed}
 
 
 def clothes(x, strength: float = 1.0):
