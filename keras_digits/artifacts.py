@@ -1,7 +1,7 @@
 """Where every stage's outputs live and how they are read back: one home for the layout.
 
     saved_models/<dataset>/<model>/     train: model.keras, saved_model/, history.csv,
-                                        metrics.json, logs/
+                                        metrics.json, calibration.json, logs/
     saved_models/<dataset>/.<model>.work/   a run in progress (resume state)
     export/<dataset>/<model>.onnx       export: ONNX, <model>.int8.onnx, saved_model/<model>/,
     export/<dataset>/parity.json        and the parity of every exported model
@@ -44,6 +44,18 @@ def saved_model_path(export_root: Path | str, dataset: str, name: str) -> Path:
 
 def parity_path(export_root: Path | str, dataset: str) -> Path:
     return export_dir(export_root, dataset) / "parity.json"
+
+
+def calibration_path(folder: Path) -> Path:
+    """The fitted temperature and what it did, beside the model it calibrates."""
+    return Path(folder) / "calibration.json"
+
+
+def read_calibration(folder: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(calibration_path(folder).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def is_trained(models_root: Path | str, dataset: str, name: str) -> bool:
@@ -112,16 +124,19 @@ def load_keras(path: Path, name: str | None = None):
                         "retrain it or restore the file") from exc
 
 
-def load_trained(path: Path, name: str, dataset: str = "mnist"):
+def load_trained(path: Path, name: str, dataset: str = "mnist", calibrated: bool = True):
     """A trained model rebuilt as the float32 inference model of the registry, for export and
-    benchmarks: the same weights in the model as `models` defines it today."""
+    benchmarks: the same weights in the model as `models` defines it today, with the fitted
+    temperature (calibration.json beside it) unless `calibrated` is False."""
     import keras
 
     from keras_digits import models
 
     trained = load_keras(path, name)
     keras.mixed_precision.set_global_policy("float32")
-    fresh = models.create_model(name, dataset=dataset, inference=True)
+    fitted = read_calibration(path.parent) if calibrated else None
+    fresh = models.create_model(name, dataset=dataset, inference=True,
+                                temperature=fitted["temperature"] if fitted else None)
     try:
         fresh.set_weights(trained.get_weights())
     except ValueError as exc:

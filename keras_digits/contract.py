@@ -30,3 +30,31 @@ PREPROCESSING = {
     "PAPER_MARGIN": 2,  # paper added on each side before the analysis: half the longer side
     "RULE_THICKNESS": 0.02,  # a page rule is at most this share of the page thick
 }
+
+# How `segment` splits a written number into digits, shared with the page's port. Shares are of
+# the tallest piece's height unless said otherwise; the cut thresholds were chosen on composed
+# MNIST-test pairs and lone MNIST and Semeion digits (scripts/number_study.py measures them).
+SEGMENTATION = {
+    "MAX_DIGITS": 12,  # more digits than this is not a number someone photographed,
+    "MAX_MARKS": 24,  # nor are more separate marks than this (text, specks, noise)
+    "SPECK_SHARE": 0.06,  # a mark with less ink than this share of the largest one is a speck
+    "OVERLAP_SHARE": 0.4,  # marks whose columns overlap by this share of the narrower join
+    "FRAGMENT_HEIGHT": 0.6,  # a piece shorter than this is part of the digit beside it
+    "FRAGMENT_GAP": 0.25,  # ... when at most this far from it
+    "WIDE": 0.9,  # a piece at least this wide for its own height may be touching digits,
+    "CUT_BELOW": 0.9,  # if read as one digit with less confidence than this,
+    "SURELY_TWO": 1.2,  # or if wider than this (however it is read);
+    "PART_SURE": 0.9,  # each part of a cut must be read at least this surely
+    "MIN_DIGIT_WIDTH": 0.3,  # and be at least this wide for the piece's height
+    "CENTRE_PULL": 0.05,  # cut candidates: ink-column cost added per half-width from the centre
+    "DRIFT": 0.02,  # cut paths: cost per column away from where the path started
+}
+
+# When an answer is marked unsure (predict, the API and the page); docs/RESULTS.md has the
+# measurements they were chosen from (`scripts/unsure_study.py`).
+UNSURE = {
+    "BELOW": 0.8,  # calibrated probability of the answer under this (with a check model: the
+    # mean of both models' probabilities for it)
+    "MAX_MARKS": 4,  # an image read as one digit with more separate marks than this
+    # (1-3 in 99.5% of MNIST test and Semeion digits)
+}

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_digits import atomic, folders
+from keras_digits import atomic, calibrate, folders
 from keras_digits.catalog import DATASET_NAMES, MODEL_NAMES
 from keras_digits.cli import Parser, UserError, run_cli
-from keras_digits.predict import OnnxClassifier, resolve_model_path
+from keras_digits.contract import UNSURE
 from keras_digits.preprocess import load_digit
+from keras_digits.reader import OnnxClassifier, resolve_model_path
 from keras_digits.report import confusion_matrix
 
 SEMEION = "semeion"
@@ -40,8 +41,15 @@ class Scored:
     """One model's answers on the readable images of a folder."""
 
     model: str
-    predictions: np.ndarray
-    confidence: np.ndarray
+    probabilities: np.ndarray
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1)
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return self.probabilities.max(axis=1)
 
     def summary(self, labels: np.ndarray, classes: tuple[str, ...]) -> dict:
         n = len(classes)
@@ -53,10 +61,18 @@ class Scored:
                if t != p and matrix[t, p]]
         confusions = [{"true": t, "predicted": p, "count": c}
                       for c, t, p in sorted(off, key=lambda item: -item[0])[:TOP_CONFUSIONS]]
+        right = self.predictions == labels
+        unsure = self.confidence < UNSURE["BELOW"]  # the one-model rule of predict's flag
         return {"model": self.model,
-                "accuracy": round(100 * float((self.predictions == labels).mean()), 2),
-                "correct": int((self.predictions == labels).sum()), "scored": len(labels),
-                "recall": recall, "confusions": confusions}
+                "accuracy": round(100 * float(right.mean()), 2),
+                "correct": int(right.sum()), "scored": len(labels),
+                "recall": recall, "confusions": confusions,
+                "ece": round(100 * calibrate.expected_calibration_error(self.probabilities,
+                                                                        labels), 2),
+                "unsure_of_wrong": round(100 * float(unsure[~right].mean()), 1)
+                if (~right).any() else None,
+                "unsure_of_right": round(100 * float(unsure[right].mean()), 1)
+                if right.any() else None}
 
 
 def resolve_folder(name: str) -> tuple[Path, str]:
@@ -92,7 +108,8 @@ def write_page(destination: Path, title: str, summaries: list[dict], misread: di
     """A static page: the score table, then per model the misread images (original, 28x28)."""
     rows = "".join(
         f"<tr><td>{html.escape(s['model'])}</td><td>{s['accuracy']:.2f}%</td>"
-        f"<td>{s['correct']}/{s['scored']}</td><td>"
+        f"<td>{s['correct']}/{s['scored']}</td><td>{s['ece']:.2f}%</td>"
+        f"<td>{s['unsure_of_wrong']}% / {s['unsure_of_right']}%</td><td>"
         + ", ".join(f"{html.escape(c['true'])}&rarr;{html.escape(c['predicted'])} ({c['count']})"
                     for c in s["confusions"]) + "</td></tr>" for s in summaries)
     recall_head = "".join(f"<th>{html.escape(k)}</th>" for k in summaries[0]["recall"])
@@ -122,7 +139,8 @@ td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:right}} td:first-chil
 .gallery{{display:flex;flex-wrap:wrap;gap:.8em}} figure{{margin:0;font-size:.8em}}
 img{{image-rendering:pixelated;border:1px solid #999;margin-right:2px;background:#fff}}
 </style></head><body><h1>{html.escape(title)}</h1>
-<table><tr><th>model</th><th>accuracy</th><th>correct</th><th>top confusions</th></tr>{rows}
+<table><tr><th>model</th><th>accuracy</th><th>correct</th><th>ECE (15 bins)</th>
+<th>marked unsure: of wrong / of right</th><th>top confusions</th></tr>{rows}
 </table><h2>Recall per class</h2><table><tr><th>model</th>{recall_head}</tr>{recall_rows}</table>
 {"<h2>Images that could not be read</h2><ul>" + failed + "</ul>" if failures else ""}
 {"".join(galleries)}</body></html>"""
@@ -154,7 +172,7 @@ def evaluate_folder(folder: Path, model_paths: dict[str, Path], dataset: str = "
     for name, classifier in classifiers.items():
         probabilities = np.concatenate([classifier(batch[i:i + 512])
                                         for i in range(0, len(batch), 512)])
-        scored = Scored(name, probabilities.argmax(axis=1), probabilities.max(axis=1))
+        scored = Scored(name, probabilities)
         summaries.append(scored.summary(truth, classes))
         wrong = np.flatnonzero(scored.predictions != truth)
         wrong = wrong[np.argsort(-scored.confidence[wrong])]
@@ -213,7 +231,9 @@ def main(argv: list[str]) -> int:
                                for k, v in s["recall"].items())
             confused = ", ".join(f"{c['true']}->{c['predicted']} ({c['count']})"
                                  for c in s["confusions"]) or "none"
-            print(f"{s['model']}: {s['accuracy']:.2f}% ({s['correct']}/{s['scored']})\n"
+            print(f"{s['model']}: {s['accuracy']:.2f}% ({s['correct']}/{s['scored']}), "
+                  f"ECE {s['ece']:.2f}%, unsure of {s['unsure_of_wrong']}% of wrong and "
+                  f"{s['unsure_of_right']}% of right answers\n"
                   f"  recall  {recall}\n  confused  {confused}")
         print(f"report written: {page}")
     return 1 if failures else 0

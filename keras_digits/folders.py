@@ -50,6 +50,15 @@ def load_semeion(path: Path = SEMEION_FILE) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+def semeion_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The Semeion digits as the predict path prepares them, (N, 28, 28, 1), and their labels."""
+    from keras_digits import preprocess
+
+    masks, labels = load_semeion()
+    return np.stack([preprocess.load_digit((1.0 - m.astype(np.float32)) * 255.0)
+                     for m in masks]), labels
+
+
 def write_semeion_folder(destination: Path) -> Path:
     """Semeion as a labelled folder of 16x16 PNGs, black ink on white as scanned (once)."""
     from PIL import Image

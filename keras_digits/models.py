@@ -93,12 +93,13 @@ TRAINING_ONLY = {"augmentation": 0.0, "mirror": False, "clothing": 0.0}
 
 
 def create_model(name: str, num_classes: int = NUM_CLASSES, dataset: str = "mnist",
-                 inference: bool = False, **options: Any) -> keras.Model:
+                 inference: bool = False, temperature: float | None = None,
+                 **options: Any) -> keras.Model:
     """Build the named model as tuned for `dataset`, uncompiled, with fresh weights.
 
     `inference=True` leaves out the training-only layers (augmentation): the same weights, the
-    same outputs, and a file any Keras loads without this package. `options` override builder
-    keyword arguments on top of the tuning (for studies).
+    same outputs. `temperature` divides the logits by it (calibration). `options` override
+    builder keyword arguments on top of the tuning (for studies).
     """
     entry = get_entry(name)
     tuning = entry.tuning.get(dataset)
@@ -106,7 +107,15 @@ def create_model(name: str, num_classes: int = NUM_CLASSES, dataset: str = "mnis
     if inference:
         accepted = inspect.signature(entry.builder).parameters
         options.update({k: v for k, v in TRAINING_ONLY.items() if k in accepted})
-    return entry.builder(num_classes, **options)
+    model = entry.builder(num_classes, **options)
+    if temperature is None:
+        return model
+    # Temperature scaling: the logits divided by T before the softmax. Built-in layers only, so
+    # the calibrated file still loads in plain Keras; no weights, so the same weights fit.
+    logits = layers.Rescaling(1.0 / temperature, dtype="float32",
+                              name="temperature")(model.get_layer("logits").output)
+    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
+    return keras.Model(model.input, outputs, name=model.name)
 
 
 def _pixels_in(name: str, augmentation: float = 0.0, mirror: bool = False,

@@ -1,9 +1,12 @@
 """Predict stage: `python -m keras_digits.predict IMAGE... [--model cnn] [--top-k 3] [--json]`.
 
 onnxruntime, numpy and Pillow only — no TensorFlow — so it starts in about a second and runs on
-machines where TensorFlow is not installed. Each image goes through MNIST-style preprocessing
-(`keras_digits.preprocess`), then the exported ONNX model. A bad file gets its own one-line error;
-the others are still answered, and the exit code is 1 if anything failed.
+machines where TensorFlow is not installed. Each image is read as a written number (one digit
+is a number of one digit) through `keras_digits.reader`: split into digits by its strokes, each
+digit through MNIST-style preprocessing, then the exported ONNX model. `--single` takes the whole
+image as one digit (and clothes models always do). An answer the model should not be trusted on
+is marked unsure. A bad file gets its own one-line error; the others are still answered, and the
+exit code is 1 if anything failed.
 """
 
 from __future__ import annotations
@@ -14,62 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_digits import artifacts
 from keras_digits.catalog import DATASET_NAMES, class_names
 from keras_digits.cli import Parser, UserError, positive_int, run_cli
-from keras_digits.contract import CLASSES_KEY, INPUT_SHAPE
-from keras_digits.preprocess import load_digit
-
-
-class OnnxClassifier:
-    """An exported model checked for the shape contract: (N, 28, 28, 1) pixels -> (N, C)."""
-
-    def __init__(self, path: Path, dataset: str | None = None) -> None:
-        import onnxruntime as ort
-
-        if not path.is_file():
-            raise UserError(f"model file {path} does not exist; run "
-                            "`python -m keras_digits.export all` first or pass --model PATH")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(path), options,
-                                                providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception classes
-            raise UserError(f"{path} is not a loadable ONNX model ({type(exc).__name__}); "
-                            "pass a .onnx file written by `keras_digits.export`") from None
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        shape = list(inputs[0].shape) if len(inputs) == 1 else None
-        if shape is None or len(shape) != 4 or shape[1:] != list(INPUT_SHAPE):
-            raise UserError(f"{path} expects input {shape}, not (N, 28, 28, 1) pixels; "
-                            "pass a model exported by `keras_digits.export`")
-        self.input_name = inputs[0].name
-        self.output_name = outputs[0].name
-        metadata = self.session.get_modelmeta().custom_metadata_map
-        if CLASSES_KEY in metadata:
-            self.classes = tuple(metadata[CLASSES_KEY].split("|"))
-        else:
-            self.classes = class_names(dataset or "mnist")
-        out_shape = outputs[0].shape
-        if len(out_shape) != 2 or out_shape[1] != len(self.classes):
-            raise UserError(f"{path} outputs {out_shape}, not one probability per class; "
-                            "pass a model exported by `keras_digits.export`")
-
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        return self.session.run([self.output_name], {self.input_name: pixels})[0]
-
-
-def resolve_model_path(model: str, dataset: str, export_dir: str = "export") -> Path:
-    """A path as given, or a model name looked up in the export folder."""
-    if model.endswith(".onnx") or Path(model).exists():
-        return Path(model)
-    return artifacts.onnx_path(export_dir, dataset, model)
-
-
-def top_k(probabilities: np.ndarray, classes: tuple[str, ...], k: int) -> list[dict]:
-    order = np.argsort(-probabilities)[:k]
-    return [{"label": int(i), "class": classes[i], "probability": float(probabilities[i])}
-            for i in order]
+from keras_digits.reader import DigitReader, NumberReading, Reading, resolve_model_path
 
 
 def save_preview(pixels: np.ndarray, probabilities: np.ndarray, classes: tuple[str, ...],
@@ -102,7 +52,8 @@ def save_preview(pixels: np.ndarray, probabilities: np.ndarray, classes: tuple[s
 
 def build_parser() -> Parser:
     parser = Parser(prog="python -m keras_digits.predict",
-                    description="Read digits (or clothes) from image files with an ONNX model.")
+                    description="Read numbers and digits (or clothes) from image files with an "
+                                "ONNX model.")
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     parser.add_argument("--model", default="cnn",
                         help="a .onnx file, or a model name in export/<dataset>/ (default: cnn)")
@@ -110,6 +61,12 @@ def build_parser() -> Parser:
                         help="where to look up a model name (class names come from the model)")
     parser.add_argument("--export-dir", default="export")
     parser.add_argument("--top-k", type=positive_int, default=3)
+    parser.add_argument("--single", action="store_true",
+                        help="read each image as one digit instead of a number")
+    parser.add_argument("--check", default="auto", metavar="MODEL",
+                        help="a second model whose opinion joins the unsure flag: a name or "
+                             ".onnx path, none, or auto (alexnet, or cnn for alexnet, when "
+                             "exported)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--save-preview", metavar="DIR",
                         help="write the 28x28 the model saw and a probability chart per image")
@@ -117,16 +74,51 @@ def build_parser() -> Parser:
     return parser
 
 
+def check_model(check: str, model: str, dataset: str, export_dir: str) -> str | None:
+    """The check model to load: `auto` is the other strong model when it has been exported."""
+    if check == "none":
+        return None
+    if check != "auto":
+        return check
+    other = "cnn" if Path(model).name.removesuffix(".onnx") == "alexnet" else "alexnet"
+    found = resolve_model_path(other, dataset, export_dir)
+    return str(found) if found.is_file() else None
+
+
+def _digit_entry(reading: Reading, classes: tuple[str, ...], k: int) -> dict:
+    entry = {"top": reading.top(k, classes),
+             "probabilities": [round(float(p), 6) for p in reading.probabilities],
+             "unsure": reading.unsure}
+    if reading.reason:
+        entry["reason"] = reading.reason
+    if reading.box is not None:
+        entry["box"] = list(reading.box)
+    return entry
+
+
+def _line(name: str, number: NumberReading, entry: dict) -> str:
+    """One line per image: the top-k of a single digit, or the number and each digit's answer."""
+    if len(number.digits) == 1:
+        said = "   ".join(f"{t['class']} ({100 * t['probability']:.1f}%)" for t in entry["top"])
+    else:
+        said = f"{number.text}   (" + ", ".join(
+            f"{d.name} {100 * d.probability:.1f}%{'?' if d.unsure else ''}"
+            for d in number.digits) + ")"
+    reasons = sorted({d.reason for d in number.digits if d.reason})
+    return f"{name}: {said}" + (f"   [unsure: {'; '.join(reasons)}]" if reasons else "")
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    classifier = OnnxClassifier(resolve_model_path(args.model, args.dataset, args.export_dir),
-                                args.dataset)
-    k = min(args.top_k, len(classifier.classes))
+    reader = DigitReader(args.model, args.dataset, args.export_dir,
+                         check=check_model(args.check, args.model, args.dataset, args.export_dir))
+    classes = reader.classes
+    single = args.single or classes != class_names("mnist")  # clothes come one at a time
+    k = min(args.top_k, len(classes))
     results, failures = [], 0
     for name in args.images:
         try:
-            pixels = load_digit(name)
-            probabilities = classifier(pixels[None])[0]
+            number = NumberReading([reader.read(name)]) if single else reader.read_number(name)
         except UserError as exc:
             if args.debug:
                 raise
@@ -135,21 +127,26 @@ def main(argv: list[str]) -> int:
             if not args.json:
                 print(f"error: {exc}", file=sys.stderr)
             continue
-        entry = {"file": name, "top": top_k(probabilities, classifier.classes, k),
-                 "probabilities": [round(float(p), 6) for p in probabilities]}
+        digits = [_digit_entry(d, classes, k) for d in number.digits]
+        entry = {"file": name, "number": number.text, "unsure": number.unsure, "digits": digits}
+        if len(digits) == 1:  # one digit: its answer at the top level too
+            entry.update({key: digits[0][key] for key in ("top", "probabilities")})
         if args.save_preview:
-            preview = Path(args.save_preview) / f"{Path(name).stem}.preview.png"
-            try:
-                save_preview(pixels, probabilities, classifier.classes, preview)
-            except OSError as exc:
-                raise UserError(f"cannot write preview to {preview}: {exc.strerror or exc}; "
-                                "pass a writable --save-preview folder") from None
-            entry["preview"] = str(preview)
+            for i, reading in enumerate(number.digits):
+                suffix = f".{i + 1}" if len(number.digits) > 1 else ""
+                preview = Path(args.save_preview) / f"{Path(name).stem}{suffix}.preview.png"
+                try:
+                    save_preview(reading.pixels, reading.probabilities, classes, preview)
+                except OSError as exc:
+                    raise UserError(f"cannot write preview to {preview}: "
+                                    f"{exc.strerror or exc}; pass a writable --save-preview "
+                                    "folder") from None
+                digits[i]["preview"] = str(preview)
+            if len(digits) == 1:
+                entry["preview"] = digits[0]["preview"]
         results.append(entry)
         if not args.json:
-            ranked = "   ".join(f"{t['class']} ({100 * t['probability']:.1f}%)"
-                                for t in entry["top"])
-            print(f"{name}: {ranked}")
+            print(_line(name, number, entry))
     if args.json:
         print(json.dumps(results, indent=2))
     return 1 if failures else 0

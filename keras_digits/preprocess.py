@@ -143,6 +143,11 @@ def _rule_lines(cover: np.ndarray, thickness_limit: float) -> np.ndarray:
     return rules
 
 
+def paper_margin(shape: tuple[int, ...]) -> int:
+    """The paper `ink_map` adds on each side of an image of this shape."""
+    return max(shape[:2]) // PAPER_MARGIN
+
+
 def ink_map(gray: np.ndarray) -> np.ndarray:
     """Ink strength in [0, 1] (1 = full stroke) with polarity fixed and background removed.
 
@@ -154,7 +159,7 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     if np.median(border) > (gray.min() + gray.max()) / 2:  # dark on light: flip to MNIST's
         gray = 1.0 - gray  # white ink on black
         border = 1.0 - border
-    margin = max(height, width) // PAPER_MARGIN
+    margin = paper_margin(gray.shape)
     gray = np.pad(gray, margin, constant_values=float(np.median(border)))
     padded_height, padded_width = gray.shape
     # Background (shadows, paper tint) from a grey opening at low resolution: strokes are thin
@@ -250,15 +255,55 @@ def mnist_style(ink: np.ndarray) -> np.ndarray:
     return frame
 
 
-def load_digit(path: str | Path) -> np.ndarray:
-    """An image file as the model's input: float32 (28, 28, 1) pixels in 0-255, white on black."""
-    path = Path(path)
+def _array_to_gray(array: np.ndarray) -> np.ndarray:
+    """A numpy image (H, W), (H, W, 1), RGB or RGBA; uint8 0-255 or float 0-1) as grey in [0, 1]."""
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[-1] in (1, 3, 4):
+        mode = {1: "L", 3: "RGB", 4: "RGBA"}[array.shape[-1]]
+        array = array[..., 0] if mode == "L" else array
+    elif array.ndim == 2:
+        mode = "L"
+    else:
+        raise UserError(f"an array shaped {array.shape} is not an image; pass (H, W) grey, "
+                        "(H, W, 3) RGB or (H, W, 4) RGBA")
+    if array.size == 0 or not np.issubdtype(array.dtype, np.number) or \
+            not np.isfinite(array).all():
+        raise UserError("the array is empty or holds non-numbers; pass pixel values")
+    if np.issubdtype(array.dtype, np.floating) and array.max() <= 1.0:
+        array = array * 255.0
+    image = Image.fromarray(np.clip(array, 0, 255).astype(np.uint8), mode)
+    return _to_gray(image, Path("the array"))
+
+
+def read_gray(source: str | Path | np.ndarray) -> np.ndarray:
+    """An image file or a numpy image as float32 grey in [0, 1], at most WORK_SIZE on a side."""
+    if isinstance(source, np.ndarray):
+        return _array_to_gray(source)
+    path = Path(source)
     with _open(path) as image:
-        gray = _to_gray(image, path)
-    ink = ink_map(gray)
-    if ink.max() < 0.5 or (ink > 0.5).sum() < 3:
-        raise UserError(f"{path} shows no ink (a blank page?); photograph or draw a digit")
+        return _to_gray(image, path)
+
+
+def has_ink(ink: np.ndarray) -> bool:
+    return bool(ink.max() >= 0.5 and (ink > 0.5).sum() >= 3)
+
+
+def no_ink_error(source: str | Path | np.ndarray) -> UserError:
+    name = "the array" if isinstance(source, np.ndarray) else str(source)
+    return UserError(f"{name} shows no ink (a blank page?); photograph or draw a digit")
+
+
+def to_pixels(ink: np.ndarray) -> np.ndarray:
+    """An ink map (one digit) as the model's input: float32 (28, 28, 1), 0-255, white on black."""
     return (mnist_style(ink) * 255.0)[..., None].astype(np.float32)
+
+
+def load_digit(source: str | Path | np.ndarray) -> np.ndarray:
+    """An image (file or array) of one digit as the model's input, float32 (28, 28, 1)."""
+    ink = ink_map(read_gray(source))
+    if not has_ink(ink):
+        raise no_ink_error(source)
+    return to_pixels(ink)
 
 
 def naive_resize(path: str | Path) -> np.ndarray:

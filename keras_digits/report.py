@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_digits import artifacts, atomic, data
+from keras_digits import artifacts, atomic, data, folders
 from keras_digits.catalog import DATASET_NAMES, DATASET_TITLES, MODEL_NAMES, class_names
 from keras_digits.cli import Parser, UserError, run_cli
 
@@ -126,8 +126,10 @@ def plot_curves(histories: dict[str, list[dict]], title: str, path: Path) -> Non
 
 
 def collect(dataset: str, models_dir: Path, export_dir: Path, arrays: data.Arrays) -> list[dict]:
-    """Per trained model: metrics, history, test predictions and export parity if present."""
+    """Per trained model: metrics, history, test predictions (and, for MNIST, predictions of the
+    Semeion digits: other writers), and export parity if present."""
     parity = artifacts.read_parity(artifacts.export_dir(export_dir, dataset))["models"]
+    others = folders.semeion_digits() if dataset == "mnist" else None
     found = []
     for name in MODEL_NAMES:
         if not artifacts.is_trained(models_dir, dataset, name):
@@ -140,7 +142,10 @@ def collect(dataset: str, models_dir: Path, export_dir: Path, arrays: data.Array
                                          batch_size=500, verbose=0))
         found.append({"name": name, "metrics": metrics, "probs": probs,
                       "history": artifacts.read_history(folder / "history.csv"),
-                      "parity": parity.get(name)})
+                      "parity": parity.get(name),
+                      "calibration": artifacts.read_calibration(folder),
+                      "others": others and (np.asarray(model.predict(
+                          others[0], batch_size=500, verbose=0)), others[1])})
     return found
 
 
@@ -182,12 +187,46 @@ def _write_report(folder: Path, dataset: str, classes: tuple[str, ...], arrays: 
             arrays.test_images[:len(probs)], labels, probs, classes,
             f"{name} mistakes", folder / f"mistakes_{name}.png")
         entry["mistakes"] = int((probs.argmax(1) != labels).sum())
+    _calibration(folder, pretty, arrays.test_labels, entries)
     plot_curves({e["name"]: e["history"] for e in entries},
                 f"Learning curves on {pretty} (dashed: train, solid: validation)",
                 folder / "learning_curves.png")
     atomic.write_json(folder / "per_class.json", per_class)
     (folder / "summary.md").write_text(_markdown(dataset, pretty, classes, entries, per_class))
     (folder / "index.html").write_text(_html(dataset, pretty, classes, entries, per_class))
+
+
+def _calibration(folder: Path, pretty: str, labels: np.ndarray, entries: list[dict]) -> None:
+    """ECE before and after each model's temperature, and the reliability diagrams, on the test
+    set and (MNIST) on the Semeion digits."""
+    from keras_digits import calibrate
+
+    for key, title in (("test", f"the {pretty} test set"), ("others", "the Semeion digits")):
+        curves = {}
+        for entry in entries:
+            probs, truth = (entry["probs"], labels[:len(entry["probs"])]) if key == "test" \
+                else entry["others"] or (None, None)
+            if probs is None:
+                continue
+            fitted = entry["calibration"]
+            before = calibrate.uncalibrated(probs, fitted["temperature"] if fitted else 1.0)
+            entry[f"ece_{key}"] = [calibrate.expected_calibration_error(p, truth)
+                                   for p in (before, probs)]
+            curves[entry["name"]] = {"before": (before, truth), "after": (probs, truth)}
+        if curves:
+            calibrate.plot_reliability(curves, f"Reliability on {title}, before and after "
+                                       "temperature scaling", folder / f"reliability_{key}.png")
+
+
+def _calibration_rows(entries: list[dict]) -> list[list[str]]:
+    return [[e["name"], f"{e['calibration']['temperature']:.3f}" if e["calibration"]
+             else "not calibrated (run calibrate)"]
+            + [f"{100 * v:.2f}%" if v is not None else "–" for key in ("test", "others")
+               for v in e.get(f"ece_{key}", [None, None])] for e in entries]
+
+
+CALIBRATION_COLUMNS = ("model", "temperature", "test ECE before", "test ECE after",
+                       "Semeion ECE before", "Semeion ECE after")
 
 
 def _markdown(dataset, pretty, classes, entries, per_class) -> str:
@@ -202,8 +241,11 @@ def _markdown(dataset, pretty, classes, entries, per_class) -> str:
         cells = [f"{100 * per_class[e['name']]['precision'][i]:.1f} / "
                  f"{100 * per_class[e['name']]['recall'][i]:.1f}" for e in entries]
         lines.append(f"| {cls} | " + " | ".join(cells) + " |")
-    lines += ["", "Images: `learning_curves.png`, `confusion_<model>.png`, "
-              "`mistakes_<model>.png`.", ""]
+    lines += ["", "## Calibration (ECE, 15 bins)", "",
+              artifacts.markdown_table(CALIBRATION_COLUMNS, _calibration_rows(entries))]
+    lines += ["", "Images: `learning_curves.png`, `reliability_test.png`, "
+              "`reliability_others.png` (MNIST), `confusion_<model>.png`, `mistakes_<model>.png`.",
+              ""]
     return "\n".join(lines)
 
 
@@ -220,6 +262,11 @@ def _html(dataset, pretty, classes, entries, per_class) -> str:
             f"<td>{100 * per_class[e['name']]['precision'][i]:.1f}% / "
             f"{100 * per_class[e['name']]['recall'][i]:.1f}%</td>" for e in entries)
         pc_rows += f"<tr><th>{esc(cls)}</th>{cells}</tr>"
+    cal_others = ('<img src="reliability_others.png" alt="reliability diagrams on Semeion">'
+                  if entries[0].get("ece_others") else "")
+    cal_head = "".join(f"<th>{esc(c)}</th>" for c in CALIBRATION_COLUMNS)
+    cal_rows = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>"
+                       for row in _calibration_rows(entries))
     sections = ""
     for e in entries:
         n = esc(e["name"])
@@ -253,6 +300,13 @@ img {{ max-width: 100%; }}
 <p>Training accuracy is measured on the distorted images a model trains on (handwriting or
 clothes distortions, when its recipe has them), so it can sit below validation accuracy.</p>
 <img src="learning_curves.png" alt="training and validation loss and accuracy per epoch">
+<h2>Calibration</h2>
+<p>Temperature scaling, fitted on the validation split: the probability a model gives should be
+how often such answers are right. Expected calibration error over 15 confidence bins, before and
+after, on the test set and (MNIST) on the 1,593 Semeion digits by other writers.</p>
+<table><tr>{cal_head}</tr>{cal_rows}</table>
+<img src="reliability_test.png" alt="reliability diagrams on the test set">
+{cal_others}
 <h2>Per-class precision and recall</h2>
 <table><tr><th>class</th>{pc_head}</tr>{pc_rows}</table>
 <h2>Confusion matrices and mistakes</h2>

@@ -27,13 +27,14 @@ from urllib.parse import unquote, urlsplit
 from keras_digits import artifacts
 from keras_digits.catalog import model_rank
 from keras_digits.cli import Parser, UserError, run_cli
-from keras_digits.contract import DATASET_KEY, PREPROCESSING
+from keras_digits.contract import DATASET_KEY, PREPROCESSING, SEGMENTATION, UNSURE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WEB_DIR = Path(__file__).resolve().parent / "web"
 ORT_PACKAGE = REPO_ROOT / "node_modules" / "onnxruntime-web"
 PAGE_FILES = {"/": "index.html", "/index.html": "index.html", "/app.js": "app.js",
-              "/preprocess.js": "preprocess.js", "/style.css": "style.css"}
+              "/preprocess.js": "preprocess.js", "/segment.js": "segment.js",
+              "/style.css": "style.css"}
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".mjs": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
                  ".wasm": "application/wasm", ".onnx": "application/octet-stream",
@@ -77,7 +78,7 @@ def _accuracies(folder: Path) -> dict[str, float]:
 
 def describe(path: Path, accuracy: float | None = None) -> ModelInfo:
     """Load `path` with onnxruntime to check it fits the page; the error says what to do."""
-    from keras_digits.predict import OnnxClassifier
+    from keras_digits.reader import OnnxClassifier
 
     name = path.name.removesuffix(".onnx")
     try:
@@ -178,7 +179,8 @@ def make_server(model: Path, host: str, port: int, verbose: bool = False) -> Thr
         "ort_dir": ort_dir, "quiet": not verbose,
         "model_paths": {m.file: model.parent / m.file for m in models},
         "config": {"default": models[0].file, "onnxruntime_web": ort_version,
-                   "models": [asdict(m) for m in models], "preprocessing": PREPROCESSING},
+                   "models": [asdict(m) for m in models], "preprocessing": PREPROCESSING,
+                   "segmentation": SEGMENTATION, "unsure": UNSURE},
     })
     try:
         return ThreadingHTTPServer((host, port), handler)

@@ -7,6 +7,7 @@ is evaluated once on the test set, and lands in `saved_models/<dataset>/<model>/
     saved_model/    `model.export` SavedModel
     history.csv     per-epoch metrics, including seconds per epoch
     metrics.json    test accuracy and loss, train seconds, epochs, parameters, precision, versions
+    calibration.json  the temperature fitted on validation, ECE and NLL before and after
     logs/           TensorBoard
 
 Work in progress lives in a hidden `.<model>.work/` folder (BackupAndRestore state, the best
@@ -24,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from keras_digits import artifacts, atomic, data, runtime
+from keras_digits import artifacts, atomic, calibrate, data, runtime
 from keras_digits.cli import (
     Parser,
     UserError,
@@ -147,8 +148,8 @@ def build_compiled(config: TrainConfig, n_train: int, strategy=None) -> Plan:
                 precision=precision, jit=jit, replicas=replicas)
 
 
-def _inference_copy(model, config: TrainConfig, precision: str):
-    """The trained weights in the registry model built without training-only layers."""
+def _inference_copy(model, config: TrainConfig, precision: str, temperature: float):
+    """The trained weights in the registry model built without training-only layers, calibrated."""
     import keras
 
     from keras_digits import models
@@ -156,7 +157,7 @@ def _inference_copy(model, config: TrainConfig, precision: str):
     keras.mixed_precision.set_global_policy(precision)
     try:
         published = models.create_model(config.model, dataset=config.dataset, inference=True,
-                                         **dict(config.build_options))
+                                         temperature=temperature, **dict(config.build_options))
     finally:
         keras.mixed_precision.set_global_policy("float32")
     published.set_weights(model.get_weights())
@@ -185,11 +186,8 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
     resume_epoch, history_rows = resume.resume_point(work)
     if resume_epoch:
         print(f"resuming {config.model} from epoch {resume_epoch} ({work})", flush=True)
-    model.fit(
-        train_ds, validation_data=val_ds, epochs=plan.epochs, verbose=config.verbose,
-        shuffle=False,
-        callbacks=resume.callbacks(work, plan.patience, history_rows),
-    )
+    model.fit(train_ds, validation_data=val_ds, epochs=plan.epochs, verbose=config.verbose,
+              shuffle=False, callbacks=resume.callbacks(work, plan.patience, history_rows))
 
     if (work / "best.keras").is_file():
         model.load_weights(work / "best.keras")
@@ -223,10 +221,10 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
-    # The published file is for inference and fine-tuning anywhere: the model without its
-    # training-only augmentation layers (plain Keras loads it) and a plain compile config (the
-    # label-smoothing wrapper used in training is not a serialisable Keras loss).
-    model = _inference_copy(model, config, plan.precision)
+    # The published file is the calibrated model without its training-only augmentation layers,
+    # with a plain compile config (the label-smoothing wrapper is not a serialisable Keras loss).
+    calibration = calibrate.fit(model, splits)
+    model = _inference_copy(model, config, plan.precision, calibration["temperature"])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     with atomic.atomic_path(final) as staging:  # the folder appears whole or not at all
         staging.mkdir()
@@ -236,6 +234,7 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
         if (work / "logs").is_dir():
             shutil.copytree(work / "logs", staging / "logs")
         atomic.write_json(staging / "metrics.json", metrics)
+        atomic.write_json(artifacts.calibration_path(staging), calibration)
     shutil.rmtree(work, ignore_errors=True)
     return metrics
 

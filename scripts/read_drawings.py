@@ -20,7 +20,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from drawings import VARIANTS, make_set  # noqa: E402
 
 from keras_digits import preprocess  # noqa: E402
-from keras_digits.predict import OnnxClassifier, resolve_model_path  # noqa: E402
+from keras_digits.reader import OnnxClassifier, resolve_model_path  # noqa: E402
 
 
 def main() -> None:

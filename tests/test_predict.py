@@ -18,7 +18,7 @@ from PIL import Image
 
 from keras_digits import preprocess
 from keras_digits.cli import UserError
-from keras_digits.predict import OnnxClassifier
+from keras_digits.reader import OnnxClassifier
 
 pytestmark = pytest.mark.skipif(not available_fonts(), reason="DejaVu fonts are not installed")
 

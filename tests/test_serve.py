@@ -23,7 +23,7 @@ from conftest import REPO, last_error_line, run_module
 from drawings import VARIANTS, available_fonts, make_set
 
 from keras_digits import contract, preprocess, serve
-from keras_digits.predict import OnnxClassifier
+from keras_digits.reader import DigitReader, OnnxClassifier
 
 # CI sets this so a missing browser or Node.js fails the run instead of skipping these tests.
 REQUIRED = os.environ.get("KERAS_DIGITS_REQUIRE_BROWSER") == "1"
@@ -89,6 +89,58 @@ def test_page_preprocessing_equals_predict_preprocessing(tmp_path):
     assert len(got) == len(items) == 10 * len(VARIANTS) // step
     worst = max(float(np.abs(g - e).max()) for g, e in zip(got, expected, strict=True))
     assert worst < 0.01, worst  # in 0-255 units: the same image up to float rounding
+
+
+def _stand_in_confidence(inks: list[np.ndarray]) -> list[float]:
+    """The reader's confidence as tests/segment_runner.mjs fakes it: sure of narrow pieces."""
+    scores = []
+    for ink in inks:
+        rows, cols = np.flatnonzero((ink > 0.5).any(1)), np.flatnonzero((ink > 0.5).any(0))
+        narrow = cols[-1] + 1 - cols[0] < 0.75 * (rows[-1] + 1 - rows[0])
+        scores.append(0.95 if narrow else 0.5)
+    return scores
+
+
+def test_page_number_splitting_equals_predict(mnist, tmp_path):
+    """segment.js, run by Node.js, cuts composed numbers (separated, touching, broken) into the
+    same pieces with the same 28x28 inputs as segment.py, too many marks included."""
+    need(shutil.which("node") is not None, "Node.js")
+    from test_numbers import compose
+
+    from keras_digits import segment
+
+    rng = np.random.default_rng(0)
+    images = []
+    for layout in ("separated", "touching", "broken"):
+        for length in (2, 3):
+            chosen = rng.choice(len(mnist.test_images), length, replace=False)
+            images.append(compose([mnist.test_images[i, ..., 0] for i in chosen], layout, rng))
+    specks = np.full((120, 300), 255.0, np.float32)
+    for y, x in rng.integers(5, 110, size=(30, 2)) * [1, 2.5]:
+        specks[int(y):int(y) + 3, int(x):int(x) + 3] = 0.0
+    images.append(specks)
+    payload = bytearray(struct.pack("<i", len(images)))
+    expected = []
+    for image in images:
+        gray = preprocess.read_gray(image)
+        payload += struct.pack("<ii", gray.shape[1], gray.shape[0]) + gray.astype("<f4").tobytes()
+        try:
+            pieces = segment.split_number(preprocess.ink_map(gray), _stand_in_confidence)
+            expected.append([(list(p.box), preprocess.mnist_style(p.ink) * 255) for p in pieces])
+        except ValueError as exc:
+            expected.append(str(exc))
+    (tmp_path / "in.bin").write_bytes(payload)
+    config = {"preprocessing": contract.PREPROCESSING, "segmentation": contract.SEGMENTATION}
+    subprocess.run(["node", str(REPO / "tests" / "segment_runner.mjs"), str(serve.WEB_DIR),
+                    str(tmp_path / "in.bin"), str(tmp_path / "out.json"), json.dumps(config)],
+                   check=True, timeout=120, cwd=REPO)
+    got = json.loads((tmp_path / "out.json").read_text())
+    assert isinstance(expected[-1], str) and got[-1] == {"error": expected[-1]}
+    assert sum(len(e) for e in expected[:-1]) > len(expected[:-1]) * 2  # cuts were made
+    for mine, theirs in zip(expected[:-1], got[:-1], strict=True):
+        assert [box for box, _ in mine] == theirs["boxes"]
+        for (_, pixels), js in zip(mine, theirs["pixels"], strict=True):
+            assert np.abs(pixels - np.array(js).reshape(28, 28)).max() < 0.01
 
 
 # ---- the server on the command line ----------------------------------------------------------
@@ -244,6 +296,37 @@ def test_undo_clear_empty_canvas_and_model_switch(exported_dir, page_on):
         page.wait_for_function("document.body.dataset.status === 'ready'", timeout=60_000)
         result = draw(page, SEVEN)
         assert result["model"] == "cnn.int8.onnx" and result["top"] == 7
+
+
+def _moved(strokes, scale: float, dx: float, dy: float):
+    return [[(x * scale + dx, y * scale + dy) for x, y in points] for points in strokes]
+
+
+def test_a_number_is_read_in_the_browser_as_predict_reads_it(exported_dir, page_on, tmp_path):
+    with running_server("--model", str(exported_dir / "cnn.onnx")) as url:
+        page = page_on(url)
+        page.check("#number-mode")
+        page.wait_for_function("document.getElementById('pad').width === 500")
+        result = draw(page, _moved(SEVEN, 0.7, 20, 10) + _moved(ONE, 0.7, 200, 15)
+                      + _moved(ZERO, 0.7, 270, 5))
+        assert result["number"] == "710" and len(result["digits"]) == 3
+        assert "reads 710" in page.inner_text("#message")
+        assert page.locator("#digits figure").count() == 3
+        # The same canvas through predict's number path gives the same pieces and answers.
+        png = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
+        path = tmp_path / "drawn-number.png"
+        path.write_bytes(base64.b64decode(png.split(",", 1)[1]))
+        number = DigitReader(exported_dir / "cnn.onnx").read_number(path)
+        assert number.text == "710"
+        for mine, theirs in zip(number.digits, result["digits"], strict=True):
+            shown = np.array(theirs["pixels"], dtype=np.float32).reshape(28, 28)
+            assert np.abs(shown - mine.pixels[..., 0]).max() < 0.01
+            assert theirs["probability"] == pytest.approx(mine.probability, abs=1e-4)
+            assert theirs["unsure"] == mine.unsure
+        page.click("#clear")
+        many = [[(15 + 35 * i, 40), (15 + 35 * i, 160)] for i in range(14)]
+        assert draw(page, many) is None
+        assert "14 separate marks" in page.inner_text("#message")
 
 
 def test_page_says_what_to_do_when_the_model_file_is_gone(exported_dir, page_on, tmp_path):

@@ -16,12 +16,14 @@ PACKAGE = REPO / "keras_digits"
 # Stages in the order data flows; a module may import only modules at its level or before it.
 LAYERS = [
     {"cli", "catalog", "contract", "atomic"},
-    {"folders", "runtime", "augment"},
-    {"data", "preprocess"},
+    {"runtime", "augment"},
+    {"data", "preprocess", "segment", "folders"},
     {"models"},
     {"artifacts"},  # loads trained models, so after models (lazily: predict stays TF-free)
+    {"calibrate"},
     {"resume", "train"},
     {"export"},
+    {"reader"},
     {"predict", "report", "bench", "evaluate", "serve"},
 ]
 

@@ -1,6 +1,8 @@
 // The draw-a-digit page: strokes on a canvas -> predict's preprocessing (preprocess.js) ->
-// onnxruntime-web on the exported .onnx file -> ten probabilities. Served by keras_digits.serve.
-import { canvasToPixels, configure, FRAME } from "/preprocess.js";
+// onnxruntime-web on the exported .onnx file -> ten probabilities. In number mode the ink is
+// first split into digits as predict does (segment.js). Served by keras_digits.serve.
+import { configure, FRAME, inkMap, mnistStyle, rgbaToGray } from "/preprocess.js";
+import { configureSegmentation, marks, splitNumber } from "/segment.js";
 
 // MNIST strokes are about 2 of 28 pixels wide; the pad is 10x larger.
 const BRUSH = 18;
@@ -11,6 +13,10 @@ const seen = document.getElementById("seen").getContext("2d");
 const picker = document.getElementById("model-picker");
 const message = document.getElementById("message");
 const bars = document.getElementById("bars");
+const numberMode = document.getElementById("number-mode");
+const digitsRow = document.getElementById("digits");
+// Canvas sizes: a square for one digit, a wide strip for a number.
+const PAD_SIZES = { digit: [280, 280], number: [500, 180] }; // under predict's 512-px WORK_SIZE
 
 const state = {
   ort: null,
@@ -21,6 +27,7 @@ const state = {
   drawing: null,
   running: null, // the classification in flight
   again: false, // the drawing changed while classifying
+  unsure: null, // contract.UNSURE, from the server
 };
 
 // For people and for tests: the latest answer and a way to wait for it.
@@ -129,25 +136,121 @@ function renderSeen(pixels) {
   seen.putImageData(image, 0, 0);
 }
 
-async function classify() {
+// The ink of the canvas (preprocess.ink_map), or null when nothing is drawn.
+function canvasInk() {
   const { data } = ink.getImageData(0, 0, pad.width, pad.height);
-  const pixels = canvasToPixels(data, pad.width, pad.height);
+  const map = inkMap(rgbaToGray(data, pad.width, pad.height));
+  const strokes = map.data.reduce((n, v) => n + (v > 0.5), 0);
+  return strokes >= 3 ? map : null;
+}
+
+async function probabilitiesOf(inputs) {
+  const { session, ort } = state;
+  const batch = new Float32Array(inputs.length * FRAME * FRAME);
+  inputs.forEach((pixels, i) => batch.set(pixels, i * FRAME * FRAME));
+  const output = await session.run({
+    [session.inputNames[0]]: new ort.Tensor("float32", batch, [inputs.length, FRAME, FRAME, 1]) });
+  const flat = Array.from(output[session.outputNames[0]].data);
+  const n = flat.length / inputs.length;
+  return inputs.map((_, i) => flat.slice(i * n, (i + 1) * n));
+}
+
+const toPixels = (pieceInk) => mnistStyle(pieceInk).map((v) => v * 255);
+
+// Why an answer should not be trusted (reader.DigitReader's rule, one model), or null.
+function unsureReason(probability, markCount) {
+  if (markCount > state.unsure.MAX_MARKS) return `${markCount} separate marks, not one digit`;
+  if (probability < state.unsure.BELOW) return `confidence below ${100 * state.unsure.BELOW}%`;
+  return null;
+}
+
+function answer(probabilities) {
+  const best = probabilities.indexOf(Math.max(...probabilities));
+  return { top: best, label: state.model.classes[best], probability: probabilities[best] };
+}
+
+async function classifyDigit(map) {
+  const pixels = toPixels(map);
   renderSeen(pixels);
-  if (!pixels) {
+  const [probabilities] = await probabilitiesOf([pixels]);
+  const read = answer(probabilities);
+  const reason = unsureReason(read.probability, marks(makeMask(map)).kept.length);
+  renderBars(probabilities);
+  window.digitApp.result = { model: state.model.file, probabilities, ...read,
+    unsure: reason !== null, reason, pixels: Array.from(pixels) };
+  show("ready", `${state.model.name} reads ${read.label} (${percent(read.probability)})` +
+    (reason ? ` but is unsure: ${reason}.` : "."));
+}
+
+function makeMask(map) {
+  return { width: map.width, height: map.height,
+    data: Uint8Array.from(map.data, (v) => (v > 0.5 ? 1 : 0)) };
+}
+
+async function classifyNumber(map) {
+  let pieces;
+  try {
+    pieces = await splitNumber(map, async (inks) => (await probabilitiesOf(inks.map(toPixels)))
+      .map((p) => Math.max(...p)));
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
     window.digitApp.result = null;
-    renderBars(null);
-    show("ready", "Draw a digit in the box.");
+    renderDigits([]);
+    show("ready", `That is ${error.message}, more than a number of ` +
+      `${state.segmentation.MAX_DIGITS} digits: clear it and write fewer.`);
     return;
   }
-  const { session, ort, model } = state;
-  const input = new ort.Tensor("float32", pixels, [1, FRAME, FRAME, 1]);
-  const output = await session.run({ [session.inputNames[0]]: input });
-  const probabilities = Array.from(output[session.outputNames[0]].data);
-  const best = probabilities.indexOf(Math.max(...probabilities));
-  renderBars(probabilities);
-  window.digitApp.result = { model: model.file, probabilities, top: best,
-    label: model.classes[best], pixels: Array.from(pixels) };
-  show("ready", `${model.name} reads ${model.classes[best]} (${percent(probabilities[best])}).`);
+  const inputs = pieces.map((piece) => toPixels(piece.ink));
+  const digits = (await probabilitiesOf(inputs)).map((probabilities, i) => {
+    const read = answer(probabilities);
+    const reason = unsureReason(read.probability, 0);
+    return { ...read, probabilities, unsure: reason !== null, reason, box: pieces[i].box,
+      pixels: Array.from(inputs[i]) };
+  });
+  renderDigits(digits);
+  const number = digits.map((d) => d.label).join("");
+  window.digitApp.result = { model: state.model.file, number, digits,
+    unsure: digits.some((d) => d.unsure) };
+  const doubtful = digits.filter((d) => d.unsure).length;
+  show("ready", `${state.model.name} reads ${number}` +
+    (doubtful ? ` but is unsure of ${doubtful} digit${doubtful > 1 ? "s" : ""} (marked ?).` : "."));
+}
+
+function renderDigits(digits) {
+  digitsRow.replaceChildren(...digits.map((d) => {
+    const figure = document.createElement("figure");
+    const canvas = document.createElement("canvas");
+    canvas.width = canvas.height = FRAME;
+    const image = canvas.getContext("2d").createImageData(FRAME, FRAME);
+    d.pixels.forEach((v, i) => image.data.set([v, v, v, 255], 4 * i));
+    canvas.getContext("2d").putImageData(image, 0, 0);
+    const caption = document.createElement("figcaption");
+    caption.textContent = `${d.label}${d.unsure ? "?" : ""} ${percent(d.probability)}`;
+    if (d.unsure) caption.title = d.reason;
+    figure.append(canvas, caption);
+    return figure;
+  }));
+}
+
+async function classify() {
+  const map = canvasInk();
+  const mode = numberMode.checked ? "number" : "digit";
+  if (!map) {
+    renderSeen(null);
+    renderDigits([]);
+    window.digitApp.result = null;
+    renderBars(null);
+    show("ready", mode === "number" ? "Write a number in the strip." : "Draw a digit in the box.");
+    return;
+  }
+  if (mode === "number") {
+    renderSeen(null);
+    renderBars(null);
+    await classifyNumber(map);
+  } else {
+    renderDigits([]);
+    await classifyDigit(map);
+  }
 }
 
 // One classification at a time; changes made meanwhile are picked up right after.
@@ -201,9 +304,18 @@ async function loadModel(file) {
     if (state.model === model) show("error", `Cannot use ${file}: ${error.message}`);
     return;
   }
-  show("ready", "Draw a digit in the box.");
+  show("ready", numberMode.checked ? "Write a number in the strip." : "Draw a digit in the box.");
   classifySoon();
 }
+
+numberMode.addEventListener("change", async () => {
+  await window.digitApp.whenIdle();
+  [pad.width, pad.height] = PAD_SIZES[numberMode.checked ? "number" : "digit"];
+  document.body.dataset.mode = numberMode.checked ? "number" : "digit";
+  state.strokes = [];
+  paint();
+  classifySoon();
+});
 
 function fillPicker(config) {
   picker.replaceChildren(...config.models.map((m) => {
@@ -227,6 +339,9 @@ async function start() {
     if (!response.ok) throw new Error(await errorText(response));
     config = await response.json();
     configure(config.preprocessing);
+    configureSegmentation(config.segmentation);
+    state.unsure = config.unsure;
+    state.segmentation = config.segmentation;
     renderSeen(null);
   } catch (error) {
     show("error", `The page's server is not answering (${error.message}); start ` +

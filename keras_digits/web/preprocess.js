@@ -427,7 +427,3 @@ export function grayToPixels(gray) {
   return mnistStyle(ink).map((v) => v * 255);
 }
 
-// The page's canvas (280 px) is below predict's 512-px working size, so no downscale applies.
-export function canvasToPixels(rgba, width, height) {
-  return grayToPixels(rgbaToGray(rgba, width, height));
-}

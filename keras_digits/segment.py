@@ -1,0 +1,274 @@
+"""Split the ink of a written number into its digits, left to right.
+
+People photograph numbers (a house number, a meter, "2026" on a page), not lone digits. The ink
+map from `preprocess.ink_map` is cut into pieces by its strokes:
+
+1. connected strokes (8-connected ink) are the candidate pieces; specks far smaller than the
+   strokes around them are dropped;
+2. strokes stacked over one another (the bar of a 5, a 4 written in two strokes, a stroke broken
+   where the pen skipped) join into one digit when their columns overlap;
+3. a piece much wider than a digit may be two touching digits: it is cut at the thinnest columns
+   near its middle when the classifier reads both halves more surely than the whole
+   (`choose_cut`, given a scoring function, so this module needs no model).
+
+Each piece then goes through the single-digit MNIST recipe (`preprocess.mnist_style`). numpy and
+Pillow only, like the rest of the predict path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import ImageFilter
+
+from keras_digits.contract import SEGMENTATION
+from keras_digits.preprocess import _pil_filter
+
+# The thresholds live in contract.SEGMENTATION, shared with the page's port (web/segment.js).
+MAX_DIGITS = SEGMENTATION["MAX_DIGITS"]
+MAX_MARKS = SEGMENTATION["MAX_MARKS"]
+SPECK_SHARE = SEGMENTATION["SPECK_SHARE"]
+OVERLAP_SHARE = SEGMENTATION["OVERLAP_SHARE"]
+FRAGMENT_HEIGHT = SEGMENTATION["FRAGMENT_HEIGHT"]
+FRAGMENT_GAP = SEGMENTATION["FRAGMENT_GAP"]
+WIDE = SEGMENTATION["WIDE"]
+CUT_BELOW = SEGMENTATION["CUT_BELOW"]
+SURELY_TWO = SEGMENTATION["SURELY_TWO"]
+PART_SURE = SEGMENTATION["PART_SURE"]
+MIN_DIGIT_WIDTH = SEGMENTATION["MIN_DIGIT_WIDTH"]
+CENTRE_PULL = SEGMENTATION["CENTRE_PULL"]
+DRIFT = SEGMENTATION["DRIFT"]
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One digit's ink: its box (left, top, right, bottom) in ink-map pixels and its ink."""
+
+    box: tuple[int, int, int, int]
+    ink: np.ndarray  # the whole ink map's shape, zero outside this digit
+
+
+def label_strokes(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-connected components of a boolean mask: (labels with 0 for background, count).
+
+    Runs of ink per row are joined with the runs they touch in the row above (union-find), so
+    the work grows with the number of runs, not of pixels.
+    """
+    parent: list[int] = []
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    runs_by_row: list[list[tuple[int, int, int]]] = []
+    for row in mask:
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], row.view(np.int8), [0]])))
+        runs = []
+        for start, end in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
+            parent.append(len(parent))
+            runs.append((start, end, len(parent) - 1))
+        if runs_by_row:
+            above = runs_by_row[-1]
+            j = 0
+            for start, end, run_id in runs:
+                while j < len(above) and above[j][1] < start:  # ends before this run's reach
+                    j += 1
+                k = j
+                while k < len(above) and above[k][0] <= end:  # diagonal neighbours touch too
+                    a, b = find(run_id), find(above[k][2])
+                    if a != b:
+                        parent[max(a, b)] = min(a, b)
+                    k += 1
+        runs_by_row.append(runs)
+    roots: dict[int, int] = {}
+    labels = np.zeros(mask.shape, dtype=np.int32)
+    for y, runs in enumerate(runs_by_row):
+        for start, end, run_id in runs:
+            labels[y, start:end] = roots.setdefault(find(run_id), len(roots) + 1)
+    return labels, len(roots)
+
+
+def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def _join(groups: list[list], a: int, b: int) -> None:
+    """Fold group b into group a ([left, top, right, bottom, labels] each)."""
+    ga, gb = groups[a], groups[b]
+    groups[a] = [min(ga[0], gb[0]), min(ga[1], gb[1]), max(ga[2], gb[2]), max(ga[3], gb[3]),
+                 ga[4] + gb[4]]
+    del groups[b]
+
+
+def marks(mask: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """Stroke labels and the labels of the marks that are not specks."""
+    labels, count = label_strokes(mask)
+    if count == 0:
+        return labels, []
+    areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    return labels, [i + 1 for i in range(count) if areas[i] >= SPECK_SHARE * areas.max()]
+
+
+def group_strokes(mask: np.ndarray) -> list[np.ndarray]:
+    """Masks of the digits in `mask`, left to right: specks dropped, strokes joined where their
+    columns overlap, and short fragments (a stroke broken where the pen skipped) joined to the
+    nearest digit beside them."""
+    labels, kept = marks(mask)
+    if len(kept) > MAX_MARKS:
+        raise ValueError(f"{len(kept)} separate marks")
+    groups = [[*_box(labels == label), [label]] for label in kept]
+    if not groups:
+        return []
+    groups.sort(key=lambda g: g[0] + g[2])
+    joined = True
+    while joined:  # strokes stacked over one another
+        joined = False
+        for a in range(len(groups)):
+            for b in range(a + 1, len(groups)):
+                ga, gb = groups[a], groups[b]
+                overlap = min(ga[2], gb[2]) - max(ga[0], gb[0])
+                if overlap > OVERLAP_SHARE * min(ga[2] - ga[0], gb[2] - gb[0]):
+                    _join(groups, a, b)
+                    joined = True
+                    break
+            if joined:
+                break
+    line = max(g[3] - g[1] for g in groups)
+    while len(groups) > 1:  # the shortest fragment joins its nearest neighbour, if close
+        heights = [g[3] - g[1] for g in groups]
+        short = int(np.argmin(heights))
+        if heights[short] >= FRAGMENT_HEIGHT * line:
+            break
+        gaps = [max(g[0], groups[short][0]) - min(g[2], groups[short][2]) if i != short
+                else np.inf for i, g in enumerate(groups)]
+        nearest = int(np.argmin(gaps))
+        if gaps[nearest] > FRAGMENT_GAP * line:
+            break
+        _join(groups, min(short, nearest), max(short, nearest))
+    groups.sort(key=lambda g: g[0] + g[2])
+    return [np.isin(labels, g[4]) for g in groups]
+
+
+def cut_candidates(mask: np.ndarray, limit: int = 3) -> list[int]:
+    """Columns where a piece may hold two touching digits: the thinnest columns in its middle,
+    each leaving a digit-wide part on both sides."""
+    left, top, right, bottom = _box(mask)
+    height, width = bottom - top, right - left
+    profile = mask[:, left:right].sum(axis=0).astype(np.float64)
+    margin = max(1, int(MIN_DIGIT_WIDTH * height))
+    if width < 2 * margin + 1:
+        return []
+    middle = np.arange(margin, width - margin)
+    # Prefer thin columns near the centre: touching digits are about equally wide.
+    cost = profile[middle] + CENTRE_PULL * height * np.abs(middle - width / 2) / (width / 2)
+    chosen: list[int] = []
+    for i in np.argsort(cost, kind="stable"):
+        column = int(middle[i])
+        if all(abs(column - c) > margin / 2 for c in chosen):
+            chosen.append(column)
+        if len(chosen) == limit:
+            break
+    return [left + c for c in chosen]
+
+
+def cut_path(mask: np.ndarray, column: int, reach: int) -> np.ndarray:
+    """The column, row by row, of the top-to-bottom path from near `column` that crosses the
+    least ink (dynamic programming; one column sideways per row at most, within `reach`), so
+    that slanted or overlapping touching digits come apart along the gap between them."""
+    height, width = mask.shape
+    low, high = max(0, column - reach), min(width, column + reach + 1)
+    ink = mask[:, low:high].astype(np.float64)
+    drift = DRIFT * np.abs(np.arange(low, high) - column)  # stay near the chosen column
+    cost = ink[0] + drift
+    moves = np.zeros(ink.shape, dtype=np.int8)
+    for y in range(1, height):
+        options = np.stack([np.r_[np.inf, cost[:-1]], cost, np.r_[cost[1:], np.inf]])
+        step = options.argmin(axis=0)
+        moves[y] = step - 1
+        cost = options[step, np.arange(len(cost))] + ink[y] + drift
+    path = np.empty(height, dtype=np.int64)
+    x = int(cost.argmin())
+    for y in range(height - 1, -1, -1):
+        path[y] = low + x
+        x += int(moves[y, x])
+    return path
+
+
+def split_along(mask: np.ndarray, path: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mask's pixels left of the path (row by row) and the rest."""
+    left = np.arange(mask.shape[1])[None, :] < path[:, None]
+    return mask & left, mask & ~left
+
+
+def crossings(mask: np.ndarray, path: np.ndarray) -> int:
+    """How many strokes a cut path goes through (runs of ink along it)."""
+    on_path = mask[np.arange(mask.shape[0]), np.clip(path, 0, mask.shape[1] - 1)]
+    return int(np.count_nonzero(np.diff(np.concatenate([[0], on_path.view(np.int8), [0]])) == 1))
+
+
+def choose_cut(mask: np.ndarray, confidence: Callable[[list[np.ndarray]], list[float]]
+               ) -> list[np.ndarray]:
+    """`mask` whole, or split in two (recursively) where the classifier is surer of the parts.
+
+    A piece is tried when it is wide for its height and either read with less than CUT_BELOW
+    confidence as one digit or wider than one digit would be; a cut must go through at most one
+    stroke (touching digits meet at one point) and leave two parts each read with at least
+    PART_SURE confidence, together surer than the whole.
+    """
+    left, top, right, bottom = _box(mask)
+    aspect = (right - left) / (bottom - top)
+    if aspect < WIDE:
+        return [mask]
+    whole = confidence([mask])[0]
+    if whole >= CUT_BELOW and aspect < SURELY_TWO:
+        return [mask]
+    best, best_score = None, whole
+    for column in cut_candidates(mask):
+        path = cut_path(mask[top:bottom], column, (right - left) // 4)
+        if crossings(mask[top:bottom], path) > 1:
+            continue
+        path = np.concatenate([np.full(top, path[0]), path,
+                               np.full(mask.shape[0] - bottom, path[-1])])
+        parts = split_along(mask, path)
+        if not (parts[0].any() and parts[1].any()):
+            continue
+        sure = confidence(list(parts))
+        score = float(np.prod(sure))
+        if score > best_score and min(sure) >= PART_SURE:
+            best, best_score = parts, score
+    if best is None:
+        return [mask]
+    return [piece for part in best for piece in choose_cut(part, confidence)]
+
+
+def piece_ink(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The ink of one piece, with its faint anti-aliased rim (a 3-pixel grown mask)."""
+    grown = _pil_filter(mask.astype(np.float32), ImageFilter.MaxFilter(3)) > 0.5
+    return np.where(grown, ink, 0.0).astype(np.float32)
+
+
+def split_number(ink: np.ndarray,
+                 confidence: Callable[[list[np.ndarray]], list[float]] | None = None
+                 ) -> list[Piece]:
+    """The digits of a written number, left to right (see the module docstring).
+
+    Without `confidence` no touching digits are cut. Raises ValueError when there are more than
+    MAX_DIGITS pieces (the caller turns that into its own message).
+    """
+    mask = ink > 0.5
+    groups = group_strokes(mask)
+    if len(groups) > MAX_DIGITS:
+        raise ValueError(f"{len(groups)} separate marks")
+    if confidence is not None:
+        def score(masks: list[np.ndarray]) -> list[float]:
+            return confidence([piece_ink(ink, m) for m in masks])
+
+        groups = [piece for group in groups for piece in choose_cut(group, score)]
+        if len(groups) > MAX_DIGITS:
+            raise ValueError(f"{len(groups)} digits")
+    return [Piece(box=_box(group), ink=piece_ink(ink, group)) for group in groups]

@@ -1,0 +1,281 @@
+// The predict command's number splitting (keras_digits/segment.py), step for step, so a number
+// drawn on the page is cut into the same digits as on the command line. Masks are
+// {width, height, data: Uint8Array}; ink images are preprocess.js images. tests/test_serve.py
+// checks both sides agree. The thresholds come from the server (contract.SEGMENTATION).
+import { makeImage, rankFilter } from "./preprocess.js";
+
+let S = null;
+
+export function configureSegmentation(constants) {
+  S = constants;
+}
+
+function makeMask(width, height, data) {
+  return { width, height, data: data ?? new Uint8Array(width * height) };
+}
+
+// 8-connected components: runs of ink per row joined with the runs they touch above.
+export function labelStrokes(mask) {
+  const { width, height, data } = mask;
+  const parent = [];
+  const find = (i) => {
+    while (parent[i] !== i) {
+      parent[i] = parent[parent[i]];
+      i = parent[i];
+    }
+    return i;
+  };
+  const runsByRow = [];
+  for (let y = 0; y < height; y++) {
+    const runs = [];
+    let start = -1;
+    for (let x = 0; x <= width; x++) {
+      const on = x < width && data[y * width + x];
+      if (on && start < 0) start = x;
+      if (!on && start >= 0) {
+        parent.push(parent.length);
+        runs.push([start, x, parent.length - 1]);
+        start = -1;
+      }
+    }
+    if (runsByRow.length) {
+      const above = runsByRow[runsByRow.length - 1];
+      let j = 0;
+      for (const [s, e, id] of runs) {
+        while (j < above.length && above[j][1] < s) j += 1;
+        for (let k = j; k < above.length && above[k][0] <= e; k++) {
+          const a = find(id);
+          const b = find(above[k][2]);
+          if (a !== b) parent[Math.max(a, b)] = Math.min(a, b);
+        }
+      }
+    }
+    runsByRow.push(runs);
+  }
+  const roots = new Map();
+  const labels = new Int32Array(width * height);
+  runsByRow.forEach((runs, y) => {
+    for (const [s, e, id] of runs) {
+      const root = find(id);
+      if (!roots.has(root)) roots.set(root, roots.size + 1);
+      labels.fill(roots.get(root), y * width + s, y * width + e);
+    }
+  });
+  return { labels, count: roots.size };
+}
+
+function boxOf(mask) {
+  const { width, height, data } = mask;
+  let top = height;
+  let bottom = 0;
+  let left = width;
+  let right = 0;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      if (data[y * width + x]) {
+        top = Math.min(top, y);
+        bottom = Math.max(bottom, y + 1);
+        left = Math.min(left, x);
+        right = Math.max(right, x + 1);
+      }
+    }
+  }
+  return [left, top, right, bottom];
+}
+
+// Stroke labels and the labels of the marks that are not specks.
+export function marks(mask) {
+  const { labels, count } = labelStrokes(mask);
+  const areas = new Array(count + 1).fill(0);
+  for (const label of labels) areas[label] += 1;
+  const largest = Math.max(0, ...areas.slice(1));
+  const kept = [];
+  for (let i = 1; i <= count; i++) if (areas[i] >= S.SPECK_SHARE * largest) kept.push(i);
+  return { labels, kept };
+}
+
+function labelMask(mask, labels, wanted) {
+  const set = new Set(wanted);
+  return makeMask(mask.width, mask.height, Uint8Array.from(labels, (l) => (set.has(l) ? 1 : 0)));
+}
+
+function join(groups, a, b) {
+  const [ga, gb] = [groups[a], groups[b]];
+  groups[a] = [Math.min(ga[0], gb[0]), Math.min(ga[1], gb[1]), Math.max(ga[2], gb[2]),
+    Math.max(ga[3], gb[3]), ga[4].concat(gb[4])];
+  groups.splice(b, 1);
+}
+
+// The digits of a mask, left to right (segment.group_strokes).
+export function groupStrokes(mask) {
+  const { labels, kept } = marks(mask);
+  if (kept.length > S.MAX_MARKS) throw new RangeError(`${kept.length} separate marks`);
+  const groups = kept.map((label) => [...boxOf(labelMask(mask, labels, [label])), [label]]);
+  if (!groups.length) return [];
+  groups.sort((g, h) => (g[0] + g[2]) - (h[0] + h[2]));
+  let joined = true;
+  while (joined) {
+    joined = false;
+    for (let a = 0; a < groups.length && !joined; a++) {
+      for (let b = a + 1; b < groups.length; b++) {
+        const [ga, gb] = [groups[a], groups[b]];
+        const overlap = Math.min(ga[2], gb[2]) - Math.max(ga[0], gb[0]);
+        if (overlap > S.OVERLAP_SHARE * Math.min(ga[2] - ga[0], gb[2] - gb[0])) {
+          join(groups, a, b);
+          joined = true;
+          break;
+        }
+      }
+    }
+  }
+  const line = Math.max(...groups.map((g) => g[3] - g[1]));
+  while (groups.length > 1) {
+    const heights = groups.map((g) => g[3] - g[1]);
+    const short = heights.indexOf(Math.min(...heights));
+    if (heights[short] >= S.FRAGMENT_HEIGHT * line) break;
+    const s = groups[short];
+    const gaps = groups.map((g, i) => (i === short ? Infinity
+      : Math.max(g[0], s[0]) - Math.min(g[2], s[2])));
+    const nearest = gaps.indexOf(Math.min(...gaps));
+    if (gaps[nearest] > S.FRAGMENT_GAP * line) break;
+    join(groups, Math.min(short, nearest), Math.max(short, nearest));
+  }
+  groups.sort((g, h) => (g[0] + g[2]) - (h[0] + h[2]));
+  return groups.map((g) => labelMask(mask, labels, g[4]));
+}
+
+// Columns where a piece may hold two touching digits (segment.cut_candidates).
+export function cutCandidates(mask, limit = 3) {
+  const [left, top, right, bottom] = boxOf(mask);
+  const height = bottom - top;
+  const width = right - left;
+  const profile = new Float64Array(width);
+  for (let y = 0; y < mask.height; y++) {
+    for (let x = left; x < right; x++) profile[x - left] += mask.data[y * mask.width + x];
+  }
+  const margin = Math.max(1, Math.floor(S.MIN_DIGIT_WIDTH * height));
+  if (width < 2 * margin + 1) return [];
+  const middle = [];
+  for (let c = margin; c < width - margin; c++) middle.push(c);
+  const cost = middle.map((c) => profile[c]
+    + S.CENTRE_PULL * height * Math.abs(c - width / 2) / (width / 2));
+  const order = middle.map((_, i) => i).sort((a, b) => cost[a] - cost[b] || a - b);
+  const chosen = [];
+  for (const i of order) {
+    const column = middle[i];
+    if (chosen.every((c) => Math.abs(column - c) > margin / 2)) chosen.push(column);
+    if (chosen.length === limit) break;
+  }
+  return chosen.map((c) => left + c);
+}
+
+// The least-ink top-to-bottom path from near `column` over rows [top, bottom) (segment.cut_path).
+export function cutPath(mask, top, bottom, column, reach) {
+  const low = Math.max(0, column - reach);
+  const high = Math.min(mask.width, column + reach + 1);
+  const span = high - low;
+  const ink = (y, i) => mask.data[(top + y) * mask.width + low + i];
+  const drift = (i) => S.DRIFT * Math.abs(low + i - column);
+  const rows = bottom - top;
+  let cost = Float64Array.from({ length: span }, (_, i) => ink(0, i) + drift(i));
+  const moves = Array.from({ length: rows }, () => new Int8Array(span));
+  for (let y = 1; y < rows; y++) {
+    const next = new Float64Array(span);
+    for (let i = 0; i < span; i++) {
+      const options = [i > 0 ? cost[i - 1] : Infinity, cost[i], i + 1 < span ? cost[i + 1] : Infinity];
+      let step = 0;
+      if (options[1] < options[step]) step = 1;
+      if (options[2] < options[step]) step = 2;
+      moves[y][i] = step - 1;
+      next[i] = options[step] + ink(y, i) + drift(i);
+    }
+    cost = next;
+  }
+  let x = 0;
+  for (let i = 1; i < span; i++) if (cost[i] < cost[x]) x = i;
+  const path = new Int32Array(rows);
+  for (let y = rows - 1; y >= 0; y--) {
+    path[y] = low + x;
+    x += moves[y][x];
+  }
+  return path;
+}
+
+function crossings(mask, top, path) {
+  let count = 0;
+  let previous = 0;
+  for (let y = 0; y < path.length; y++) {
+    const x = Math.min(Math.max(path[y], 0), mask.width - 1);
+    const on = mask.data[(top + y) * mask.width + x];
+    if (on && !previous) count += 1;
+    previous = on;
+  }
+  return count;
+}
+
+function splitAlong(mask, path) {
+  const left = makeMask(mask.width, mask.height);
+  const right = makeMask(mask.width, mask.height);
+  for (let y = 0; y < mask.height; y++) {
+    for (let x = 0; x < mask.width; x++) {
+      const i = y * mask.width + x;
+      if (mask.data[i]) (x < path[y] ? left : right).data[i] = 1;
+    }
+  }
+  return [left, right];
+}
+
+// `mask` whole, or cut in two (recursively) where the reader is surer of the parts.
+async function chooseCut(mask, confidence) {
+  const [left, top, right, bottom] = boxOf(mask);
+  const aspect = (right - left) / (bottom - top);
+  if (aspect < S.WIDE) return [mask];
+  const whole = (await confidence([mask]))[0];
+  if (whole >= S.CUT_BELOW && aspect < S.SURELY_TWO) return [mask];
+  let best = null;
+  let bestScore = whole;
+  for (const column of cutCandidates(mask)) {
+    const inner = cutPath(mask, top, bottom, column, Math.floor((right - left) / 4));
+    if (crossings(mask, top, inner) > 1) continue;
+    const path = new Int32Array(mask.height);
+    path.fill(inner[0], 0, top);
+    path.set(inner, top);
+    path.fill(inner[inner.length - 1], bottom);
+    const parts = splitAlong(mask, path);
+    if (!parts.every((p) => p.data.some((v) => v))) continue;
+    const sure = await confidence(parts);
+    const score = sure.reduce((a, b) => a * b, 1);
+    if (score > bestScore && Math.min(...sure) >= S.PART_SURE) {
+      best = parts;
+      bestScore = score;
+    }
+  }
+  if (!best) return [mask];
+  const pieces = [];
+  for (const part of best) pieces.push(...await chooseCut(part, confidence));
+  return pieces;
+}
+
+// The ink of one piece with its faint rim (a 3-pixel grown mask).
+export function pieceInk(ink, mask) {
+  const grown = rankFilter(makeImage(mask.width, mask.height, Float32Array.from(mask.data)), 3,
+    Math.max);
+  return makeImage(ink.width, ink.height, ink.data.map((v, i) => (grown.data[i] > 0.5 ? v : 0)));
+}
+
+// The digits of a written number, left to right: [{box, ink}], box in ink-map pixels.
+// `confidence(inks)` resolves to the reader's top probability for each; null cuts nothing.
+// Throws a RangeError when there are too many marks or digits for a number.
+export async function splitNumber(ink, confidence) {
+  const mask = makeMask(ink.width, ink.height, Uint8Array.from(ink.data, (v) => (v > 0.5 ? 1 : 0)));
+  let groups = groupStrokes(mask);
+  if (groups.length > S.MAX_DIGITS) throw new RangeError(`${groups.length} separate marks`);
+  if (confidence) {
+    const score = (masks) => confidence(masks.map((m) => pieceInk(ink, m)));
+    const cut = [];
+    for (const group of groups) cut.push(...await chooseCut(group, score));
+    groups = cut;
+    if (groups.length > S.MAX_DIGITS) throw new RangeError(`${groups.length} digits`);
+  }
+  return groups.map((group) => ({ box: boxOf(group), ink: pieceInk(ink, group) }));
+}

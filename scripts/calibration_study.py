@@ -1,0 +1,89 @@
+"""What to fit the temperature on: the validation split as it is, or through the distortions.
+
+    .venv/bin/python scripts/calibration_study.py [--models-dir saved_models] [--json out.json]
+
+For each trained MNIST model (its uncalibrated build), fits one temperature on the clean
+validation split (what `calibrate` does) and one on the validation split through the model's own
+training distortions at full and at double strength (a stand-in for other writers), and prints
+the expected calibration error each gives on the MNIST test set and on the Semeion digits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from keras_digits import artifacts, augment, calibrate, data, folders, models  # noqa: E402
+from keras_digits.catalog import MODEL_NAMES  # noqa: E402
+
+
+def distorted(images: np.ndarray, name: str, strength: float, seed: int = 0) -> np.ndarray | None:
+    """Validation images through the model's training distortions at `strength` times their
+    recipe's; None for a model trained without them."""
+    import keras
+
+    default = models.create_model(name)
+    if not any(isinstance(layer, augment._TrainingDistortion) for layer in default.layers):
+        return None
+    base = inspect.signature(models.get_entry(name).builder).parameters["augmentation"].default
+    trainer = models.create_model(name, augmentation=base * strength)
+    layers = [layer for layer in trainer.layers if isinstance(layer, augment._TrainingDistortion)]
+    keras.utils.set_random_seed(seed)
+    out = []
+    for i in range(0, len(images), 1000):
+        batch = keras.ops.convert_to_tensor(images[i:i + 1000].astype("float32") / 255.0)
+        for layer in layers:
+            batch = layer(batch, training=True)
+        out.append(keras.ops.convert_to_numpy(batch))
+    return np.clip(np.concatenate(out) * 255.0, 0, 255).astype(np.float32)
+
+
+def _predict(model, images: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(images.astype(np.float32), batch_size=1000, verbose=0))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models-dir", default="saved_models")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    splits = data.split(data.load_arrays("mnist"))
+    semeion, semeion_labels = folders.semeion_digits()
+    test_images, test_labels = splits.test
+    results = []
+    for name in MODEL_NAMES:
+        if not artifacts.is_trained(args.models_dir, "mnist", name):
+            continue
+        folder = artifacts.model_dir(args.models_dir, "mnist", name)
+        model = artifacts.load_trained(folder / "model.keras", name, calibrated=False)
+        on_test, on_semeion = _predict(model, test_images), _predict(model, semeion)
+        fits = {"none": None, "clean": splits.validation[0]}
+        for strength in (1.0, 2.0):
+            fits[f"distorted x{strength:g}"] = distorted(splits.validation[0], name, strength)
+        for fit_on, images in fits.items():
+            if fit_on != "none" and images is None:
+                continue
+            t = 1.0 if images is None else calibrate.fit_temperature(
+                _predict(model, images), splits.validation[1])
+            row = {"model": name, "fit_on": fit_on, "temperature": t,
+                   "test_ece": calibrate.expected_calibration_error(
+                       calibrate.apply_temperature(on_test, t), test_labels),
+                   "semeion_ece": calibrate.expected_calibration_error(
+                       calibrate.apply_temperature(on_semeion, t), semeion_labels)}
+            results.append(row)
+            print(f"{name:8} fitted on {fit_on:14} T = {t:.3f}   MNIST test ECE "
+                  f"{100 * row['test_ece']:5.2f}%   Semeion ECE {100 * row['semeion_ece']:5.2f}%",
+                  flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

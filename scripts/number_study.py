@@ -1,0 +1,130 @@
+"""How often a whole written number is read right: numbers composed from MNIST test digits.
+
+    .venv/bin/python scripts/number_study.py [--model cnn] [--count 500] [--json out.json]
+
+Each number is 2, 4 or 6 MNIST test digits (never seen in training), dark ink on white paper, in
+three layouts: separated (gaps of 2-10 pixels, a little vertical jitter), one touching pair (two
+neighbours pushed together until their strokes meet), and broken strokes (half the digits lose a
+2-pixel band of ink across them, as where a pen skipped). Every number goes through
+`DigitReader.read_number`, the predict path. The single-digit baseline reads the very same digits
+one at a time through `DigitReader.read`. Also counted: how often a lone digit (MNIST test,
+Semeion) is split into more than one piece, which number mode must not do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from keras_digits import data, folders  # noqa: E402
+from keras_digits.reader import DigitReader  # noqa: E402
+
+LAYOUTS = ("separated", "touching", "broken")
+
+
+def crop(digit: np.ndarray) -> np.ndarray:
+    rows, cols = np.flatnonzero(digit.max(axis=1) > 0), np.flatnonzero(digit.max(axis=0) > 0)
+    return digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def _touches(canvas: np.ndarray, piece: np.ndarray, top: int, left: int) -> bool:
+    """Whether `piece` placed at (top, left) has ink next to the canvas's ink (8-neighbours)."""
+    h, w = piece.shape
+    region = canvas[max(0, top - 1):top + h + 1, max(0, left - 1):left + w + 1] > 64
+    grown = np.zeros_like(region)
+    ys, xs = np.nonzero(piece > 64)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            y = ys + dy + (1 if top > 0 else 0)
+            x = xs + dx + (1 if left > 0 else 0)
+            ok = (y >= 0) & (y < region.shape[0]) & (x >= 0) & (x < region.shape[1])
+            grown[y[ok], x[ok]] = True
+    return bool((grown & region).any())
+
+
+def compose(digits: list[np.ndarray], layout: str, rng: np.random.Generator) -> np.ndarray:
+    """The digits side by side on a black canvas (white ink), then turned to ink on paper."""
+    pieces = [crop(d).astype(np.float32) for d in digits]
+    if layout == "broken":
+        for piece in pieces:
+            if rng.random() < 0.5 and piece.shape[0] > 8:
+                row = int(rng.integers(int(0.3 * piece.shape[0]), int(0.7 * piece.shape[0])))
+                piece[row:row + 2] = 0.0
+    touching = int(rng.integers(0, len(pieces) - 1)) if layout == "touching" else -1
+    height = 28 + 16
+    canvas = np.zeros((height, 16 + sum(p.shape[1] + 10 for p in pieces)), np.float32)
+    x = 8
+    for i, piece in enumerate(pieces):
+        top = 8 + (28 - piece.shape[0]) // 2 + int(rng.integers(-2, 3))
+        if i == touching + 1:  # slide left from a small gap until the strokes meet
+            x -= int(rng.integers(2, 6))
+            while x > 1 and not _touches(canvas, piece, top, x):
+                x -= 1
+        h, w = piece.shape
+        canvas[top:top + h, x:x + w] = np.maximum(canvas[top:top + h, x:x + w], piece)
+        x += w + int(rng.integers(2, 11))
+    used = np.flatnonzero(canvas.max(axis=0) > 0)
+    canvas = canvas[:, : used[-1] + 9]
+    return 255.0 - canvas  # dark ink on white paper
+
+
+def study(reader: DigitReader, count: int, seed: int) -> dict:
+    arrays = data.load_arrays("mnist")
+    images, labels = arrays.test_images[..., 0], arrays.test_labels
+    rng = np.random.default_rng(seed)
+    rows = []
+    for length in (2, 4, 6):
+        for layout in LAYOUTS:
+            right = digits_right = digits_total = count_right = 0
+            single_right = 0
+            for _ in range(count):
+                chosen = rng.choice(len(images), length, replace=False)
+                truth = "".join(str(labels[i]) for i in chosen)
+                number = reader.read_number(compose([images[i] for i in chosen], layout, rng))
+                right += number.text == truth
+                count_right += len(number.digits) == length
+                if len(number.digits) == length:
+                    digits_right += sum(a == b for a, b in zip(number.text, truth, strict=True))
+                digits_total += length
+                single = reader.read_many([255.0 - images[i] for i in chosen])
+                single_right += sum(r.label == labels[i] for r, i in zip(single, chosen,
+                                                                         strict=True))
+            rows.append({"digits": length, "layout": layout, "numbers": count,
+                         "whole_number": right / count, "count_right": count_right / count,
+                         "per_digit": digits_right / digits_total,
+                         "single_digit": single_right / digits_total})
+            print(f"{length} digits, {layout:9}: whole {100 * right / count:6.2f}%  "
+                  f"count right {100 * count_right / count:6.2f}%  per digit "
+                  f"{100 * digits_right / digits_total:6.2f}%  (alone "
+                  f"{100 * single_right / digits_total:6.2f}%)", flush=True)
+    lone = {"mnist_test": [255.0 - images[i] for i in range(2000)],
+            "semeion": [(1.0 - m) * 255.0 for m in folders.load_semeion()[0].astype(np.float32)]}
+    splits = {}
+    for name, items in lone.items():
+        many = sum(len(reader.read_number(img).digits) != 1 for img in items)
+        splits[name] = {"images": len(items), "not_one_digit": many}
+        print(f"lone digits read as a number ({name}): {many} of {len(items)} not one digit")
+    return {"model": str(reader.path), "seed": seed, "rows": rows, "lone_digits": splits}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="cnn")
+    parser.add_argument("--export-dir", default="export")
+    parser.add_argument("--count", type=int, default=500, help="numbers per length and layout")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    result = study(DigitReader(args.model, export_dir=args.export_dir), args.count, args.seed)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

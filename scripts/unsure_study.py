@@ -1,0 +1,92 @@
+"""Which answers to mark unsure: the share of wrong and of right answers each rule flags.
+
+    .venv/bin/python scripts/unsure_study.py [--model cnn ...] [--check alexnet] [--json out.json]
+
+Reads the Semeion digits and the MNIST test set one digit at a time through `DigitReader.read`
+(the predict path, calibrated ONNX export), then for each threshold on the calibrated probability
+of the answer (with `--check`, its mean over the model and the check model) prints how many of
+the wrong answers and of the right answers fall below it. Also prints the share of each set's
+digits the `MAX_MARKS` rule (too many separate marks for one digit) marks, and what the whole
+rule in `contract.UNSURE` flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from keras_digits import data, folders  # noqa: E402
+from keras_digits.contract import UNSURE  # noqa: E402
+from keras_digits.reader import DigitReader  # noqa: E402
+
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99)
+
+
+def digit_sets() -> dict[str, tuple[list[np.ndarray], np.ndarray]]:
+    masks, semeion_labels = folders.load_semeion()
+    arrays = data.load_arrays("mnist")
+    return {"semeion": ([(1.0 - m.astype(np.float32)) * 255.0 for m in masks], semeion_labels),
+            "mnist_test": (list(arrays.test_images[..., 0].astype(np.float32)),
+                           arrays.test_labels)}
+
+
+def study(model: str, export_dir: str, sets: dict, check: str | None = None) -> dict:
+    reader = DigitReader(model, export_dir=export_dir, check=check)
+    result = {"model": str(reader.path), "check": check, "sets": {}}
+    for name, (images, labels) in sets.items():
+        readings = [r for i in range(0, len(images), 500)
+                    for r in reader.read_many(images[i:i + 500])]
+        answers = np.array([r.label for r in readings])
+        right = answers == labels
+        pixels = np.stack([r.pixels for r in readings])
+        support = np.concatenate([reader.classifier(pixels[i:i + 500])
+                                  for i in range(0, len(pixels), 500)])
+        if reader.checker is not None:
+            support = (support + np.concatenate([reader.checker(pixels[i:i + 500])
+                                                 for i in range(0, len(pixels), 500)])) / 2
+        confidence = support[np.arange(len(answers)), answers]
+        rows = [{"below": t, "wrong_flagged": float(np.mean(confidence[~right] < t)),
+                 "right_flagged": float(np.mean(confidence[right] < t))} for t in THRESHOLDS]
+        many_marks = np.array([bool(r.reason and "marks" in r.reason) for r in readings])
+        result["sets"][name] = {
+            "accuracy": float(right.mean()), "wrong": int((~right).sum()), "rows": rows,
+            "many_marks": float(many_marks.mean()),
+            "rule": {"wrong_flagged": float(np.mean([r.unsure for r, ok in
+                                                     zip(readings, right, strict=True) if not ok])),
+                     "right_flagged": float(np.mean([r.unsure for r, ok in
+                                                     zip(readings, right, strict=True) if ok]))}}
+        checked = f" checked by {check}" if check else ""
+        print(f"{model}{checked} on {name}: accuracy {100 * right.mean():.2f}%, "
+              f"{(~right).sum()} wrong; marked for too many marks "
+              f"{100 * many_marks.mean():.2f}%")
+        for row in rows:
+            print(f"  below {row['below']:.2f}: flags {100 * row['wrong_flagged']:5.1f}% of "
+                  f"wrong, {100 * row['right_flagged']:5.1f}% of right")
+        rule = result["sets"][name]["rule"]
+        print(f"  the rule in contract.UNSURE ({UNSURE}): flags "
+              f"{100 * rule['wrong_flagged']:.1f}% of wrong, {100 * rule['right_flagged']:.1f}% "
+              "of right", flush=True)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", nargs="+", default=["cnn"])
+    parser.add_argument("--check", help="a second model whose opinion joins the flag")
+    parser.add_argument("--export-dir", default="export")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    sets = digit_sets()
+    results = [study(model, args.export_dir, sets, args.check) for model in args.model]
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,291 @@
+"""Numbers: the ink of a written number is split into its digits left to right (strokes, broken
+strokes, specks, touching pairs), predict prints the number, and odd images get a clear answer."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from collections import deque
+
+import numpy as np
+import pytest
+from conftest import REPO, last_error_line, run_module
+from PIL import Image, ImageDraw, ImageFilter
+
+from keras_digits import preprocess, segment
+from keras_digits.reader import DigitReader
+
+
+def _study():
+    spec = importlib.util.spec_from_file_location("number_study",
+                                                  REPO / "scripts" / "number_study.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+compose = _study().compose
+
+
+def _narrow_digits(mnist, count: int, seed: int) -> list[int]:
+    """Test digits narrower than a possible touching pair, so no cut is ever tried."""
+    rng = np.random.default_rng(seed)
+    chosen = []
+    while len(chosen) < count:
+        i = int(rng.integers(len(mnist.test_images)))
+        cols = np.flatnonzero(mnist.test_images[i, ..., 0].max(axis=0) > 0)
+        rows = np.flatnonzero(mnist.test_images[i, ..., 0].max(axis=1) > 0)
+        if cols[-1] - cols[0] < 0.75 * (rows[-1] - rows[0]):
+            chosen.append(i)
+    return chosen
+
+
+def _ink(image: np.ndarray) -> np.ndarray:
+    return preprocess.ink_map(preprocess.read_gray(image))
+
+
+def _flood_fill_count(mask: np.ndarray) -> int:
+    seen, count = np.zeros_like(mask), 0
+    for start in zip(*np.nonzero(mask), strict=True):
+        if seen[start]:
+            continue
+        count += 1
+        queue = deque([start])
+        seen[start] = True
+        while queue:
+            y, x = queue.popleft()
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    v, u = y + dy, x + dx
+                    if 0 <= v < mask.shape[0] and 0 <= u < mask.shape[1] and mask[v, u] \
+                            and not seen[v, u]:
+                        seen[v, u] = True
+                        queue.append((v, u))
+    return count
+
+
+def test_stroke_labels_match_a_flood_fill():
+    rng = np.random.default_rng(0)
+    for density in (0.2, 0.45, 0.6):
+        mask = rng.random((30, 41)) < density
+        labels, count = segment.label_strokes(mask)
+        assert count == _flood_fill_count(mask)
+        assert ((labels > 0) == mask).all()
+        for label in range(1, count + 1):  # each label is one connected piece
+            assert _flood_fill_count(labels == label) == 1
+
+
+@pytest.mark.parametrize("layout", ["separated", "broken"])
+def test_digits_are_found_left_to_right(mnist, layout):
+    rng = np.random.default_rng(3)
+    for trial in range(6):
+        chosen = _narrow_digits(mnist, 4, seed=trial)
+        image = compose([mnist.test_images[i, ..., 0] for i in chosen], layout, rng)
+        pieces = segment.split_number(_ink(image))
+        assert len(pieces) == 4, (layout, trial, [p.box for p in pieces])
+        lefts = [p.box[0] for p in pieces]
+        assert lefts == sorted(lefts)
+
+
+def test_specks_are_not_digits(mnist):
+    chosen = _narrow_digits(mnist, 3, seed=7)
+    image = compose([mnist.test_images[i, ..., 0] for i in chosen], "separated",
+                    np.random.default_rng(0))
+    for y, x in ((3, 3), (image.shape[0] - 4, image.shape[1] // 2), (4, image.shape[1] - 5)):
+        image[y, x] = 0.0  # single dark dots: dust on the paper
+    assert len(segment.split_number(_ink(image))) == 3
+
+
+def _touching_pair(mnist) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A 0 and a 4 pushed together until they touch, and which ink belongs to which."""
+    zero = mnist.test_images[np.flatnonzero(mnist.test_labels == 0)[0], ..., 0]
+    four = mnist.test_images[np.flatnonzero(mnist.test_labels == 4)[0], ..., 0]
+    canvas = np.zeros((44, 80), np.float32)
+    canvas[8:36, 8:36] = zero
+    shift = 36
+    while shift > 9:  # slide the 4 left until its strokes meet the 0's
+        trial = np.zeros_like(canvas)
+        trial[8:36, shift:shift + 28] = four
+        grown = np.asarray(Image.fromarray((canvas > 128).astype(np.uint8) * 255).filter(
+            ImageFilter.MaxFilter(3))) > 0
+        if (grown & (trial > 128)).any():
+            break
+        shift -= 1
+    right = np.zeros_like(canvas)
+    right[8:36, shift:shift + 28] = four
+    return 255.0 - np.maximum(canvas, right), canvas > 64, right > 64
+
+
+def test_a_touching_pair_is_cut_where_the_reader_is_surer(mnist):
+    image, left_truth, right_truth = _touching_pair(mnist)
+    ink = _ink(image)
+    margin = preprocess.paper_margin(image.shape)
+    truth = [np.pad(t, margin) for t in (left_truth, right_truth)]
+
+    def oracle(inks):  # sure only of ink that is mostly one digit
+        return [0.99 if max((piece > 0.5)[t].sum() for t in truth) > 0.9 * (piece > 0.5).sum()
+                else 0.3 for piece in inks]
+
+    pieces = segment.split_number(ink, oracle)
+    assert len(pieces) == 2
+    for piece, t in zip(pieces, truth, strict=True):
+        mask = piece.ink > 0.5
+        assert (mask & t).sum() > 0.9 * mask.sum()
+    # A reader sure of the whole never cuts it.
+    assert len(segment.split_number(ink, lambda inks: [0.99] * len(inks))) == 1
+
+
+def test_predict_reads_a_number_with_boxes(mnist, tiny_exported_dir, tmp_path):
+    chosen = _narrow_digits(mnist, 3, seed=11)
+    image = compose([mnist.test_images[i, ..., 0] for i in chosen], "separated",
+                    np.random.default_rng(1))
+    path = tmp_path / "number.png"
+    Image.fromarray(image.astype(np.uint8)).save(path)
+    model = str(tiny_exported_dir / "cnn.onnx")
+    result = run_module("keras_digits.predict", str(path), "--model", model, "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    [answer] = json.loads(result.stdout)
+    assert len(answer["digits"]) == 3 and len(answer["number"]) == 3
+    boxes = [d["box"] for d in answer["digits"]]
+    assert all(0 <= b[0] < b[2] <= 1 and 0 <= b[1] < b[3] <= 1 for b in boxes)
+    assert [b[0] for b in boxes] == sorted(b[0] for b in boxes)
+    assert all(isinstance(d["unsure"], bool) for d in answer["digits"])
+    single = run_module("keras_digits.predict", str(path), "--model", model, "--json",
+                        "--single")
+    [whole] = json.loads(single.stdout)
+    assert len(whole["digits"]) == 1 and len(whole["top"]) == 3
+    text = run_module("keras_digits.predict", str(path), "--model", model)
+    assert text.stdout.startswith(f"{path}: {answer['number']}   (")
+
+
+def _specks(path):
+    rng = np.random.default_rng(2)
+    image = Image.new("L", (400, 300), 255)
+    draw = ImageDraw.Draw(image)
+    for _ in range(40):
+        x, y = int(rng.integers(10, 390)), int(rng.integers(10, 290))
+        draw.ellipse([x, y, x + 4, y + 4], fill=0)
+    image.save(path)
+
+
+def _text_page(path):
+    image = Image.new("L", (500, 260), 255)
+    draw = ImageDraw.Draw(image)
+    for line in range(8):
+        draw.text((10, 10 + 30 * line), "The quick brown fox jumps over the lazy dog", fill=0)
+    image.save(path)
+
+
+def _long_number(path):
+    image = Image.new("L", (900, 60), 255)
+    draw = ImageDraw.Draw(image)
+    for i in range(14):
+        draw.line([(20 + 60 * i, 10), (20 + 60 * i, 50)], fill=0, width=4)  # fourteen 1s
+    image.save(path)
+
+
+@pytest.mark.parametrize("make, expected", [
+    (_specks, "separate marks"),  # 40 dots, a few of them touching
+    (_text_page, "separate marks"),
+    (_long_number, "14 separate marks"),
+])
+def test_too_many_marks_get_one_line(make, expected, tiny_exported_dir, tmp_path):
+    path = tmp_path / "odd.png"
+    make(path)
+    result = run_module("keras_digits.predict", str(path), "--model",
+                        str(tiny_exported_dir / "cnn.onnx"))
+    assert result.returncode == 1
+    line = last_error_line(result.stderr)
+    assert expected in line and "crop the image to the number" in line
+
+
+def test_a_sliver_image_and_a_digit_on_the_edge_are_answered(tiny_exported_dir, tmp_path):
+    sliver = tmp_path / "sliver.png"
+    Image.new("L", (20_000, 20), 255).save(sliver)
+    drawn = Image.new("L", (20_000, 20), 255)
+    ImageDraw.Draw(drawn).line([(10_000, 0), (10_000, 19)], fill=0, width=3)
+    drawn.save(tmp_path / "sliver_ink.png")
+    edge = Image.new("L", (60, 80), 255)
+    ImageDraw.Draw(edge).line([(30, 0), (30, 79)], fill=0, width=8)  # a 1 cropped to its ink
+    edge.save(tmp_path / "edge.png")
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_digits.predict", str(sliver),
+         str(tmp_path / "sliver_ink.png"), str(tmp_path / "edge.png"),
+         "--model", str(tiny_exported_dir / "cnn.onnx"), "--json"],
+        capture_output=True, text=True, timeout=60, cwd=REPO)
+    answers = {a["file"]: a for a in json.loads(result.stdout)}
+    assert "no ink" in answers[str(sliver)]["error"]
+    assert "digits" in answers[str(tmp_path / "edge.png")]
+    assert "Traceback" not in result.stderr
+
+
+def test_digit_reader_api_reads_files_and_arrays(mnist, tiny_exported_dir):
+    reader = DigitReader(tiny_exported_dir / "cnn.onnx")
+    one = reader.read(mnist.test_images[0])
+    assert one.pixels.shape == (28, 28, 1) and 0 <= one.label <= 9
+    assert one.probability == pytest.approx(float(one.probabilities.max()))
+    many = reader.read_many([mnist.test_images[i] for i in range(5)])
+    assert [r.label for r in many][0] == one.label
+    chosen = _narrow_digits(mnist, 2, seed=4)
+    number = reader.read_number(compose([mnist.test_images[i, ..., 0] for i in chosen],
+                                        "separated", np.random.default_rng(0)))
+    assert len(number.text) == 2 and all(d.box is not None for d in number.digits)
+
+
+def test_scattered_marks_are_not_one_digit(tiny_exported_dir):
+    page = np.full((80, 80), 255.0)
+    for y, x in ((10, 10), (10, 60), (40, 35), (65, 12), (66, 62), (30, 70)):
+        page[y:y + 6, x:x + 6] = 0.0
+    reading = DigitReader(tiny_exported_dir / "cnn.onnx").read(page)
+    assert reading.unsure and reading.reason == "6 separate marks, not one digit"
+
+
+@pytest.mark.parametrize("length", [4])
+def test_composed_numbers_are_read_whole(mnist, exported_dir, length):
+    reader = DigitReader(exported_dir / "cnn.onnx")
+    rng = np.random.default_rng(5)
+    right = 0
+    for _ in range(30):
+        chosen = rng.choice(len(mnist.test_images), length, replace=False)
+        image = compose([mnist.test_images[i, ..., 0] for i in chosen], "separated", rng)
+        right += reader.read_number(image).text == "".join(str(mnist.test_labels[i])
+                                                          for i in chosen)
+    assert right >= 24, right  # 80%; the full models reach 96-98% (docs/RESULTS.md)
+
+
+def test_the_readme_python_example_runs(mnist, tiny_exported_dir, tmp_path):
+    readme = (REPO / "README.md").read_text()
+    code = readme.split("The same from Python", 1)[1].split("```python\n", 1)[1].split("```")[0]
+    (tmp_path / "export" / "mnist").mkdir(parents=True)
+    (tmp_path / "export" / "mnist" / "cnn.onnx").write_bytes(
+        (tiny_exported_dir / "cnn.onnx").read_bytes())
+    Image.fromarray(255 - mnist.test_images[0, ..., 0]).save(tmp_path / "digit.png")
+    chosen = _narrow_digits(mnist, 2, seed=8)
+    number = compose([mnist.test_images[i, ..., 0] for i in chosen], "separated",
+                     np.random.default_rng(0))
+    Image.fromarray(number.astype(np.uint8)).save(tmp_path / "number.png")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=60,
+                            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    label, probability, text, unsure = result.stdout.split()
+    assert label.isdigit() and probability.endswith("%") and len(text) == 2
+    assert unsure in ("True", "False")
+
+
+def test_a_check_model_of_other_classes_is_refused(tiny_exported_dir, tmp_path):
+    import onnx
+
+    other = onnx.load(tiny_exported_dir / "linear.onnx")
+    for prop in other.metadata_props:
+        if prop.key == "keras_digits.classes":
+            prop.value = "|".join(f"class{i}" for i in range(10))
+    onnx.save(other, tmp_path / "clothes.onnx")
+    Image.new("L", (30, 30), 255).save(tmp_path / "blank.png")
+    result = run_module("keras_digits.predict", str(tmp_path / "blank.png"), "--model",
+                        str(tiny_exported_dir / "cnn.onnx"), "--check",
+                        str(tmp_path / "clothes.onnx"))
+    assert result.returncode == 2
+    assert "reads other classes than" in last_error_line(result.stderr)
