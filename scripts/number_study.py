@@ -7,7 +7,8 @@ three layouts: separated (gaps of 2-10 pixels, a little vertical jitter), one to
 neighbours pushed together until their strokes meet), and broken strokes (half the digits lose a
 2-pixel band of ink across them, as where a pen skipped). Every number goes through
 `DigitReader.read_number`, the predict path. The single-digit baseline reads the very same digits
-one at a time through `DigitReader.read`. Also counted: how often a lone digit (MNIST test,
+(cropped, broken where the layout breaks them, with a 4-pixel margin) one at a time through
+`DigitReader.read_many`. Also counted: how often a lone digit (MNIST test,
 Semeion) is split into more than one piece, which number mode must not do.
 """
 
@@ -47,14 +48,18 @@ def _touches(canvas: np.ndarray, piece: np.ndarray, top: int, left: int) -> bool
     return bool((grown & region).any())
 
 
-def compose(digits: list[np.ndarray], layout: str, rng: np.random.Generator) -> np.ndarray:
-    """The digits side by side on a black canvas (white ink), then turned to ink on paper."""
+def compose(digits: list[np.ndarray], layout: str, rng: np.random.Generator,
+            pieces_out: list | None = None) -> np.ndarray:
+    """The digits side by side on a black canvas (white ink), then turned to ink on paper;
+    `pieces_out` receives each digit as placed (cropped, broken for that layout)."""
     pieces = [crop(d).astype(np.float32) for d in digits]
     if layout == "broken":
         for piece in pieces:
             if rng.random() < 0.5 and piece.shape[0] > 8:
                 row = int(rng.integers(int(0.3 * piece.shape[0]), int(0.7 * piece.shape[0])))
                 piece[row:row + 2] = 0.0
+    if pieces_out is not None:
+        pieces_out.extend(pieces)
     touching = int(rng.integers(0, len(pieces) - 1)) if layout == "touching" else -1
     height = 28 + 16
     canvas = np.zeros((height, 16 + sum(p.shape[1] + 10 for p in pieces)), np.float32)
@@ -85,13 +90,15 @@ def study(reader: DigitReader, count: int, seed: int) -> dict:
             for _ in range(count):
                 chosen = rng.choice(len(images), length, replace=False)
                 truth = "".join(str(labels[i]) for i in chosen)
-                number = reader.read_number(compose([images[i] for i in chosen], layout, rng))
+                placed: list[np.ndarray] = []
+                number = reader.read_number(compose([images[i] for i in chosen], layout, rng,
+                                                    placed))
                 right += number.text == truth
                 count_right += len(number.digits) == length
                 if len(number.digits) == length:
                     digits_right += sum(a == b for a, b in zip(number.text, truth, strict=True))
                 digits_total += length
-                single = reader.read_many([255.0 - images[i] for i in chosen])
+                single = reader.read_many([255.0 - np.pad(p, 4) for p in placed])
                 single_right += sum(r.label == labels[i] for r, i in zip(single, chosen,
                                                                          strict=True))
             rows.append({"digits": length, "layout": layout, "numbers": count,

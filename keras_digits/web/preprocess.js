@@ -342,19 +342,16 @@ function pad(image, margin, value = 0) {
   return out;
 }
 
-// The bounding box of the ink, faint anti-aliased edges included, ignoring specks.
-function cropToInk(ink) {
-  const { width, height, data } = ink;
-  let mask = makeImage(width, height, data.map((v) => (v > 0.5 ? 1 : 0)));
-  const opened = maxFilter(minFilter(mask, 3), 3);
-  if (countInk(opened.data) >= 0.7 * countInk(mask.data)) mask = opened;
+// [left, top, right, bottom] of the pixels above 0.5 (a mask's ones).
+export function inkBox(image) {
+  const { width, height, data } = image;
   let top = height;
   let bottom = 0;
   let left = width;
   let right = 0;
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      if (mask.data[y * width + x] > 0.5) {
+      if (data[y * width + x] > 0.5) {
         top = Math.min(top, y);
         bottom = Math.max(bottom, y + 1);
         left = Math.min(left, x);
@@ -362,6 +359,16 @@ function cropToInk(ink) {
       }
     }
   }
+  return [left, top, right, bottom];
+}
+
+// The bounding box of the ink, faint anti-aliased edges included, ignoring specks.
+function cropToInk(ink) {
+  const { width, height, data } = ink;
+  let mask = makeImage(width, height, data.map((v) => (v > 0.5 ? 1 : 0)));
+  const opened = maxFilter(minFilter(mask, 3), 3);
+  if (countInk(opened.data) >= 0.7 * countInk(mask.data)) mask = opened;
+  let [left, top, right, bottom] = inkBox(mask);
   const faint = (y, x) => data[y * width + x] > 0.1;
   const rowHas = (y, x0, x1) => { for (let x = x0; x < x1; x++) if (faint(y, x)) return true; return false; };
   const colHas = (x, y0, y1) => { for (let y = y0; y < y1; y++) if (faint(y, x)) return true; return false; };

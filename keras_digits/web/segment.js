@@ -2,7 +2,7 @@
 // drawn on the page is cut into the same digits as on the command line. Masks are
 // {width, height, data: Uint8Array}; ink images are preprocess.js images. tests/test_serve.py
 // checks both sides agree. The thresholds come from the server (contract.SEGMENTATION).
-import { makeImage, rankFilter } from "./preprocess.js";
+import { inkBox, makeImage, rankFilter } from "./preprocess.js";
 
 let S = null;
 
@@ -64,25 +64,6 @@ export function labelStrokes(mask) {
   return { labels, count: roots.size };
 }
 
-function boxOf(mask) {
-  const { width, height, data } = mask;
-  let top = height;
-  let bottom = 0;
-  let left = width;
-  let right = 0;
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      if (data[y * width + x]) {
-        top = Math.min(top, y);
-        bottom = Math.max(bottom, y + 1);
-        left = Math.min(left, x);
-        right = Math.max(right, x + 1);
-      }
-    }
-  }
-  return [left, top, right, bottom];
-}
-
 // Stroke labels and the labels of the marks that are not specks.
 export function marks(mask) {
   const { labels, count } = labelStrokes(mask);
@@ -110,7 +91,7 @@ function join(groups, a, b) {
 export function groupStrokes(mask) {
   const { labels, kept } = marks(mask);
   if (kept.length > S.MAX_MARKS) throw new RangeError(`${kept.length} separate marks`);
-  const groups = kept.map((label) => [...boxOf(labelMask(mask, labels, [label])), [label]]);
+  const groups = kept.map((label) => [...inkBox(labelMask(mask, labels, [label])), [label]]);
   if (!groups.length) return [];
   groups.sort((g, h) => (g[0] + g[2]) - (h[0] + h[2]));
   let joined = true;
@@ -146,7 +127,7 @@ export function groupStrokes(mask) {
 
 // Columns where a piece may hold two touching digits (segment.cut_candidates).
 export function cutCandidates(mask, limit = 3) {
-  const [left, top, right, bottom] = boxOf(mask);
+  const [left, top, right, bottom] = inkBox(mask);
   const height = bottom - top;
   const width = right - left;
   const profile = new Float64Array(width);
@@ -227,7 +208,7 @@ function splitAlong(mask, path) {
 
 // `mask` whole, or cut in two (recursively) where the reader is surer of the parts.
 async function chooseCut(mask, confidence) {
-  const [left, top, right, bottom] = boxOf(mask);
+  const [left, top, right, bottom] = inkBox(mask);
   const aspect = (right - left) / (bottom - top);
   if (aspect < S.WIDE) return [mask];
   const whole = (await confidence([mask]))[0];
@@ -277,5 +258,5 @@ export async function splitNumber(ink, confidence) {
     groups = cut;
     if (groups.length > S.MAX_DIGITS) throw new RangeError(`${groups.length} digits`);
   }
-  return groups.map((group) => ({ box: boxOf(group), ink: pieceInk(ink, group) }));
+  return groups.map((group) => ({ box: inkBox(group), ink: pieceInk(ink, group) }));
 }
