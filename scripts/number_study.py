@@ -9,7 +9,9 @@ neighbours pushed together until their strokes meet), and broken strokes (half t
 `DigitReader.read_number`, the predict path. The single-digit baseline reads the very same digits
 (cropped, broken where the layout breaks them, with a 4-pixel margin) one at a time through
 `DigitReader.read_many`. Also counted: how often a lone digit (MNIST test,
-Semeion) is split into more than one piece, which number mode must not do.
+Semeion) is split into more than one piece, which number mode must not do, and how often numbers
+composed from the generated drawings of tests/drawings.py (fonts in plain, thin, thick and
+rotated styles, separated) are read whole.
 """
 
 from __future__ import annotations
@@ -78,12 +80,33 @@ def compose(digits: list[np.ndarray], layout: str, rng: np.random.Generator,
     return 255.0 - canvas  # dark ink on white paper
 
 
-def study(reader: DigitReader, count: int, seed: int) -> dict:
+def drawn_digits(size: int = 24) -> list[tuple[np.ndarray, int]]:
+    """The generated drawings of tests/drawings.py (plain, thin, thick and rotated styles, every
+    font) as white-on-black digits `size` pixels tall, the way compose() wants them."""
+    from PIL import Image
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from drawings import available_fonts, render
+
+    digits = []
+    for font in available_fonts():
+        for variant in ("plain", "thin", "thick", "rotated"):
+            for digit in range(10):
+                ink = 255 - np.asarray(render(digit, font, variant, seed=digit).convert("L"))
+                ink = crop(np.where(ink > 40, ink, 0))
+                scale = size / ink.shape[0]
+                shape = (max(1, round(ink.shape[1] * scale)), size)
+                digits.append((np.asarray(Image.fromarray(ink).resize(
+                    shape, Image.Resampling.BOX)), digit))
+    return digits
+
+
+def study(reader: DigitReader, count: int, seed: int, drawn_only: bool = False) -> dict:
     arrays = data.load_arrays("mnist")
     images, labels = arrays.test_images[..., 0], arrays.test_labels
     rng = np.random.default_rng(seed)
     rows = []
-    for length in (2, 4, 6):
+    for length in () if drawn_only else (2, 4, 6):
         for layout in LAYOUTS:
             right = digits_right = digits_total = count_right = 0
             single_right = 0
@@ -109,6 +132,18 @@ def study(reader: DigitReader, count: int, seed: int) -> dict:
                   f"count right {100 * count_right / count:6.2f}%  per digit "
                   f"{100 * digits_right / digits_total:6.2f}%  (alone "
                   f"{100 * single_right / digits_total:6.2f}%)", flush=True)
+    drawn = drawn_digits()
+    for length in (2, 4, 6):
+        right = 0
+        for _ in range(count):
+            chosen = rng.choice(len(drawn), length, replace=False)
+            image = compose([drawn[i][0] for i in chosen], "separated", rng)
+            right += reader.read_number(image).text == "".join(str(drawn[i][1]) for i in chosen)
+        rows.append({"digits": length, "layout": "drawn", "numbers": count,
+                     "whole_number": right / count})
+        print(f"{length} digits, drawn    : whole {100 * right / count:6.2f}%", flush=True)
+    if drawn_only:
+        return {"model": str(reader.path), "seed": seed, "rows": rows}
     lone = {"mnist_test": [255.0 - images[i] for i in range(2000)],
             "semeion": [(1.0 - m) * 255.0 for m in folders.load_semeion()[0].astype(np.float32)]}
     splits = {}
@@ -125,9 +160,12 @@ def main() -> int:
     parser.add_argument("--export-dir", default="export")
     parser.add_argument("--count", type=int, default=500, help="numbers per length and layout")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--drawn-only", action="store_true",
+                        help="only the numbers made of generated drawings")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
-    result = study(DigitReader(args.model, export_dir=args.export_dir), args.count, args.seed)
+    result = study(DigitReader(args.model, export_dir=args.export_dir), args.count, args.seed,
+                   args.drawn_only)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0
