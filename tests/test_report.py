@@ -41,11 +41,25 @@ def test_every_file_is_written(mnist_report):
 def test_html_links_resolve_and_table_shows_parity(mnist_report):
     page = (mnist_report / "index.html").read_text()
     links = re.findall(r'src="([^"]+)"', page)
-    assert len(links) == 7
+    # Curves, two reliability diagrams (test set, Semeion), and per model two pictures.
+    assert len(links) == 9
     assert all((mnist_report / link).is_file() for link in links)
     assert "http://" not in page and "https://" not in page  # opens offline from disk
     assert "98.60%" in page  # the video's CNN number, beside ours
     assert "agree" in page  # ONNX parity column filled from export/parity.json
+
+
+def test_calibration_table_shows_each_models_temperature_and_errors(mnist_report, trained_dir):
+    summary = (mnist_report / "summary.md").read_text()
+    for name in ("linear", "mlp", "cnn"):
+        fitted = json.loads((trained_dir / "mnist" / name / "calibration.json").read_text())
+        row = next(line for line in summary.splitlines()
+                   if line.startswith(f"| {name} | {fitted['temperature']:.3f} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        # Test ECE after, as the report measures it, is the one calibration.json recorded.
+        assert float(cells[3].rstrip("%")) == pytest.approx(
+            100 * fitted["test"]["after"]["ece"], abs=0.05)
+        assert all(c.endswith("%") for c in cells[2:])  # Semeion columns filled too
 
 
 def test_per_class_numbers_agree_with_the_confusion_matrix(mnist_report):
@@ -73,6 +87,7 @@ def test_fashion_mnist_report_uses_its_class_names(tmp_path):
     page = (tmp_path / "reports" / "fashion_mnist" / "index.html").read_text()
     assert "Ankle boot" in page and "T-shirt/top" in page and "Fashion-MNIST" in page
     assert "not exported" in page
+    assert not (tmp_path / "reports" / "fashion_mnist" / "reliability_others.png").exists()
 
 
 def test_tiny_report_shows_both_models_with_their_parity(tiny_trained_dir, tiny_exported_dir,
