@@ -312,6 +312,8 @@ numberMode.addEventListener("change", async () => {
   await window.digitApp.whenIdle();
   [pad.width, pad.height] = PAD_SIZES[numberMode.checked ? "number" : "digit"];
   document.body.dataset.mode = numberMode.checked ? "number" : "digit";
+  document.getElementById("title").textContent = numberMode.checked ? "Write a number"
+    : "Draw a digit";
   state.strokes = [];
   paint();
   classifySoon();
