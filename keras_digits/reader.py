@@ -167,6 +167,9 @@ class DigitReader:
     def read_number(self, image: Source) -> NumberReading:
         """A number of up to segment.MAX_DIGITS digits, split by its strokes (touching digits are
         cut where the model reads both parts more surely than the whole)."""
+        if self.classes != class_names("mnist"):
+            raise UserError(f"{self.path} reads {', '.join(self.classes[:2])}…, not digits; "
+                            "read one item at a time with read()")
         gray = preprocess.read_gray(image)
         ink = preprocess.ink_map(gray)
         if not preprocess.has_ink(ink):
