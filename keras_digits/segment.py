@@ -4,12 +4,13 @@ People photograph numbers (a house number, a meter, "2026" on a page), not lone 
 map from `preprocess.ink_map` is cut into pieces by its strokes:
 
 1. connected strokes (8-connected ink) are the candidate pieces; specks far smaller than the
-   strokes around them are dropped;
-2. strokes stacked over one another (the bar of a 5, a 4 written in two strokes, a stroke broken
-   where the pen skipped) join into one digit when their columns overlap;
-3. a piece much wider than a digit may be two touching digits: it is cut at the thinnest columns
-   near its middle when the classifier reads both halves more surely than the whole
-   (`choose_cut`, given a scoring function, so this module needs no model).
+   largest mark are dropped, and more than MAX_MARKS marks is not a number;
+2. strokes stacked over one another (the bar of a 5, a 4 written in two strokes) join into one
+   digit when their columns overlap, and a short fragment (a stroke broken where the pen
+   skipped) joins the digit beside it;
+3. a piece wide for its height may be two touching digits: it is cut along the path through the
+   least ink, starting near its thinnest middle columns, when the classifier reads both parts
+   surely (`choose_cut`, given a scoring function, so this module needs no model).
 
 Each piece then goes through the single-digit MNIST recipe (`preprocess.mnist_style`). numpy and
 Pillow only, like the rest of the predict path.
@@ -258,7 +259,7 @@ def split_number(ink: np.ndarray,
     """The digits of a written number, left to right (see the module docstring).
 
     Without `confidence` no touching digits are cut. Raises ValueError when there are more than
-    MAX_DIGITS pieces (the caller turns that into its own message).
+    MAX_MARKS marks or MAX_DIGITS pieces (the caller turns that into its own message).
     """
     mask = ink > 0.5
     groups = group_strokes(mask)
