@@ -124,15 +124,19 @@ def test_a_touching_pair_is_cut_where_the_reader_is_surer(mnist):
     margin = preprocess.paper_margin(image.shape)
     truth = [np.pad(t, margin) for t in (left_truth, right_truth)]
 
-    def oracle(inks):  # sure only of ink that is mostly one digit
-        return [0.99 if max((piece > 0.5)[t].sum() for t in truth) > 0.9 * (piece > 0.5).sum()
-                else 0.3 for piece in inks]
+    def reader(inks):  # a stand-in, sure only of pieces no wider than one digit
+        boxes = [(np.flatnonzero((p > 0.5).any(0)), np.flatnonzero((p > 0.5).any(1)))
+                 for p in inks]
+        return [0.99 if cols[-1] - cols[0] < 0.9 * (rows[-1] - rows[0]) else 0.3
+                for cols, rows in boxes]
 
-    pieces = segment.split_number(ink, oracle)
+    pieces = segment.split_number(ink, reader)
     assert len(pieces) == 2
     for piece, t in zip(pieces, truth, strict=True):
-        mask = piece.ink > 0.5
-        assert (mask & t).sum() > 0.9 * mask.sum()
+        left, top = (max(0, v - segment.RIM) for v in piece.box[:2])
+        mask = np.zeros_like(t)
+        mask[top:top + piece.ink.shape[0], left:left + piece.ink.shape[1]] = piece.ink > 0.5
+        assert (mask & t).sum() > 0.9 * mask.sum()  # each piece is (mostly) one of the digits
     # A reader sure of the whole never cuts it.
     assert len(segment.split_number(ink, lambda inks: [0.99] * len(inks))) == 1
 

@@ -79,13 +79,13 @@ pad.addEventListener("pointerdown", (event) => {
   state.drawing = [padPoint(event)];
   state.strokes.push(state.drawing);
   paint();
-  classifySoon();
+  if (!numberMode.checked) classifySoon();
 });
 pad.addEventListener("pointermove", (event) => {
   if (!state.drawing) return;
   state.drawing.push(padPoint(event));
   paint();
-  classifySoon();
+  if (!numberMode.checked) classifySoon(); // a number is read when each stroke ends
 });
 for (const type of ["pointerup", "pointercancel"]) {
   pad.addEventListener(type, () => {

@@ -237,11 +237,29 @@ async function chooseCut(mask, confidence) {
   return pieces;
 }
 
-// The ink of one piece with its faint rim (a 3-pixel grown mask).
+// The ink of one piece with its faint rim (a 3-pixel grown mask), cropped to the piece with a
+// margin of RIM pixels (segment.piece_ink).
+const RIM = 3;
 export function pieceInk(ink, mask) {
-  const grown = rankFilter(makeImage(mask.width, mask.height, Float32Array.from(mask.data)), 3,
-    Math.max);
-  return makeImage(ink.width, ink.height, ink.data.map((v, i) => (grown.data[i] > 0.5 ? v : 0)));
+  const [left, top, right, bottom] = inkBox(mask);
+  const x0 = Math.max(0, left - RIM);
+  const y0 = Math.max(0, top - RIM);
+  const x1 = Math.min(mask.width, right + RIM);
+  const y1 = Math.min(mask.height, bottom + RIM);
+  const width = x1 - x0;
+  const height = y1 - y0;
+  const part = makeImage(width, height);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) part.data[y * width + x] = mask.data[(y0 + y) * mask.width + x0 + x];
+  }
+  const grown = rankFilter(part, 3, Math.max);
+  const out = makeImage(width, height);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      if (grown.data[y * width + x] > 0.5) out.data[y * width + x] = ink.data[(y0 + y) * ink.width + x0 + x];
+    }
+  }
+  return out;
 }
 
 // The digits of a written number, left to right: [{box, ink}], box in ink-map pixels.
