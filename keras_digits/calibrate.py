@@ -139,7 +139,8 @@ def uncalibrated(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     return apply_temperature(probabilities, 1.0 / temperature)
 
 
-def _predict(model, images: np.ndarray) -> np.ndarray:
+def predict(model, images: np.ndarray) -> np.ndarray:
+    """A Keras model's probabilities for 0-255 images, in batches of 1,000."""
     return np.asarray(model.predict(images.astype(np.float32), batch_size=1000, verbose=0))
 
 
@@ -147,7 +148,7 @@ def fit(model, splits: data.Splits) -> dict:
     """The temperature for an uncalibrated `model`, and what it does on validation and test."""
     result = {"temperature": 1.0, "fitted_on": f"validation ({len(splits.validation[1]):,} "
               "images)", "bins": BINS}
-    before = {name: _predict(model, x) for name, (x, _) in
+    before = {name: predict(model, x) for name, (x, _) in
               (("validation", splits.validation), ("test", splits.test))}
     result["temperature"] = fit_temperature(before["validation"], splits.validation[1])
     for name, (_, labels) in (("validation", splits.validation), ("test", splits.test)):

@@ -284,13 +284,13 @@ def read_gray(source: str | Path | np.ndarray) -> np.ndarray:
         return _to_gray(image, path)
 
 
-def has_ink(ink: np.ndarray) -> bool:
-    return bool(ink.max() >= 0.5 and (ink > 0.5).sum() >= 3)
-
-
-def no_ink_error(source: str | Path | np.ndarray) -> UserError:
-    name = "the array" if isinstance(source, np.ndarray) else str(source)
-    return UserError(f"{name} shows no ink (a blank page?); photograph or draw a digit")
+def checked_ink(gray: np.ndarray, source: str | Path | np.ndarray) -> np.ndarray:
+    """The ink map of a grey image, or the one-line "no ink" error naming `source`."""
+    ink = ink_map(gray)
+    if ink.max() < 0.5 or (ink > 0.5).sum() < 3:
+        name = "the array" if isinstance(source, np.ndarray) else str(source)
+        raise UserError(f"{name} shows no ink (a blank page?); photograph or draw a digit")
+    return ink
 
 
 def to_pixels(ink: np.ndarray) -> np.ndarray:
@@ -300,10 +300,7 @@ def to_pixels(ink: np.ndarray) -> np.ndarray:
 
 def load_digit(source: str | Path | np.ndarray) -> np.ndarray:
     """An image (file or array) of one digit as the model's input, float32 (28, 28, 1)."""
-    ink = ink_map(read_gray(source))
-    if not has_ink(ink):
-        raise no_ink_error(source)
-    return to_pixels(ink)
+    return to_pixels(checked_ink(read_gray(source), source))
 
 
 def naive_resize(path: str | Path) -> np.ndarray:

@@ -157,9 +157,7 @@ class DigitReader:
         """Many single digits in one model call (an error names the image that caused it)."""
         pixels, marks = [], []
         for image in images:
-            ink = preprocess.ink_map(preprocess.read_gray(image))
-            if not preprocess.has_ink(ink):
-                raise preprocess.no_ink_error(image)
+            ink = preprocess.checked_ink(preprocess.read_gray(image), image)
             pixels.append(preprocess.to_pixels(ink))
             marks.append(len(segment.marks(ink > 0.5)[1]))
         return self._readings(np.stack(pixels), marks=marks)
@@ -171,9 +169,7 @@ class DigitReader:
             raise UserError(f"{self.path} reads {', '.join(self.classes[:2])}…, not digits; "
                             "read one item at a time with read()")
         gray = preprocess.read_gray(image)
-        ink = preprocess.ink_map(gray)
-        if not preprocess.has_ink(ink):
-            raise preprocess.no_ink_error(image)
+        ink = preprocess.checked_ink(gray, image)
 
         def confidence(inks: list[np.ndarray]) -> list[float]:
             pixels = np.stack([preprocess.to_pixels(piece) for piece in inks])
@@ -186,8 +182,6 @@ class DigitReader:
             raise UserError(f"{name} holds {exc}, more than a number of "
                             f"{segment.MAX_DIGITS} digits; crop the image to the number "
                             "(or pass --single for one digit)") from None
-        if not pieces:
-            raise preprocess.no_ink_error(image)
         pixels = np.stack([preprocess.to_pixels(piece.ink) for piece in pieces])
         return NumberReading(self._readings(
             pixels, [_relative_box(piece.box, gray.shape) for piece in pieces]))

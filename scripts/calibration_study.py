@@ -44,10 +44,6 @@ def distorted(images: np.ndarray, name: str, strength: float, seed: int = 0) -> 
     return np.clip(np.concatenate(out) * 255.0, 0, 255).astype(np.float32)
 
 
-def _predict(model, images: np.ndarray) -> np.ndarray:
-    return np.asarray(model.predict(images.astype(np.float32), batch_size=1000, verbose=0))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", default="saved_models")
@@ -62,7 +58,8 @@ def main() -> int:
             continue
         folder = artifacts.model_dir(args.models_dir, "mnist", name)
         model = artifacts.load_trained(folder / "model.keras", name, calibrated=False)
-        on_test, on_semeion = _predict(model, test_images), _predict(model, semeion)
+        on_test = calibrate.predict(model, test_images)
+        on_semeion = calibrate.predict(model, semeion)
         fits = {"none": None, "clean": splits.validation[0]}
         for strength in (1.0, 2.0):
             fits[f"distorted x{strength:g}"] = distorted(splits.validation[0], name, strength)
@@ -70,7 +67,7 @@ def main() -> int:
             if fit_on != "none" and images is None:
                 continue
             t = 1.0 if images is None else calibrate.fit_temperature(
-                _predict(model, images), splits.validation[1])
+                calibrate.predict(model, images), splits.validation[1])
             row = {"model": name, "fit_on": fit_on, "temperature": t,
                    "test_ece": calibrate.expected_calibration_error(
                        calibrate.apply_temperature(on_test, t), test_labels),

@@ -1,8 +1,8 @@
 // The draw-a-digit page: strokes on a canvas -> predict's preprocessing (preprocess.js) ->
 // onnxruntime-web on the exported .onnx file -> ten probabilities. In number mode the ink is
 // first split into digits as predict does (segment.js). Served by keras_digits.serve.
-import { configure, FRAME, inkMap, mnistStyle, rgbaToGray } from "/preprocess.js";
-import { configureSegmentation, marks, splitNumber } from "/segment.js";
+import { configure, FRAME, hasInk, inkMap, mnistStyle, rgbaToGray } from "/preprocess.js";
+import { configureSegmentation, inkMask, marks, splitNumber } from "/segment.js";
 
 // MNIST strokes are about 2 of 28 pixels wide; the pad is 10x larger.
 const BRUSH = 18;
@@ -140,8 +140,7 @@ function renderSeen(pixels) {
 function canvasInk() {
   const { data } = ink.getImageData(0, 0, pad.width, pad.height);
   const map = inkMap(rgbaToGray(data, pad.width, pad.height));
-  const strokes = map.data.reduce((n, v) => n + (v > 0.5), 0);
-  return strokes >= 3 ? map : null;
+  return hasInk(map) ? map : null;
 }
 
 async function probabilitiesOf(inputs) {
@@ -174,17 +173,12 @@ async function classifyDigit(map) {
   renderSeen(pixels);
   const [probabilities] = await probabilitiesOf([pixels]);
   const read = answer(probabilities);
-  const reason = unsureReason(read.probability, marks(makeMask(map)).kept.length);
+  const reason = unsureReason(read.probability, marks(inkMask(map)).kept.length);
   renderBars(probabilities);
   window.digitApp.result = { model: state.model.file, probabilities, ...read,
     unsure: reason !== null, reason, pixels: Array.from(pixels) };
   show("ready", `${state.model.name} reads ${read.label} (${percent(read.probability)})` +
     (reason ? ` but is unsure: ${reason}.` : "."));
-}
-
-function makeMask(map) {
-  return { width: map.width, height: map.height,
-    data: Uint8Array.from(map.data, (v) => (v > 0.5 ? 1 : 0)) };
 }
 
 async function classifyNumber(map) {

@@ -428,9 +428,13 @@ export function mnistStyle(ink) {
 
 // From a grey image to the model's input, as predict's load_digit: 784 float32 values in 0-255,
 // white on black, or null when there is no ink to read (an empty canvas).
+export function hasInk(ink) {
+  return maxOf(ink.data) >= 0.5 && countInk(ink.data) >= 3;
+}
+
 export function grayToPixels(gray) {
   const ink = inkMap(gray);
-  if (maxOf(ink.data) < 0.5 || countInk(ink.data) < 3) return null;
+  if (!hasInk(ink)) return null;
   return mnistStyle(ink).map((v) => v * 255);
 }
 

@@ -14,6 +14,11 @@ function makeMask(width, height, data) {
   return { width, height, data: data ?? new Uint8Array(width * height) };
 }
 
+// The strokes of an ink map: its pixels above 0.5.
+export function inkMask(ink) {
+  return makeMask(ink.width, ink.height, Uint8Array.from(ink.data, (v) => (v > 0.5 ? 1 : 0)));
+}
+
 // 8-connected components: runs of ink per row joined with the runs they touch above.
 export function labelStrokes(mask) {
   const { width, height, data } = mask;
@@ -266,8 +271,7 @@ export function pieceInk(ink, mask) {
 // `confidence(inks)` resolves to the reader's top probability for each; null cuts nothing.
 // Throws a RangeError when there are too many marks or digits for a number.
 export async function splitNumber(ink, confidence) {
-  const mask = makeMask(ink.width, ink.height, Uint8Array.from(ink.data, (v) => (v > 0.5 ? 1 : 0)));
-  let groups = groupStrokes(mask);
+  let groups = groupStrokes(inkMask(ink));
   if (groups.length > S.MAX_DIGITS) throw new RangeError(`${groups.length} separate marks`);
   if (confidence) {
     const score = (masks) => confidence(masks.map((m) => pieceInk(ink, m)));
