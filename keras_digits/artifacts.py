@@ -38,6 +38,10 @@ def onnx_path(export_root: Path | str, dataset: str, name: str, int8: bool = Fal
     return export_dir(export_root, dataset) / f"{name}{'.int8' if int8 else ''}.onnx"
 
 
+def litert_path(export_root: Path | str, dataset: str, name: str, int8: bool = False) -> Path:
+    return export_dir(export_root, dataset) / f"{name}{'.int8' if int8 else ''}.tflite"
+
+
 def saved_model_path(export_root: Path | str, dataset: str, name: str) -> Path:
     return export_dir(export_root, dataset) / "saved_model" / name
 

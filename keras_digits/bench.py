@@ -11,7 +11,7 @@ written as JSON and a Markdown table with the machine, library versions and the 
 - train: steady-state training images/s per model (one warm-up epoch, then one timed epoch).
 - pipeline: the tf.data input pipeline alone, next to the fastest model's training rate.
 - inference: batch-1 latency (p50/p99) and batch-256 images/s for `model.predict`, `model(x)`,
-  the SavedModel signature, and onnxruntime fp32 and int8.
+  the SavedModel signature, onnxruntime and LiteRT, fp32 and int8 (each with its file size).
 
 Runs on the JAX backend too (`KERAS_BACKEND=jax`): there the data is fed as numpy arrays and the
 TensorFlow-only parts (tf.data, SavedModel) are skipped.
@@ -27,10 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_digits import artifacts, atomic, data, runtime
+from keras_digits import artifacts, atomic, data, litert, runtime
 from keras_digits.catalog import MODEL_NAMES
 from keras_digits.cli import Parser, positive_int, run_cli
-from keras_digits.contract import INPUT_NAME, OUTPUT_NAME
 from keras_digits.train import TrainConfig, build_compiled
 
 TARGETS = (0.986, 0.990)
@@ -196,7 +195,7 @@ def bench_inference(arrays: data.Arrays, models: list[str], models_dir: Path, ex
                     repeats: int) -> dict:
     import keras
 
-    from keras_digits.export import onnx_session
+    from keras_digits.export import onnx_runner
 
     images = arrays.test_images[:2048].astype(np.float32)
     one = images[:1]
@@ -217,13 +216,17 @@ def bench_inference(arrays: data.Arrays, models: list[str], models_dir: Path, ex
 
             serve = tf.saved_model.load(str(saved)).signatures["serving_default"]
             runners["SavedModel signature"] = lambda x, s=serve: s(pixels=tf.constant(x))
-        for label, int8 in (("onnxruntime fp32", False), ("onnxruntime int8", True)):
-            path = artifacts.onnx_path(export_dir, "mnist", name, int8=int8)
-            if path.is_file():
-                for threads in (1, os.cpu_count() or 1):
-                    session = onnx_session(path, threads=threads)
-                    runners[f"{label} ({threads} thread{'s' if threads > 1 else ''})"] = (
-                        lambda x, s=session: s.run([OUTPUT_NAME], {INPUT_NAME: x}))
+        for runtime_name, int8 in (("onnxruntime", False), ("onnxruntime", True),
+                                   ("LiteRT", False), ("LiteRT", True)):
+            path = (artifacts.onnx_path if runtime_name == "onnxruntime" else
+                    artifacts.litert_path)(export_dir, "mnist", name, int8=int8)
+            if not path.is_file() or (runtime_name == "LiteRT" and _backend() != "tensorflow"):
+                continue
+            label = f"{runtime_name} {'int8' if int8 else 'fp32'}, {path.stat().st_size // 1000} kB"
+            for threads in (1, os.cpu_count() or 1):
+                plural = "s" if threads > 1 else ""
+                runners[f"{label} ({threads} thread{plural})"] = (
+                    litert.runner if runtime_name == "LiteRT" else onnx_runner)(path, threads)
         rows = {}
         for label, fn in runners.items():
             reps = max(10, repeats // 10) if label == "keras.predict" else repeats

@@ -171,9 +171,7 @@ def calibrate_trained(name: str, dataset: str = "mnist", models_root: Path | str
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     calibrated = models.create_model(name, dataset=dataset, inference=True,
                                      temperature=result["temperature"])
-    calibrated.set_weights(plain.get_weights())
-    calibrated.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
-                       metrics=["accuracy"])
+    calibrated.set_weights(plain.get_weights())  # saved uncompiled, as train saves it
     with atomic.atomic_path(folder) as staging:
         shutil.copytree(folder, staging, ignore=shutil.ignore_patterns("model.keras",
                                                                        "saved_model"))

@@ -113,7 +113,8 @@ def candidate_dirs(dataset: str, data_dir: str | Path | None = None) -> list[Pat
     if explicit:  # the user said where the data is: look nowhere else
         root = Path(explicit)
         return [root / dataset, root / dataset.replace("_", "-"), root]
-    return [REPO_DATA_DIR / dataset, *SYSTEM_DIRS[dataset]]
+    # The checkout's data/, then ./data (an installed package run from a checkout).
+    return [REPO_DATA_DIR / dataset, Path("data") / dataset, *SYSTEM_DIRS[dataset]]
 
 
 def _find_file(directory: Path, stem: str) -> Path | None:

@@ -6,7 +6,9 @@ For each trained model in `saved_models/<dataset>/<model>/model.keras` this writ
                                             pixels (N, 28, 28, 1) float32 0-255 -> probabilities
     export/<dataset>/<model>.onnx           the same function through tf2onnx, dynamic batch
     export/<dataset>/<model>.int8.onnx      static int8 quantisation calibrated on training images
-    export/<dataset>/parity.json            onnxruntime vs Keras on the full test set
+    export/<dataset>/<model>.tflite         LiteRT float32, and `.int8.tflite` full-integer int8
+                                            (see keras_digits/litert.py)
+    export/<dataset>/parity.json            onnxruntime and LiteRT vs Keras on the full test set
 
 and exits non-zero when any parity check fails. Exports are always float32: the model is rebuilt
 under the float32 policy and given the trained weights, whatever precision it trained in.
@@ -16,12 +18,13 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from keras_digits import artifacts, atomic, contract, data
+from keras_digits import artifacts, atomic, contract, data, litert
 from keras_digits.catalog import class_names
 from keras_digits.cli import (
     Parser,
@@ -48,6 +51,8 @@ class ParityLimits:
 
 
 LIMITS = ParityLimits()
+# The parity entries of each exported model, one per format checked against Keras.
+FORMATS = ("onnx", "int8", "saved_model", "litert", "litert_int8")
 
 
 def _serving_function(model):
@@ -140,11 +145,15 @@ def onnx_session(path: Path, threads: int | None = None):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def onnx_runner(path: Path, threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """A function from a batch of pixels to probabilities through one onnxruntime session."""
+    session = onnx_session(path, threads)
+    return lambda images: session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]
+
+
 def run_onnx(path: Path, images: np.ndarray, batch: int = 1000) -> np.ndarray:
-    session = onnx_session(path)
-    outputs = [session.run([OUTPUT_NAME], {INPUT_NAME: images[i:i + batch]})[0]
-               for i in range(0, len(images), batch)]
-    return np.concatenate(outputs)
+    predict = onnx_runner(path)
+    return np.concatenate([predict(images[i:i + batch]) for i in range(0, len(images), batch)])
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray) -> dict:
@@ -179,13 +188,18 @@ def export_model(name: str, dataset: str, models_dir: Path, out_dir: Path,
         artifacts.model_dir(models_dir, dataset, name) / "model.keras", name, dataset)
     onnx_path = artifacts.onnx_path(out_dir, dataset, name)
     int8_path = artifacts.onnx_path(out_dir, dataset, name, int8=True)
+    litert_paths = {int8: artifacts.litert_path(out_dir, dataset, name, int8=int8)
+                    for int8 in (False, True)}
     saved_model_path = artifacts.saved_model_path(out_dir, dataset, name)
     saved_model_path.parent.mkdir(parents=True, exist_ok=True)
 
+    calibration = arrays.train_images[:CALIBRATION_IMAGES]
     start = time.perf_counter()
     export_saved_model(model, saved_model_path)
     export_onnx(model, onnx_path, name, dataset)
-    export_int8(onnx_path, int8_path, arrays.train_images[:CALIBRATION_IMAGES])
+    export_int8(onnx_path, int8_path, calibration)
+    litert.export_litert(model, litert_paths[False])
+    litert.export_litert(model, litert_paths[True], calibration)
     export_seconds = time.perf_counter() - start
 
     images = arrays.test_images[:limit].astype(np.float32)
@@ -195,6 +209,8 @@ def export_model(name: str, dataset: str, models_dir: Path, out_dir: Path,
     fp32 = compare(reference, run_onnx(onnx_path, images), labels)
     int8 = compare(reference, run_onnx(int8_path, images), labels)
     sm = compare(reference, saved, labels)
+    lite = {int8: compare(reference, litert.run_litert(path, images), labels)
+            for int8, path in litert_paths.items()}
     entry = {
         "model": name,
         "dataset": dataset,
@@ -205,10 +221,16 @@ def export_model(name: str, dataset: str, models_dir: Path, out_dir: Path,
         "int8": int8 | {"path": str(int8_path), "bytes": int8_path.stat().st_size,
                         "passed": int8_passes(int8)},
         "saved_model": sm | {"path": str(saved_model_path), "passed": fp32_passes(sm)},
+        "litert": lite[False] | {"path": str(litert_paths[False]),
+                                 "bytes": litert_paths[False].stat().st_size,
+                                 "passed": fp32_passes(lite[False])},
+        "litert_int8": lite[True] | {"path": str(litert_paths[True]),
+                                     "bytes": litert_paths[True].stat().st_size,
+                                     "passed": int8_passes(lite[True])},
         "opset": OPSET,
         "export_seconds": round(export_seconds, 2),
     }
-    entry["passed"] = all(entry[k]["passed"] for k in ("onnx", "int8", "saved_model"))
+    entry["passed"] = all(entry[k]["passed"] for k in FORMATS)
     return entry
 
 
@@ -222,15 +244,22 @@ def _run_saved_model(path: Path, images: np.ndarray) -> np.ndarray:
 
 def format_parity(entries: list[dict]) -> str:
     lines = ["| model | Keras acc | ONNX acc | agreement | max Δp | SavedModel max Δp | "
-             "int8 acc | ONNX size | int8 size | parity |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "int8 acc | LiteRT acc | LiteRT max Δp | LiteRT int8 acc | ONNX size | int8 size | "
+             "LiteRT size | LiteRT int8 size | parity |",
+             "|---|" + "---:|" * 13 + "---|"]
     for e in entries:
+        lite, lite8 = e.get("litert"), e.get("litert_int8")  # absent in older parity files
         lines.append(
             f"| {e['model']} | {100 * e['keras_accuracy']:.2f}% | "
             f"{100 * e['onnx']['accuracy']:.2f}% | {100 * e['onnx']['agreement']:.2f}% | "
             f"{e['onnx']['max_abs_prob_diff']:.1e} | {e['saved_model']['max_abs_prob_diff']:.1e} | "
-            f"{100 * e['int8']['accuracy']:.2f}% | {e['onnx']['bytes'] / 1e6:.2f} MB | "
-            f"{e['int8']['bytes'] / 1e6:.2f} MB | {'pass' if e['passed'] else 'FAIL'} |")
+            f"{100 * e['int8']['accuracy']:.2f}% | "
+            + (f"{100 * lite['accuracy']:.2f}% | {lite['max_abs_prob_diff']:.1e} | "
+               f"{100 * lite8['accuracy']:.2f}% | " if lite and lite8 else "– | – | – | ")
+            + f"{e['onnx']['bytes'] / 1e6:.2f} MB | {e['int8']['bytes'] / 1e6:.2f} MB | "
+            + (f"{lite['bytes'] / 1e6:.2f} MB | {lite8['bytes'] / 1e6:.2f} MB | "
+               if lite and lite8 else "– | – | ")
+            + f"{'pass' if e['passed'] else 'FAIL'} |")
     return "\n".join(lines)
 
 

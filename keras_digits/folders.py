@@ -21,6 +21,8 @@ from keras_digits import atomic
 from keras_digits.cli import UserError
 
 SEMEION_FILE = Path(__file__).resolve().parent.parent / "data" / "semeion" / "semeion.data.gz"
+# An installed package has no data/ beside it: it reads the one in the current folder.
+SEMEION_HERE = Path("data") / "semeion" / "semeion.data.gz"
 SEMEION_SHA256 = "7c74222dd9beb6a5b30c7b41104e7486cabc274e013689db1cd62b1ca56d0dd4"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -33,8 +35,11 @@ class Sample:
     label: int
 
 
-def load_semeion(path: Path = SEMEION_FILE) -> tuple[np.ndarray, np.ndarray]:
+def load_semeion(path: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Semeion as (N, 16, 16) uint8 ink masks (1 = ink) and (N,) int64 labels, checksum verified."""
+    if path is None:
+        path = SEMEION_HERE if SEMEION_HERE.is_file() and not SEMEION_FILE.is_file() else (
+            SEMEION_FILE)
     try:
         raw = gzip.decompress(path.read_bytes())
     except (OSError, EOFError) as exc:

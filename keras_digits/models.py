@@ -89,7 +89,7 @@ def get_entry(name: str) -> ModelEntry:
 
 
 # Builder options that only act while training, with the values that switch them off.
-TRAINING_ONLY = {"augmentation": 0.0, "mirror": False, "clothing": 0.0}
+TRAINING_ONLY = {"augmentation": 0.0, "mirror": False, "clothing": 0.0, "elastic": 0.0}
 
 
 def create_model(name: str, num_classes: int = NUM_CLASSES, dataset: str = "mnist",
@@ -119,12 +119,15 @@ def create_model(name: str, num_classes: int = NUM_CLASSES, dataset: str = "mnis
 
 
 def _pixels_in(name: str, augmentation: float = 0.0, mirror: bool = False,
-               clothing: float = 0.0) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+               clothing: float = 0.0,
+               elastic: float = 0.0) -> tuple[keras.KerasTensor, keras.KerasTensor]:
     """The shared stem: a uint8-range input, its rescaling to [0, 1], and the training-only
     distortions: handwriting at strength `augmentation`, left-right mirroring, and the clothes
-    distortions at strength `clothing` (each off at 0 / False)."""
+    distortions at strength `clothing` (each off at 0 / False); `elastic` adds a smooth wobble of
+    up to that many pixels to the handwriting distortions."""
     inputs = keras.Input(shape=INPUT_SHAPE, name=INPUT_NAME)
-    x = augment.handwriting(layers.Rescaling(1.0 / 255, name="rescale")(inputs), augmentation)
+    x = augment.handwriting(layers.Rescaling(1.0 / 255, name="rescale")(inputs), augmentation,
+                           elastic)
     if mirror:
         x = layers.RandomFlip("horizontal", name="mirror")(x)
     return inputs, augment.clothes(x, clothing)
@@ -157,8 +160,9 @@ def linear(num_classes: int = NUM_CLASSES, augmentation: float = 0.0) -> keras.M
     "two 256-unit hidden layers with dropout",
     tuning={"fashion_mnist": Tuning(build={"augmentation": 0.0})},
 )
-def mlp(num_classes: int = NUM_CLASSES, augmentation: float = 1.0) -> keras.Model:
-    inputs, x = _pixels_in("mlp", augmentation)
+def mlp(num_classes: int = NUM_CLASSES, augmentation: float = 1.0,
+        elastic: float = 0.0) -> keras.Model:
+    inputs, x = _pixels_in("mlp", augmentation, elastic=elastic)
     x = layers.Flatten(name="flatten")(x)
     for i in (1, 2):
         x = layers.Dense(256, activation="relu", name=f"hidden{i}")(x)
@@ -177,8 +181,8 @@ def mlp(num_classes: int = NUM_CLASSES, augmentation: float = 1.0) -> keras.Mode
                                     recipe={"epochs": 12, "patience": 4})},
 )
 def cnn(num_classes: int = NUM_CLASSES, width: int = 16, mirror: bool = False,
-        augmentation: float = 1.0, clothing: float = 0.0) -> keras.Model:
-    inputs, x = _pixels_in("cnn", augmentation, mirror, clothing)
+        augmentation: float = 1.0, clothing: float = 0.0, elastic: float = 0.0) -> keras.Model:
+    inputs, x = _pixels_in("cnn", augmentation, mirror, clothing, elastic)
     # Feature extraction: 28x28 -> 14x14 -> 7x7 -> 3x3, widening as the maps shrink. Narrow and
     # without BatchNorm on purpose: on two CPU cores BatchNorm's training-time reductions cost
     # more than they save, and this reaches 99% test accuracy in three short epochs (see the
@@ -204,8 +208,8 @@ def cnn(num_classes: int = NUM_CLASSES, width: int = 16, mirror: bool = False,
 def alexnet(num_classes: int = NUM_CLASSES,
             widths: tuple[int, ...] = (32, 64, 96, 96, 64),
             augmentation: float = 1.0, mirror: bool = False,
-            clothing: float = 0.0) -> keras.Model:
-    inputs, x = _pixels_in("alexnet", augmentation, mirror, clothing)
+            clothing: float = 0.0, elastic: float = 0.0) -> keras.Model:
+    inputs, x = _pixels_in("alexnet", augmentation, mirror, clothing, elastic)
     # Five convolutions with ReLU; BatchNorm stands in for the original local response norm.
     # Overlapping 3x3/2 pooling as in the paper: 28 -> 13 -> 6 -> 2. The widths are a third of
     # the paper's: on two CPU cores the two 4096-unit layers already cost half of each step,

@@ -96,6 +96,15 @@ def _digit_entry(reading: Reading, classes: tuple[str, ...], k: int) -> dict:
     return entry
 
 
+def describe(name: str, number: NumberReading, classes: tuple[str, ...], k: int) -> dict:
+    """One image's answer as `--json` prints it (and the HTTP endpoint returns it)."""
+    digits = [_digit_entry(d, classes, k) for d in number.digits]
+    entry = {"file": name, "number": number.text, "unsure": number.unsure, "digits": digits}
+    if len(digits) == 1:  # one digit: its answer at the top level too
+        entry.update({key: digits[0][key] for key in ("top", "probabilities")})
+    return entry
+
+
 def _line(name: str, number: NumberReading, entry: dict) -> str:
     """One line per image: the top-k of a single digit, or the number and each digit's answer."""
     if len(number.digits) == 1:
@@ -127,10 +136,8 @@ def main(argv: list[str]) -> int:
             if not args.json:
                 print(f"error: {exc}", file=sys.stderr)
             continue
-        digits = [_digit_entry(d, classes, k) for d in number.digits]
-        entry = {"file": name, "number": number.text, "unsure": number.unsure, "digits": digits}
-        if len(digits) == 1:  # one digit: its answer at the top level too
-            entry.update({key: digits[0][key] for key in ("top", "probabilities")})
+        entry = describe(name, number, classes, k)
+        digits = entry["digits"]
         if args.save_preview:
             for i, reading in enumerate(number.digits):
                 suffix = f".{i + 1}" if len(number.digits) > 1 else ""

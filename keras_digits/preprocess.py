@@ -11,6 +11,7 @@ numpy and Pillow only: the predict path must not import TensorFlow.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -32,15 +33,23 @@ RULE_THICKNESS = PREPROCESSING["RULE_THICKNESS"]
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow itself refuses anything past twice this
 
 
-def _open(path: Path) -> Image.Image:
-    if path.is_dir():
+def _open(path: Path | bytes) -> Image.Image:
+    """A file, or the bytes of one (an upload), opened and checked before decoding."""
+    if isinstance(path, bytes):
+        content, path = path, "the image data"
+        if not content:
+            raise UserError(f"{path} is empty; send a PNG, JPEG, BMP, GIF or WebP image")
+        path_or_file = io.BytesIO(content)
+    elif path.is_dir():
         raise UserError(f"{path} is a directory; pass an image file")
-    if not path.exists():
+    elif not path.exists():
         raise UserError(f"{path} does not exist; check the path")
-    if path.stat().st_size == 0:
+    elif path.stat().st_size == 0:
         raise UserError(f"{path} is an empty file; pass a PNG, JPEG, BMP, GIF or WebP image")
+    else:
+        path_or_file = path
     try:
-        image = Image.open(path)
+        image = Image.open(path_or_file)
     except UnidentifiedImageError:
         raise UserError(f"{path} is not an image Pillow can read; "
                         "pass a PNG, JPEG, BMP, GIF or WebP") from None
@@ -60,7 +69,7 @@ def _open(path: Path) -> Image.Image:
     return image
 
 
-def _to_gray(image: Image.Image, path: Path) -> np.ndarray:
+def _to_gray(image: Image.Image, path: Path | str) -> np.ndarray:
     """Decode to float32 luminance in [0, 1] at most WORK_SIZE on a side, flattening alpha."""
     try:
         if image.format == "JPEG":
@@ -275,20 +284,22 @@ def _array_to_gray(array: np.ndarray) -> np.ndarray:
     return _to_gray(image, Path("the array"))
 
 
-def read_gray(source: str | Path | np.ndarray) -> np.ndarray:
-    """An image file or a numpy image as float32 grey in [0, 1], at most WORK_SIZE on a side."""
+def read_gray(source: str | Path | np.ndarray | bytes) -> np.ndarray:
+    """An image file, a file's bytes or a numpy image as float32 grey in [0, 1], at most
+    WORK_SIZE on a side."""
     if isinstance(source, np.ndarray):
         return _array_to_gray(source)
-    path = Path(source)
-    with _open(path) as image:
-        return _to_gray(image, path)
+    opened = source if isinstance(source, bytes) else Path(source)
+    with _open(opened) as image:
+        return _to_gray(image, "the image data" if isinstance(source, bytes) else opened)
 
 
-def checked_ink(gray: np.ndarray, source: str | Path | np.ndarray) -> np.ndarray:
+def checked_ink(gray: np.ndarray, source: str | Path | np.ndarray | bytes) -> np.ndarray:
     """The ink map of a grey image, or the one-line "no ink" error naming `source`."""
     ink = ink_map(gray)
     if ink.max() < 0.5 or (ink > 0.5).sum() < 3:
-        name = "the array" if isinstance(source, np.ndarray) else str(source)
+        name = ("the array" if isinstance(source, np.ndarray) else
+                "the image data" if isinstance(source, bytes) else str(source))
         raise UserError(f"{name} shows no ink (a blank page?); photograph or draw a digit")
     return ink
 
@@ -298,7 +309,7 @@ def to_pixels(ink: np.ndarray) -> np.ndarray:
     return (mnist_style(ink) * 255.0)[..., None].astype(np.float32)
 
 
-def load_digit(source: str | Path | np.ndarray) -> np.ndarray:
+def load_digit(source: str | Path | np.ndarray | bytes) -> np.ndarray:
     """An image (file or array) of one digit as the model's input, float32 (28, 28, 1)."""
     return to_pixels(checked_ink(read_gray(source), source))
 

@@ -24,7 +24,7 @@ from keras_digits.catalog import class_names
 from keras_digits.cli import UserError
 from keras_digits.contract import CLASSES_KEY, INPUT_SHAPE, UNSURE
 
-Source = str | Path | np.ndarray
+Source = str | Path | np.ndarray | bytes  # a file, an encoded file's bytes, or pixels
 
 
 class OnnxClassifier:

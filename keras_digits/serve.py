@@ -2,10 +2,12 @@
 
 A draw-a-digit page where onnxruntime-web runs the exported `.onnx` files in the browser: the
 page preprocesses the drawing exactly as `predict` does (`web/preprocess.js` mirrors
-`preprocess.py`) and shows the ten probabilities. Python only serves files — the standard
-library's HTTP server on loopback — and checks each model with onnxruntime before listing it.
-onnxruntime-web comes from the npm registry (`npm ci`, run by setup.sh) and is served from
-node_modules, so the page needs no internet.
+`preprocess.py`) and shows the ten probabilities. For the page, Python only serves files — the
+standard library's threading HTTP server, on loopback unless `--host` says otherwise — and
+checks each model with onnxruntime before listing it. onnxruntime-web comes from the npm
+registry (`npm ci`, run by setup.sh) and is served from node_modules, so the page needs no
+internet. Other programs POST images to `/api/predict` (keras_digits/api.py) and get
+`predict --json`'s answer.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from dataclasses import asdict, dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
-from keras_digits import artifacts
+from keras_digits import api, artifacts
 from keras_digits.catalog import model_rank
-from keras_digits.cli import Parser, UserError, run_cli
+from keras_digits.cli import Parser, UserError, positive_float, run_cli
 from keras_digits.contract import DATASET_KEY, PREPROCESSING, SEGMENTATION, UNSURE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -55,8 +57,14 @@ class ModelInfo:
     error: str | None
 
 
-def find_ort(package: Path = ORT_PACKAGE) -> tuple[Path, str]:
-    """The onnxruntime-web dist folder and its version; a clear error when npm has not run."""
+def find_ort(package: Path | None = None) -> tuple[Path, str]:
+    """The onnxruntime-web dist folder and its version; a clear error when npm has not run.
+
+    By default the checkout's node_modules, else the current folder's (an installed package).
+    """
+    if package is None:
+        here = Path("node_modules") / "onnxruntime-web"
+        package = ORT_PACKAGE if ORT_PACKAGE.is_dir() or not here.is_dir() else here
     manifest = package / "package.json"
     dist = package / "dist"
     if not manifest.is_file() or not (dist / "ort.wasm.min.mjs").is_file():
@@ -91,10 +99,14 @@ def describe(path: Path, accuracy: float | None = None) -> ModelInfo:
 
 
 def catalogue(default: Path) -> list[ModelInfo]:
-    """The default model first, then every other `.onnx` beside it, simplest model first."""
+    """The default model first, then every other `.onnx` beside it, simplest model first;
+    each int8 file right after its float model."""
+    default_base = default.name.removesuffix(".onnx").partition(".")[0]
+
     def key(path: Path) -> tuple:
         base, _, variant = path.name.removesuffix(".onnx").partition(".")
-        return (path != default, model_rank(base), base, variant)
+        return (path != default and base != default_base, model_rank(base), base,
+                path != default, variant)
 
     accuracies = _accuracies(default.parent)
     files = sorted({default, *default.parent.glob("*.onnx")}, key=key)
@@ -105,25 +117,61 @@ class PageHandler(BaseHTTPRequestHandler):
     """Serves the page, onnxruntime-web's files and the listed models; nothing else."""
 
     server_version = "keras-digits"
-    ort_dir: Path
+    timeout = api.REQUEST_SECONDS  # on the socket: a client that stalls is cut off
+    ort_dir: Path | None  # None: onnxruntime-web is missing, only the API answers
     config: dict
     model_paths: dict[str, Path]
+    predictor: api.Predictor
     quiet = True
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self._respond(send_body=True)
+
+    def do_POST(self) -> None:  # noqa: N802
+        url = urlsplit(self.path)
+        if url.path != "/api/predict":
+            return self._send_json(HTTPStatus.NOT_FOUND, {
+                "error": f"nothing to POST to at {url.path}; use /api/predict"}, True)
+        length = self.headers.get("Content-Length")
+        if length is None or not length.strip().isdigit():
+            self.close_connection = True  # the body's end is unknown: no reuse
+            return self._send_json(HTTPStatus.LENGTH_REQUIRED, {
+                "error": "send the image with a Content-Length header"}, True)
+        if int(length) > api.MAX_BYTES:
+            self.close_connection = True  # the body is left unread
+            return self._send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {
+                "error": f"the upload is {int(length):,} bytes; the limit is "
+                         f"{api.MAX_BYTES:,}: scale the image down"}, True)
+        try:
+            body = self.rfile.read(int(length))
+        except TimeoutError:
+            self.close_connection = True
+            return self._send_json(HTTPStatus.REQUEST_TIMEOUT, {
+                "error": f"the upload stalled for {self.timeout:g} s; send it again"},
+                True)
+        if len(body) < int(length):
+            self.close_connection = True
+            return self._send_json(HTTPStatus.BAD_REQUEST, {
+                "error": "the body ended before Content-Length bytes; send it again"}, True)
+        status, payload = self.predictor.answer(parse_qs(url.query), body,
+                                                self.headers.get("Content-Type", ""))
+        self._send_json(status, payload, True)
 
     def do_HEAD(self) -> None:  # noqa: N802
         self._respond(send_body=False)
 
     def _respond(self, send_body: bool) -> None:
         route = unquote(urlsplit(self.path).path)
+        if route in PAGE_FILES and self.ort_dir is None:
+            return self._send_json(HTTPStatus.SERVICE_UNAVAILABLE, {
+                "error": f"the page is off: {self.config['page_off']}"}, send_body)
         if route in PAGE_FILES:
             return self._send_file(WEB_DIR / PAGE_FILES[route], send_body)
         if route == "/api/config":
             return self._send_json(HTTPStatus.OK, self.config, send_body)
         folder, _, name = route.lstrip("/").partition("/")
-        if folder == "ort" and SAFE_NAME.match(name) and (self.ort_dir / name).is_file():
+        if (folder == "ort" and self.ort_dir and SAFE_NAME.match(name)
+                and (self.ort_dir / name).is_file()):
             return self._send_file(self.ort_dir / name, send_body)
         if folder == "models" and name in self.model_paths:
             path = self.model_paths[name]
@@ -142,9 +190,10 @@ class PageHandler(BaseHTTPRequestHandler):
 
     def _send_json(self, status: HTTPStatus, payload: dict, send_body: bool) -> None:
         body = json.dumps(payload).encode()
-        self._headers(status, CONTENT_TYPES[".json"], len(body))
-        if send_body:
-            self.wfile.write(body)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client left
+            self._headers(status, CONTENT_TYPES[".json"], len(body))
+            if send_body:
+                self.wfile.write(body)
 
     def _send_file(self, path: Path, send_body: bool) -> None:
         try:
@@ -166,24 +215,38 @@ class PageHandler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
 
-def make_server(model: Path, host: str, port: int, verbose: bool = False) -> ThreadingHTTPServer:
+class Server(ThreadingHTTPServer):
+    """A thread per connection, and a listen queue that holds a burst of clients (the
+    standard library's 5 resets the rest of 100 clients arriving at once)."""
+
+    request_queue_size = 128
+
+
+def make_server(model: Path, host: str, port: int, verbose: bool = False,
+                timeout: float = api.REQUEST_SECONDS) -> ThreadingHTTPServer:
     """Check everything the page needs, then bind; every failure is one actionable line."""
-    ort_dir, ort_version = find_ort()
+    try:
+        ort_dir, ort_version, page_off = *find_ort(), None
+    except UserError as exc:  # an installed package without npm: the API still works
+        ort_dir, ort_version, page_off = None, None, str(exc)
+        print(f"warning: {exc}; until then only POST /api/predict answers", file=sys.stderr)
     models = catalogue(model)
     if models[0].error:  # missing, corrupt or wrong shape: OnnxClassifier's message says which
         raise UserError(models[0].error)
     for info in models[1:]:
         if info.error:
             print(f"warning: {info.file} is listed as unusable: {info.error}", file=sys.stderr)
+    usable = {m.file: model.parent / m.file for m in models if not m.error}
     handler = type("Handler", (PageHandler,), {
-        "ort_dir": ort_dir, "quiet": not verbose,
+        "ort_dir": ort_dir, "quiet": not verbose, "timeout": timeout,
         "model_paths": {m.file: model.parent / m.file for m in models},
+        "predictor": api.Predictor(usable, models[0].file),
         "config": {"default": models[0].file, "onnxruntime_web": ort_version,
                    "models": [asdict(m) for m in models], "preprocessing": PREPROCESSING,
-                   "segmentation": SEGMENTATION, "unsure": UNSURE},
+                   "segmentation": SEGMENTATION, "unsure": UNSURE, "page_off": page_off},
     })
     try:
-        return ThreadingHTTPServer((host, port), handler)
+        return Server((host, port), handler)
     except socket.gaierror:
         raise UserError(f"--host {host} is not an address of this machine; "
                         "pass --host 127.0.0.1") from None
@@ -202,12 +265,17 @@ def make_server(model: Path, host: str, port: int, verbose: bool = False) -> Thr
 
 def build_parser() -> Parser:
     parser = Parser(prog="python -m keras_digits.serve",
-                    description="Serve the draw-a-digit page (onnxruntime-web in the browser).")
+                    description="Serve the draw-a-digit page (onnxruntime-web in the browser) "
+                                "and POST /api/predict for other programs.")
     parser.add_argument("--model", default="export/mnist/cnn.onnx",
                         help="the model shown first; every .onnx beside it is in the picker")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default loopback only)")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    parser.add_argument("--timeout", type=positive_float, default=api.REQUEST_SECONDS,
+                        metavar="SECONDS",
+                        help="how long one read of a request may stall before the client is "
+                             f"cut off (default {api.REQUEST_SECONDS:g})")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
@@ -217,13 +285,14 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port {args.port} is not a port number; use 1-65535 or 0")
-    server = make_server(Path(args.model), args.host, args.port, args.verbose)
+    server = make_server(Path(args.model), args.host, args.port, args.verbose, args.timeout)
     host, port = server.server_address[:2]
     if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: listening on {args.host}: other machines can load the page",
-              file=sys.stderr)
-    print(f"serving the draw-a-digit page at http://{'localhost' if host == '127.0.0.1' else host}"
-          f":{port}/  (Ctrl-C stops)", flush=True)
+        print(f"warning: listening on {args.host}: other machines can load the page and "
+              "POST to /api/predict", file=sys.stderr)
+    where = f"http://{'localhost' if host == '127.0.0.1' else host}:{port}"
+    print(f"serving the draw-a-digit page at {where}/ and predictions at POST {where}/api/predict"
+          "  (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -222,10 +222,10 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
     }
 
     # The published file is the calibrated model without its training-only augmentation layers,
-    # with a plain compile config (the label-smoothing wrapper is not a serialisable Keras loss).
+    # and deliberately uncompiled: an optimizer without its state (the fresh copy has none) makes
+    # `keras.models.load_model` warn, and whoever fine-tunes picks their own optimizer anyway.
     calibration = calibrate.fit(model, splits)
     model = _inference_copy(model, config, plan.precision, calibration["temperature"])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     with atomic.atomic_path(final) as staging:  # the folder appears whole or not at all
         staging.mkdir()
         model.save(staging / "model.keras")

@@ -35,8 +35,27 @@ def test_tiny_export_passes_parity_in_every_format(tiny_exported_dir):
     assert set(parity["models"]) == {"linear", "cnn"}
     for name, entry in parity["models"].items():
         assert entry["passed"] and entry["test_images"] == 200, name
+        assert set(export.FORMATS) <= set(entry), name
+        assert all(entry[key]["passed"] for key in export.FORMATS), name
         onnx.checker.check_model(onnx.load(str(tiny_exported_dir / f"{name}.int8.onnx")))
         assert (tiny_exported_dir / "saved_model" / name / "saved_model.pb").is_file()
+
+
+def test_litert_files_keep_the_contract_and_int8_is_integer(tiny_exported_dir):
+    import tensorflow as tf
+
+    for name in ("linear", "cnn"):
+        float32 = tf.lite.Interpreter(model_path=str(tiny_exported_dir / f"{name}.tflite"))
+        int8 = tf.lite.Interpreter(model_path=str(tiny_exported_dir / f"{name}.int8.tflite"))
+        for interpreter in (float32, int8):  # same float pixels in, float probabilities out
+            (source,), (target,) = (interpreter.get_input_details(),
+                                    interpreter.get_output_details())
+            assert list(source["shape_signature"]) == [-1, 28, 28, 1]
+            assert source["dtype"] == np.float32 and target["dtype"] == np.float32
+        weights = {d["dtype"] for d in int8.get_tensor_details() if len(d["shape"]) == 2}
+        assert np.int8 in weights, (name, weights)  # full-integer: the dense kernels are int8
+        assert ((tiny_exported_dir / f"{name}.int8.tflite").stat().st_size
+                < (tiny_exported_dir / f"{name}.tflite").stat().st_size)
 
 
 def test_parity_report(exported_dir):
@@ -50,6 +69,19 @@ def test_parity_report(exported_dir):
         drop = entry["keras_accuracy"] - entry["int8"]["accuracy"]
         assert drop * 100 <= 0.3
         assert entry["int8"]["bytes"] < entry["onnx"]["bytes"]
+        assert entry["litert"]["agreement"] >= 0.9999
+        assert entry["litert"]["max_abs_prob_diff"] <= 1e-4
+        assert (entry["keras_accuracy"] - entry["litert_int8"]["accuracy"]) * 100 <= 0.3
+
+
+def test_litert_batch_is_dynamic_and_matches_keras(exported_dir, trained_dir, mnist):
+    from keras_digits import litert
+
+    model = artifacts.load_trained(trained_dir / "mnist" / "cnn" / "model.keras", "cnn")
+    predict = litert.runner(exported_dir / "cnn.tflite")
+    for batch in (1, 7, 1):  # a new size re-plans the tensors, a repeated one reuses them
+        images = mnist.test_images[:batch].astype(np.float32)
+        np.testing.assert_allclose(predict(images), model.predict(images, verbose=0), atol=1e-5)
 
 
 def test_onnx_batch_is_dynamic_and_matches_keras(exported_dir, trained_dir, mnist):

@@ -192,7 +192,7 @@ def test_server_serves_only_the_page_runtime_and_models(tiny_exported_dir):
         config = json.loads(fetch(url + "/api/config")[2])
         assert config["default"] == "cnn.onnx"
         files = [m["file"] for m in config["models"]]
-        assert files == ["cnn.onnx", "linear.onnx", "linear.int8.onnx", "cnn.int8.onnx"]
+        assert files == ["cnn.onnx", "cnn.int8.onnx", "linear.onnx", "linear.int8.onnx"]
         status, kind, body = fetch(url + "/models/cnn.onnx")
         assert status == 200 and body == (tiny_exported_dir / "cnn.onnx").read_bytes()
         assert fetch(url + "/ort/ort-wasm-simd-threaded.wasm")[1] == "application/wasm"

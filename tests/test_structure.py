@@ -22,9 +22,13 @@ LAYERS = [
     {"artifacts"},  # loads trained models, so after models (lazily: predict stays TF-free)
     {"calibrate"},
     {"resume", "train"},
+    {"litert"},
     {"export"},
     {"reader"},
-    {"predict", "report", "bench", "evaluate", "serve"},
+    {"predict", "report", "bench", "evaluate"},
+    {"api"},  # the HTTP prediction endpoint, built on predict's JSON
+    {"serve"},
+    {"__main__"},  # the `keras-digits` dispatcher, importing each stage only when chosen
 ]
 
 
