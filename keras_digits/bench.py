@@ -4,11 +4,12 @@ Every figure is measured against a baseline run in the same invocation, because 
 this runs on are shared and noisy; results are reported as ratios beside the raw numbers, and
 written as JSON and a Markdown table with the machine, library versions and the exact command.
 
-- time-to-accuracy: wall seconds of training until the MNIST test accuracy first reaches 98.6%
-  and 99.0% (test checked once per epoch, outside the clock, for this measurement only), for our
-  CNN as trained, the same CNN without handwriting augmentation, and the keras.io "Simple MNIST
-  convnet" recipe written here as the baseline.
-- train: steady-state training images/s per model (one warm-up epoch, then one timed epoch).
+- time-to-accuracy: wall seconds of training until the MNIST test accuracy first reaches 98.6%,
+  99.0% and 99.5%, mean and spread over `--seeds`, for our CNNs against the keras.io "Simple
+  MNIST convnet" (keras_digits/race.py).
+- train: steady-state training images/s per model (one warm-up epoch, then one timed epoch),
+  and the FLOP/s that makes as a share of this machine's float32 matmul peak, measured in the
+  same run (keras_digits/flops.py).
 - pipeline: the tf.data input pipeline alone, next to the fastest model's training rate.
 - inference: batch-1 latency (p50/p99) and batch-256 images/s for `model.predict`, `model(x)`,
   the SavedModel signature, onnxruntime and LiteRT, fp32 and int8 (each with its file size).
@@ -27,12 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_digits import artifacts, atomic, data, litert, runtime
+from keras_digits import artifacts, atomic, data, flops, litert, race, runtime
 from keras_digits.catalog import MODEL_NAMES
 from keras_digits.cli import Parser, positive_int, run_cli
 from keras_digits.train import TrainConfig, build_compiled
 
-TARGETS = (0.986, 0.990)
 SUITES = ("time-to-accuracy", "train", "pipeline", "inference")
 
 
@@ -42,91 +42,10 @@ def _backend() -> str:
     return keras.backend.backend()
 
 
-def keras_io_convnet():
-    """The keras.io "Simple MNIST convnet" baseline, written from its description.
-
-    Conv32-pool-Conv64-pool-dropout-Dense10, Adam, batch 128. Rescaling sits inside the model so
-    both contestants get the same raw pixels.
-    """
-    import keras
-    from keras import layers
-
-    model = keras.Sequential([
-        keras.Input(shape=(28, 28, 1)),
-        layers.Rescaling(1.0 / 255),
-        layers.Conv2D(32, 3, activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Conv2D(64, 3, activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Flatten(),
-        layers.Dropout(0.5),
-        layers.Dense(10, activation="softmax"),
-    ], name="keras_io_convnet")
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
-
-
-def _fit_inputs(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int):
-    """tf.data on the TensorFlow backend (as `train` does), numpy elsewhere."""
-    if _backend() == "tensorflow":
-        return {"x": data.to_dataset(images, labels, batch_size, shuffle=True, seed=seed)}
-    return {"x": images, "y": labels, "batch_size": batch_size, "shuffle": True}
-
-
-def _time_to_accuracy(model, splits: data.Splits, batch_size: int, max_epochs: int,
-                      seed: int) -> dict:
-    """Train epoch by epoch; after each, check test accuracy with the clock stopped."""
-    x_test, y_test = splits.test
-    train_seconds, curve, reached = 0.0, [], {}
-    inputs = _fit_inputs(*splits.train, batch_size, seed)
-    for epoch in range(max_epochs):
-        start = time.perf_counter()
-        model.fit(**inputs, initial_epoch=epoch, epochs=epoch + 1, verbose=0)
-        train_seconds += time.perf_counter() - start
-        probs = model.predict(x_test, batch_size=1000, verbose=0)
-        accuracy = float((np.asarray(probs).argmax(1) == y_test).mean())
-        curve.append({"epoch": epoch + 1, "train_seconds": round(train_seconds, 2),
-                      "test_accuracy": accuracy})
-        for target in TARGETS:
-            if accuracy >= target and str(target) not in reached:
-                reached[str(target)] = round(train_seconds, 2)
-        if all(str(t) in reached for t in TARGETS):
-            break
-    return {"seconds_to": reached, "curve": curve}
-
-
-# The contestants after the baseline: the CNN as `train` builds it (handwriting distortions,
-# the best reader of other people's digits) and the same network without them on its former
-# 6-epoch recipe (the fastest to MNIST's own test accuracy).
-FAST_CNN = TrainConfig(model="cnn", epochs=6, build_options=(("augmentation", 0.0),))
-CONTESTANTS = {"cnn": TrainConfig(model="cnn"), "cnn_unaugmented": FAST_CNN}
-LABELS = {"baseline": "keras.io convnet", "cnn": "our cnn (as trained)",
-          "cnn_unaugmented": "our cnn, no augmentation, 6-epoch recipe"}
-
-
-def bench_time_to_accuracy(arrays: data.Arrays, limit: int | None, max_epochs: int,
-                           seed: int) -> dict:
-    import keras
-
-    splits = data.split(arrays, limit)
-    n_train = len(splits.train[0])
-    keras.utils.set_random_seed(seed)
-    results = {"baseline": _time_to_accuracy(keras_io_convnet(), splits, 128, max_epochs, seed)}
-    for key, config in CONTESTANTS.items():
-        keras.utils.set_random_seed(seed)
-        plan = build_compiled(config, n_train)
-        results[key] = _time_to_accuracy(plan.model, splits, plan.batch_size, max_epochs, seed)
-    baseline = results["baseline"]["seconds_to"]
-    ratios = {key: {target: round(baseline[target] / results[key]["seconds_to"][target], 2)
-                    for target in map(str, TARGETS)
-                    if target in baseline and target in results[key]["seconds_to"]}
-              for key in CONTESTANTS}
-    return {**results, "speedup_vs_baseline": ratios, "train_images": n_train,
-            "test_images": len(splits.test[0])}
-
-
-def bench_train(arrays: data.Arrays, models: list[str], images: int, seed: int) -> dict:
-    """Steady-state training throughput: a warm-up epoch (tracing, caches), then a timed one."""
+def bench_train(arrays: data.Arrays, models: list[str], images: int, seed: int,
+                peak: dict) -> dict:
+    """Steady-state training throughput: a warm-up epoch (tracing, caches), then a timed one;
+    and what share of the machine's matmul `peak` (measured in the same run) that is."""
     import keras
 
     splits = data.split(arrays, images)
@@ -134,18 +53,21 @@ def bench_train(arrays: data.Arrays, models: list[str], images: int, seed: int) 
     for name in ["keras_io_convnet", *models]:
         keras.utils.set_random_seed(seed)
         if name == "keras_io_convnet":
-            model, batch = keras_io_convnet(), 128
+            model, batch = race.keras_io_convnet(), 128
         else:
             plan = build_compiled(TrainConfig(model=name), len(splits.train[0]))
             model, batch = plan.model, plan.batch_size
-        inputs = _fit_inputs(*splits.train, batch, seed)
+        inputs = race.fit_inputs(*splits.train, batch, seed)
         model.fit(**inputs, epochs=1, verbose=0)
         start = time.perf_counter()
         model.fit(**inputs, initial_epoch=1, epochs=2, verbose=0)
         seconds = time.perf_counter() - start
-        results[name] = {"images_per_s": round(len(splits.train[0]) / seconds, 1),
-                         "batch_size": batch,
-                         "epoch_seconds_55k": round(55_000 / (len(splits.train[0]) / seconds), 1)}
+        rate = len(splits.train[0]) / seconds
+        work = flops.TRAINING_PASSES * flops.forward_flops(model)
+        results[name] = {"images_per_s": round(rate, 1), "batch_size": batch,
+                         "epoch_seconds_55k": round(55_000 / rate, 1),
+                         "training_flops_per_image": work,
+                         "share_of_peak": flops.share_of_peak(work, rate, peak)}
     base = results["keras_io_convnet"]["images_per_s"]
     for entry in results.values():
         entry["ratio_vs_keras_io_convnet"] = round(entry["images_per_s"] / base, 2)
@@ -192,7 +114,7 @@ def _throughput(fn, images: np.ndarray, batch: int, rounds: int = 3) -> float:
 
 
 def bench_inference(arrays: data.Arrays, models: list[str], models_dir: Path, export_dir: Path,
-                    repeats: int) -> dict:
+                    repeats: int, peak: dict) -> dict:
     import keras
 
     from keras_digits.export import onnx_runner
@@ -239,6 +161,8 @@ def bench_inference(arrays: data.Arrays, models: list[str], models_dir: Path, ex
                 base_latency / max(row["batch1"]["p50_ms"], 1e-6), 1)
             row["batch256_ratio_vs_keras_call"] = round(
                 row["batch256_images_per_s"] / base_throughput, 2)
+            row["batch256_share_of_peak"] = flops.share_of_peak(
+                flops.forward_flops(model), row["batch256_images_per_s"], peak)
         results[name] = rows
     return results
 
@@ -249,27 +173,29 @@ def to_markdown(report: dict) -> str:
              f"Command: `{report['command']}`  ", f"Date: {report['date']}  ",
              f"Versions: {', '.join(f'{k} {v}' for k, v in report['versions'].items())}", ""]
     if tta := report.get("time-to-accuracy"):
-        lines += ["## Time to accuracy (MNIST test set, against the keras.io convnet)", "", table(
-            ("model", "s to 98.6%", "s to 99.0%", "epochs run", "final test acc"),
-            [[LABELS[key], str(tta[key]["seconds_to"].get("0.986", "–")),
-              str(tta[key]["seconds_to"].get("0.99", "–")), str(len(tta[key]["curve"])),
-              f"{100 * tta[key]['curve'][-1]['test_accuracy']:.2f}%"] for key in LABELS]),
-            "", f"Speed-up vs baseline: {tta['speedup_vs_baseline']}", ""]
-    if report.get("train"):
+        lines += race.to_markdown(tta, table)
+    if peak := report.get("peak"):
+        lines += [f"Float32 matmul peak of this machine, measured in this run: "
+                  f"{peak['gflops_per_s']} GFLOP/s ({peak['size']}-square, best of 8).", ""]
+    if train := report.get("train"):
         lines += ["## Training throughput (steady state)", "", table(
-            ("model", "batch", "images/s", "epoch of 55k", "vs keras.io convnet"),
+            ("model", "batch", "images/s", "epoch of 55k", "vs keras.io convnet",
+             "share of peak"),
             [[name, str(row["batch_size"]), str(row["images_per_s"]),
-              f"{row['epoch_seconds_55k']} s", f"{row['ratio_vs_keras_io_convnet']}x"]
-             for name, row in report["train"].items()]), ""]
+              f"{row['epoch_seconds_55k']} s", f"{row['ratio_vs_keras_io_convnet']}x",
+              f"{100 * row['share_of_peak']:.1f}%"]
+             for name, row in train.items()]), ""]
     if report.get("pipeline"):
         lines += ["## tf.data pipeline alone", "", f"{report['pipeline']}", ""]
     for name, rows in (report.get("inference") or {}).items():
         lines += [f"## Inference: {name}", "", rows["skipped"] if "skipped" in rows else table(
             ("runtime", "batch-1 p50 ms", "batch-1 p99 ms", "vs keras.predict",
-             "batch-256 images/s", "vs Keras model(x)"),
+             "batch-256 images/s", "vs Keras model(x)", "share of peak"),
             [[label, str(row["batch1"]["p50_ms"]), str(row["batch1"]["p99_ms"]),
               f"{row['batch1_speedup_vs_keras_predict']}x", str(row["batch256_images_per_s"]),
-              f"{row['batch256_ratio_vs_keras_call']}x"] for label, row in rows.items()]), ""]
+              f"{row['batch256_ratio_vs_keras_call']}x",
+              f"{100 * row['batch256_share_of_peak']:.1f}%"] for label, row in rows.items()]),
+            ""]
     return "\n".join(lines)
 
 
@@ -286,7 +212,12 @@ def build_parser() -> Parser:
     parser.add_argument("--max-epochs", type=positive_int, default=8)
     parser.add_argument("--repeats", type=positive_int, default=200,
                         help="batch-1 calls per latency measurement")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the seed (the first of --seeds)")
+    parser.add_argument("--seeds", type=positive_int, default=1,
+                        help="time-to-accuracy: repeat the race with this many seeds")
+    parser.add_argument("--contestants", nargs="+", default=list(race.CONTESTANTS),
+                        choices=list(race.CONTESTANTS),
+                        help="time-to-accuracy: who races the keras.io convnet")
     parser.add_argument("--models-dir", default="saved_models")
     parser.add_argument("--export-dir", default="export")
     parser.add_argument("--data-dir")
@@ -313,20 +244,26 @@ def main(argv: list[str]) -> int:
         "machine": runtime.machine_description(),
     }
     if "time-to-accuracy" in suites:
-        print("== time to accuracy: keras.io convnet, then our cnn with and without "
-              "augmentation", flush=True)
-        report["time-to-accuracy"] = bench_time_to_accuracy(arrays, args.limit, args.max_epochs,
-                                                            args.seed)
+        print(f"== time to accuracy: keras.io convnet, then {', '.join(args.contestants)}",
+              flush=True)
+        report["time-to-accuracy"] = race.race(arrays, args.limit, args.max_epochs,
+                                               list(range(args.seed, args.seed + args.seeds)),
+                                               args.contestants)
+    if "train" in suites or "inference" in suites:
+        print("== float32 matmul peak", flush=True)
+        report["peak"] = flops.matmul_peak()
     if "train" in suites:
         print("== training throughput", flush=True)
-        report["train"] = bench_train(arrays, args.models, args.train_images, args.seed)
+        report["train"] = bench_train(arrays, args.models, args.train_images, args.seed,
+                                      report["peak"])
     if "pipeline" in suites:
         print("== tf.data pipeline", flush=True)
         report["pipeline"] = bench_pipeline(arrays)
     if "inference" in suites:
         print("== inference", flush=True)
         report["inference"] = bench_inference(arrays, args.models, Path(args.models_dir),
-                                              Path(args.export_dir), args.repeats)
+                                              Path(args.export_dir), args.repeats,
+                                              report["peak"])
     stem = args.name or f"bench-{report['versions']['backend']}"
     atomic.write_json(out / f"{stem}.json", report)
     markdown = to_markdown(report)

@@ -65,10 +65,12 @@ def _compile(model, recipe, lr: float, steps_per_epoch: int, epochs: int, jit: b
         initial_learning_rate=lr / 10, decay_steps=max(1, steps_per_epoch * epochs - warmup),
         alpha=0.01, warmup_target=lr, warmup_steps=warmup,
     )
+    beta_1, beta_2 = recipe.betas
     if recipe.weight_decay:
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay)
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay,
+                                           beta_1=beta_1, beta_2=beta_2)
     else:
-        optimizer = keras.optimizers.Adam(schedule)
+        optimizer = keras.optimizers.Adam(schedule, beta_1=beta_1, beta_2=beta_2)
     loss = keras.losses.SparseCategoricalCrossentropy()
     if recipe.label_smoothing:
         loss = _SmoothedSparseCrossentropy(recipe.label_smoothing)

@@ -25,6 +25,7 @@ LAYERS = [
     {"litert"},
     {"export"},
     {"reader"},
+    {"race", "flops"},  # bench's parts: the time-to-accuracy race, FLOP counting
     {"predict", "report", "bench", "evaluate"},
     {"api"},  # the HTTP prediction endpoint, built on predict's JSON
     {"serve"},
