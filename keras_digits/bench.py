@@ -215,9 +215,10 @@ def build_parser() -> Parser:
     parser.add_argument("--seed", type=int, default=0, help="the seed (the first of --seeds)")
     parser.add_argument("--seeds", type=positive_int, default=1,
                         help="time-to-accuracy: repeat the race with this many seeds")
-    parser.add_argument("--contestants", nargs="+", default=list(race.CONTESTANTS),
+    parser.add_argument("--contestants", nargs="+", default=list(race.DEFAULT_CONTESTANTS),
                         choices=list(race.CONTESTANTS),
-                        help="time-to-accuracy: who races the keras.io convnet")
+                        help="time-to-accuracy: who races the keras.io convnet (default: "
+                             f"{' '.join(race.DEFAULT_CONTESTANTS)})")
     parser.add_argument("--models-dir", default="saved_models")
     parser.add_argument("--export-dir", default="export")
     parser.add_argument("--data-dir")

@@ -202,8 +202,10 @@ def cnn(num_classes: int = NUM_CLASSES, width: int = 16, mirror: bool = False,
 @register_model(
     # One epoch, whole: a warm-up to a high learning rate and down again, and short memories in
     # Adam (betas 0.7 / 0.9) so that it follows that fast schedule (the recipe of the public
-    # one-epoch MNIST records; its measurement is in docs/RESULTS.md).
-    Recipe(epochs=1, batch_size=256, learning_rate=1e-2, patience=1, betas=(0.7, 0.9)),
+    # one-epoch MNIST records). Label smoothing made every seed land above 99% instead of three
+    # in five (measurements in docs/RESULTS.md).
+    Recipe(epochs=1, batch_size=256, learning_rate=1e-2, patience=1, label_smoothing=0.1,
+           betas=(0.7, 0.9)),
     "the speed variant: two convolutions and a 256-unit dense layer, 99% in one epoch",
 )
 def cnn_fast(num_classes: int = NUM_CLASSES) -> keras.Model:

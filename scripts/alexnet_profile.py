@@ -1,0 +1,121 @@
+"""Where one AlexNet training step spends its time on this machine, part by part.
+
+Times each part of a training step of the registry AlexNet (batch 256, its recipe's optimizer),
+each compiled with tf.function, best of `--repeats` after a warm-up:
+
+- step: the whole step, as `model.fit` runs it (distortions, forward, backward, Adam)
+- distortions: the training-only pen and warp layers, forward (they have no weights)
+- convolutions: the five conv/BatchNorm/pool blocks, forward and backward
+- dense: fc6, fc7 and the logits, forward and backward, from features of the same shape
+- adam: the optimizer's update of all 18M weights, with gradients given
+
+The parts are timed apart, so they need not add up to the step exactly (the step overlaps some
+work and adds the loss and the gradient bookkeeping). Prints a table and one JSON line.
+
+    .venv/bin/python scripts/alexnet_profile.py [--precision float32|mixed_bfloat16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+
+def best_seconds(fn, repeats: int) -> float:
+    fn()  # trace and warm up
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--precision", default="float32",
+                        choices=("float32", "mixed_bfloat16"))
+    args = parser.parse_args()
+
+    import keras
+    import tensorflow as tf
+
+    from keras_digits import flops, models
+
+    keras.utils.set_random_seed(0)
+    keras.mixed_precision.set_global_policy(args.precision)
+    model = models.create_model("alexnet")
+    recipe = models.get_entry("alexnet").recipe
+    optimizer = keras.optimizers.Adam(recipe.learning_rate)
+    optimizer.build(model.trainable_variables)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    rng = np.random.default_rng(0)
+    pixels = tf.constant(rng.integers(0, 256, (args.batch, 28, 28, 1)).astype("float32"))
+    labels = tf.constant(rng.integers(0, 10, args.batch))
+
+    distort = keras.Model(model.input, model.get_layer("handwriting").output)
+    convolutions = keras.Model(model.get_layer("conv1_conv").input,
+                               model.get_layer("flatten").output)
+    dense = keras.Model(model.get_layer("fc6").input, model.get_layer("probabilities").output)
+    distorted = distort(pixels, training=True)
+    features = convolutions(distorted, training=True)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss = loss_fn(labels, model(pixels, training=True))
+        optimizer.apply(tape.gradient(loss, model.trainable_variables),
+                        model.trainable_variables)
+
+    @tf.function
+    def distortions():
+        return distort(pixels, training=True)
+
+    def backward_through(part, inputs):
+        @tf.function
+        def run():
+            with tf.GradientTape() as tape:
+                out = tf.reduce_mean(tf.cast(part(inputs, training=True), tf.float32))
+            return tape.gradient(out, part.trainable_variables)
+        return run
+
+    zeros = [tf.zeros_like(v) for v in model.trainable_variables]
+
+    @tf.function
+    def adam():
+        optimizer.apply(zeros, model.trainable_variables)
+
+    parts = {"step": step, "distortions": distortions,
+             "convolutions": backward_through(convolutions, distorted),
+             "dense": backward_through(dense, features), "adam": adam}
+    seconds = {name: best_seconds(fn, args.repeats) for name, fn in parts.items()}
+    conv_flops = flops.forward_flops(convolutions) * flops.TRAINING_PASSES * args.batch
+    dense_flops = flops.forward_flops(dense) * flops.TRAINING_PASSES * args.batch
+    peak = flops.matmul_peak()
+    row = {"precision": args.precision, "batch": args.batch,
+           "ms": {k: round(1000 * v, 1) for k, v in seconds.items()},
+           "share_of_step": {k: round(v / seconds["step"], 3) for k, v in seconds.items()
+                             if k != "step"},
+           "gflops_per_s": {"convolutions": round(conv_flops / seconds["convolutions"] / 1e9, 1),
+                            "dense": round(dense_flops / seconds["dense"] / 1e9, 1)},
+           "matmul_peak_gflops_per_s": peak["gflops_per_s"],
+           "epoch_seconds_55k": round(seconds["step"] * 55_000 / args.batch, 1)}
+    print("| part | ms per step | share of the step |\n|---|---:|---:|")
+    for name, ms in row["ms"].items():
+        share = row["share_of_step"].get(name, 1.0)
+        print(f"| {name} | {ms} | {100 * share:.0f}% |")
+    print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
