@@ -19,11 +19,14 @@ from keras import ops
 
 class _TrainingDistortion(keras.layers.Layer):
     """Shared by the distortions: its own seed generator, an identity outside training, the
-    input's shape out, and a config of the constructor's fields."""
+    input's shape out, and a config of the constructor's fields. They always compute in
+    float32 (no weights, little work), so a mixed-precision policy never meets a float32 random
+    number with a float16 image; the next layer casts to its own precision."""
 
     fields: tuple[str, ...] = ()
 
     def __init__(self, seed: int | None = None, **kwargs) -> None:
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)

@@ -30,10 +30,13 @@ def has_gpu() -> bool:
 
 
 def resolve_precision(precision: str, gpu: bool) -> str:
-    """`auto` means mixed_float16 on a GPU (tensor cores) and float32 on CPU (no fp16 speed-up)."""
+    """`auto` means mixed_float16 on a GPU (tensor cores) and float32 on CPU (no fp16 speed-up);
+    `bfloat16` is mixed bfloat16, which CPUs with AVX512-BF16 or AMX multiply about twice as
+    fast as float32 (AlexNet's dense layers: docs/RESULTS.md)."""
     if precision == "auto":
         return "mixed_float16" if gpu else "float32"
-    return {"mixed": "mixed_float16", "float32": "float32"}[precision]
+    return {"mixed": "mixed_float16", "bfloat16": "mixed_bfloat16",
+            "float32": "float32"}[precision]
 
 
 def resolve_jit(jit: str, gpu: bool) -> bool:

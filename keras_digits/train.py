@@ -258,7 +258,8 @@ def build_parser() -> Parser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--deterministic", action="store_true",
                         help="TensorFlow op determinism: identical runs for the same seed")
-    parser.add_argument("--precision", choices=("auto", "float32", "mixed"), default="auto")
+    parser.add_argument("--precision", choices=("auto", "float32", "mixed", "bfloat16"),
+                        default="auto")
     parser.add_argument("--jit", choices=("auto", "on", "off"), default="auto",
                         help="XLA compilation (auto: on with a GPU only)")
     parser.add_argument("--limit", type=positive_int,

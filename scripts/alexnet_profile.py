@@ -10,9 +10,10 @@ each compiled with tf.function, best of `--repeats` after a warm-up:
 - adam: the optimizer's update of all 18M weights, with gradients given
 
 The parts are timed apart, so they need not add up to the step exactly (the step overlaps some
-work and adds the loss and the gradient bookkeeping). Prints a table and one JSON line.
+work and adds the loss and the gradient bookkeeping). Each precision asked for is measured in
+the same run, float32 first, so their ratio is fair. Prints a table and a JSON line for each.
 
-    .venv/bin/python scripts/alexnet_profile.py [--precision float32|mixed_bfloat16]
+    .venv/bin/python scripts/alexnet_profile.py [--precision float32 mixed_bfloat16]
 """
 
 from __future__ import annotations
@@ -39,29 +40,26 @@ def best_seconds(fn, repeats: int) -> float:
     return best
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--precision", default="float32",
-                        choices=("float32", "mixed_bfloat16"))
-    args = parser.parse_args()
-
+def profile(precision: str, batch: int, repeats: int) -> dict:
+    """Milliseconds per part of one training step under `precision`."""
     import keras
     import tensorflow as tf
 
     from keras_digits import flops, models
 
     keras.utils.set_random_seed(0)
-    keras.mixed_precision.set_global_policy(args.precision)
-    model = models.create_model("alexnet")
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        model = models.create_model("alexnet")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     recipe = models.get_entry("alexnet").recipe
     optimizer = keras.optimizers.Adam(recipe.learning_rate)
     optimizer.build(model.trainable_variables)
     loss_fn = keras.losses.SparseCategoricalCrossentropy()
     rng = np.random.default_rng(0)
-    pixels = tf.constant(rng.integers(0, 256, (args.batch, 28, 28, 1)).astype("float32"))
-    labels = tf.constant(rng.integers(0, 10, args.batch))
+    pixels = tf.constant(rng.integers(0, 256, (batch, 28, 28, 1)).astype("float32"))
+    labels = tf.constant(rng.integers(0, 10, batch))
 
     distort = keras.Model(model.input, model.get_layer("handwriting").output)
     convolutions = keras.Model(model.get_layer("conv1_conv").input,
@@ -98,23 +96,41 @@ def main() -> None:
     parts = {"step": step, "distortions": distortions,
              "convolutions": backward_through(convolutions, distorted),
              "dense": backward_through(dense, features), "adam": adam}
-    seconds = {name: best_seconds(fn, args.repeats) for name, fn in parts.items()}
-    conv_flops = flops.forward_flops(convolutions) * flops.TRAINING_PASSES * args.batch
-    dense_flops = flops.forward_flops(dense) * flops.TRAINING_PASSES * args.batch
+    seconds = {name: best_seconds(fn, repeats) for name, fn in parts.items()}
+    conv_flops = flops.forward_flops(convolutions) * flops.TRAINING_PASSES * batch
+    dense_flops = flops.forward_flops(dense) * flops.TRAINING_PASSES * batch
+    return {"precision": precision, "batch": batch,
+            "ms": {k: round(1000 * v, 1) for k, v in seconds.items()},
+            "share_of_step": {k: round(v / seconds["step"], 3) for k, v in seconds.items()
+                              if k != "step"},
+            "gflops_per_s": {"convolutions": round(conv_flops / seconds["convolutions"] / 1e9, 1),
+                             "dense": round(dense_flops / seconds["dense"] / 1e9, 1)},
+            "epoch_seconds_55k": round(seconds["step"] * 55_000 / batch, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--precision", nargs="+", default=["float32", "mixed_bfloat16"],
+                        choices=("float32", "mixed_bfloat16"))
+    args = parser.parse_args()
+
+    from keras_digits import flops
+
     peak = flops.matmul_peak()
-    row = {"precision": args.precision, "batch": args.batch,
-           "ms": {k: round(1000 * v, 1) for k, v in seconds.items()},
-           "share_of_step": {k: round(v / seconds["step"], 3) for k, v in seconds.items()
-                             if k != "step"},
-           "gflops_per_s": {"convolutions": round(conv_flops / seconds["convolutions"] / 1e9, 1),
-                            "dense": round(dense_flops / seconds["dense"] / 1e9, 1)},
-           "matmul_peak_gflops_per_s": peak["gflops_per_s"],
-           "epoch_seconds_55k": round(seconds["step"] * 55_000 / args.batch, 1)}
-    print("| part | ms per step | share of the step |\n|---|---:|---:|")
-    for name, ms in row["ms"].items():
-        share = row["share_of_step"].get(name, 1.0)
-        print(f"| {name} | {ms} | {100 * share:.0f}% |")
-    print(json.dumps(row))
+    rows = [profile(precision, args.batch, args.repeats) for precision in args.precision]
+    print(f"float32 matmul peak: {peak['gflops_per_s']} GFLOP/s\n")
+    print("| part | " + " | ".join(f"{r['precision']} ms (share)" for r in rows) + " |")
+    print("|---|" + "---:|" * len(rows))
+    for part in rows[0]["ms"]:
+        print(f"| {part} | " + " | ".join(
+            f"{r['ms'][part]} ({100 * r['share_of_step'].get(part, 1.0):.0f}%)" for r in rows)
+            + " |")
+    for row in rows:
+        row["matmul_peak_gflops_per_s"] = peak["gflops_per_s"]
+        row["step_speedup_vs_first"] = round(rows[0]["ms"]["step"] / row["ms"]["step"], 2)
+        print(json.dumps(row))
 
 
 if __name__ == "__main__":

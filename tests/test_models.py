@@ -39,15 +39,19 @@ def test_rescaling_happens_inside_the_model():
     assert np.allclose(out, 1.0)
 
 
-def test_mixed_precision_still_outputs_float32():
-    keras.mixed_precision.set_global_policy("mixed_float16")
+@pytest.mark.parametrize("policy,compute", [("mixed_float16", "float16"),
+                                            ("mixed_bfloat16", "bfloat16")])
+def test_mixed_precision_still_outputs_float32(policy, compute):
+    keras.mixed_precision.set_global_policy(policy)
     try:
-        model = models.create_model("cnn")
+        model = models.create_model("alexnet")
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    assert model.get_layer("block1_conv").compute_dtype == "float16"
-    probs = model(np.zeros((2, 28, 28, 1), dtype="float32"), training=False)
-    assert keras.backend.standardize_dtype(probs.dtype) == "float32"
+    assert model.get_layer("conv1_conv").compute_dtype == compute
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 28, 28, 1)).astype("float32")
+    for training in (False, True):  # the training-only distortions run in float32
+        probs = model(pixels, training=training)
+        assert keras.backend.standardize_dtype(probs.dtype) == "float32"
 
 
 def test_models_are_pure_keras():
