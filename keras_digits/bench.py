@@ -43,20 +43,29 @@ def _backend() -> str:
 
 
 def bench_train(arrays: data.Arrays, models: list[str], images: int, seed: int,
-                peak: dict) -> dict:
+                peak: dict, precisions: tuple[str, ...] = ("auto",)) -> dict:
     """Steady-state training throughput: a warm-up epoch (tracing, caches), then a timed one;
-    and what share of the machine's matmul `peak` (measured in the same run) that is."""
+    and what share of the machine's matmul `peak` (measured in the same run) that is. Each model
+    runs in each of `precisions` that resolves to a precision not yet measured for it; rows
+    after a model's first are named `model (precision)`."""
     import keras
 
     splits = data.split(arrays, images)
     results = {}
-    for name in ["keras_io_convnet", *models]:
+    runs = [("keras_io_convnet", "float32")] + [(m, p) for m in models for p in precisions]
+    measured: set[tuple[str, str]] = set()
+    for name, precision in runs:
         keras.utils.set_random_seed(seed)
         if name == "keras_io_convnet":
-            model, batch = race.keras_io_convnet(), 128
+            model, batch, resolved = race.keras_io_convnet(), 128, "float32"
         else:
-            plan = build_compiled(TrainConfig(model=name), len(splits.train[0]))
-            model, batch = plan.model, plan.batch_size
+            plan = build_compiled(TrainConfig(model=name, precision=precision),
+                                  len(splits.train[0]))
+            model, batch, resolved = plan.model, plan.batch_size, plan.precision
+        if (name, resolved) in measured:
+            continue
+        key = name if not any(done == name for done, _ in measured) else f"{name} ({resolved})"
+        measured.add((name, resolved))
         inputs = race.fit_inputs(*splits.train, batch, seed)
         model.fit(**inputs, epochs=1, verbose=0)
         start = time.perf_counter()
@@ -64,7 +73,7 @@ def bench_train(arrays: data.Arrays, models: list[str], images: int, seed: int,
         seconds = time.perf_counter() - start
         rate = len(splits.train[0]) / seconds
         work = flops.TRAINING_PASSES * flops.forward_flops(model)
-        results[name] = {"images_per_s": round(rate, 1), "batch_size": batch,
+        results[key] = {"images_per_s": round(rate, 1), "batch_size": batch, "precision": resolved,
                          "epoch_seconds_55k": round(55_000 / rate, 1),
                          "training_flops_per_image": work,
                          "share_of_peak": flops.share_of_peak(work, rate, peak)}
@@ -179,9 +188,9 @@ def to_markdown(report: dict) -> str:
                   f"{peak['gflops_per_s']} GFLOP/s ({peak['size']}-square, best of 8).", ""]
     if train := report.get("train"):
         lines += ["## Training throughput (steady state)", "", table(
-            ("model", "batch", "images/s", "epoch of 55k", "vs keras.io convnet",
+            ("model", "precision", "batch", "images/s", "epoch of 55k", "vs keras.io convnet",
              "share of peak"),
-            [[name, str(row["batch_size"]), str(row["images_per_s"]),
+            [[name, row["precision"], str(row["batch_size"]), str(row["images_per_s"]),
               f"{row['epoch_seconds_55k']} s", f"{row['ratio_vs_keras_io_convnet']}x",
               f"{100 * row['share_of_peak']:.1f}%"]
              for name, row in train.items()]), ""]
@@ -210,6 +219,9 @@ def build_parser() -> Parser:
     parser.add_argument("--train-images", type=positive_int, default=8192,
                         help="images per epoch for the throughput suite")
     parser.add_argument("--max-epochs", type=positive_int, default=8)
+    parser.add_argument("--precisions", nargs="+", default=["auto"],
+                        choices=("auto", "float32", "mixed", "bfloat16"),
+                        help="train suite: each model in each of these precisions")
     parser.add_argument("--repeats", type=positive_int, default=200,
                         help="batch-1 calls per latency measurement")
     parser.add_argument("--seed", type=int, default=0, help="the seed (the first of --seeds)")
@@ -256,7 +268,7 @@ def main(argv: list[str]) -> int:
     if "train" in suites:
         print("== training throughput", flush=True)
         report["train"] = bench_train(arrays, args.models, args.train_images, args.seed,
-                                      report["peak"])
+                                      report["peak"], tuple(args.precisions))
     if "pipeline" in suites:
         print("== tf.data pipeline", flush=True)
         report["pipeline"] = bench_pipeline(arrays)

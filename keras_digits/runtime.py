@@ -29,12 +29,25 @@ def has_gpu() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def resolve_precision(precision: str, gpu: bool) -> str:
-    """`auto` means mixed_float16 on a GPU (tensor cores) and float32 on CPU (no fp16 speed-up);
-    `bfloat16` is mixed bfloat16, which CPUs with AVX512-BF16 or AMX multiply about twice as
-    fast as float32 (AlexNet's dense layers: docs/RESULTS.md)."""
+def cpu_has_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), as Linux reports."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = next((line for line in handle if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, gpu: bool, bfloat16_on_cpu: bool = False) -> str:
+    """`auto` means mixed_float16 on a GPU (tensor cores) and float32 on CPU (no fp16 speed-up),
+    or mixed bfloat16 for a model whose recipe asks for it on a CPU that multiplies bfloat16
+    natively (about twice as fast as float32 for AlexNet's dense layers: docs/RESULTS.md).
+    `bfloat16` asks for mixed bfloat16 anywhere."""
     if precision == "auto":
-        return "mixed_float16" if gpu else "float32"
+        if gpu:
+            return "mixed_float16"
+        return "mixed_bfloat16" if bfloat16_on_cpu and cpu_has_bfloat16() else "float32"
     return {"mixed": "mixed_float16", "bfloat16": "mixed_bfloat16",
             "float32": "float32"}[precision]
 

@@ -134,7 +134,7 @@ def build_compiled(config: TrainConfig, n_train: int, strategy=None) -> Plan:
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     batch_size = (config.batch_size or recipe.batch_size) * replicas
     gpu = runtime.has_gpu()
-    precision = runtime.resolve_precision(config.precision, gpu)
+    precision = runtime.resolve_precision(config.precision, gpu, recipe.bfloat16_on_cpu)
     jit = runtime.resolve_jit(config.jit, gpu)
     learning_rate = config.learning_rate or recipe.learning_rate
     keras.mixed_precision.set_global_policy(precision)

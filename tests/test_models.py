@@ -146,3 +146,20 @@ def test_the_published_model_loads_in_plain_keras(tiny_trained_dir):
             "assert model.output_shape == (None, 10)\n"
             "assert getattr(model, 'optimizer', None) is None\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_auto_precision_picks_bfloat16_only_where_asked_and_supported(monkeypatch):
+    from keras_digits import runtime
+
+    for has_bf16 in (True, False):
+        monkeypatch.setattr(runtime, "cpu_has_bfloat16", lambda has=has_bf16: has)
+        alexnet = models.get_entry("alexnet")
+        expected = "mixed_bfloat16" if has_bf16 else "float32"
+        assert runtime.resolve_precision(
+            "auto", False, alexnet.recipe_for("mnist").bfloat16_on_cpu) == expected
+        assert runtime.resolve_precision(  # clothes were not measured in bfloat16
+            "auto", False, alexnet.recipe_for("fashion_mnist").bfloat16_on_cpu) == "float32"
+        assert runtime.resolve_precision(
+            "auto", False, models.get_entry("cnn").recipe.bfloat16_on_cpu) == "float32"
+        assert runtime.resolve_precision("auto", True, True) == "mixed_float16"  # a GPU
+        assert runtime.resolve_precision("bfloat16", False) == "mixed_bfloat16"
