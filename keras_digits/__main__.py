@@ -10,7 +10,7 @@ import importlib.util
 import sys
 
 import keras_digits
-from keras_digits.cli import EXIT_USER_ERROR, run_cli
+from keras_digits import cli
 
 # Command -> what it does; each is the module keras_digits.<command>.
 COMMANDS = {
@@ -50,13 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"error: unknown command {command!r}: choose one of {', '.join(COMMANDS)} "
               "(see `keras-digits --help`)", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return cli.EXIT_USER_ERROR
     if command in NEEDS_TRAINING:  # say so before any work, not after loading the data
         for package in ("tensorflow", "keras"):
             if importlib.util.find_spec(package) is None:
                 return _needs_training(command, package)
+    cli.invoked_as = f"keras-digits {command}"
     try:  # stages import TensorFlow at the top or on first use: either can fail here
-        return run_cli(importlib.import_module(f"keras_digits.{command}").main, rest)
+        return cli.run_cli(importlib.import_module(f"keras_digits.{command}").main, rest)
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in TRAINING_PACKAGES:
             raise
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 def _needs_training(command: str, missing: str) -> int:
     print(f"error: `keras-digits {command}` needs the training packages ({missing} is not "
           "installed); install them with `pip install 'keras_digits[train]'`", file=sys.stderr)
-    return EXIT_USER_ERROR
+    return cli.EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

@@ -20,8 +20,18 @@ class UserError(Exception):
     """A problem with the user's input or environment, described in one actionable line."""
 
 
+# Set by the `keras-digits` command to the name it was called by ("keras-digits train"), so
+# usage lines and error hints name the command the user typed, not `python -m ...`.
+invoked_as: str | None = None
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a bad argument is one line (with a pointer to --help), not a usage dump."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        if invoked_as is not None:
+            kwargs["prog"] = invoked_as
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         print(f"error: {message} (see `{self.prog} --help`)", file=sys.stderr)

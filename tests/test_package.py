@@ -44,10 +44,16 @@ def test_help_lists_the_commands_and_a_wrong_one_is_one_line():
     assert "unknown command 'tarin'" in last_error_line(wrong.stderr)
 
 
-def test_a_command_runs_its_stage(tmp_path):
-    missing = str(tmp_path / "missing.png")
-    via_command = run_module("keras_digits", "predict", missing)
-    via_module = run_module("keras_digits.predict", missing)
+def test_a_bad_option_points_to_the_command_the_user_typed():
+    result = run_module("keras_digits", "train", "cnn", "--epochs", "0")
+    assert result.returncode == 2
+    assert "(see `keras-digits train --help`)" in last_error_line(result.stderr)
+
+
+def test_a_command_runs_its_stage(tmp_path, tiny_exported_dir):
+    args = (str(tmp_path / "missing.png"), "--export-dir", str(tiny_exported_dir.parent))
+    via_command = run_module("keras_digits", "predict", *args)
+    via_module = run_module("keras_digits.predict", *args)
     assert via_command.returncode == via_module.returncode != 0
     assert last_error_line(via_command.stderr) == last_error_line(via_module.stderr)
     assert "missing.png does not exist" in last_error_line(via_command.stderr)
