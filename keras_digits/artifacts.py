@@ -3,6 +3,7 @@
     saved_models/<dataset>/<model>/     train: model.keras, saved_model/, history.csv,
                                         metrics.json, calibration.json, logs/
     saved_models/<dataset>/.<model>.work/   a run in progress (resume state)
+    saved_models/<dataset>/.<model>.lock    the process id of the run in progress
     export/<dataset>/<model>.onnx       export: ONNX, <model>.int8.onnx, saved_model/<model>/,
     export/<dataset>/parity.json        and the parity of every exported model
 
@@ -28,6 +29,10 @@ def model_dir(models_root: Path | str, dataset: str, name: str) -> Path:
 
 def work_dir(models_root: Path | str, dataset: str, name: str) -> Path:
     return Path(models_root) / dataset / f".{name}.work"
+
+
+def lock_path(models_root: Path | str, dataset: str, name: str) -> Path:
+    return Path(models_root) / dataset / f".{name}.lock"
 
 
 def export_dir(export_root: Path | str, dataset: str) -> Path:

@@ -51,10 +51,13 @@ def publish_dir(staging: Path, final: Path) -> None:
 def _owner_alive(path: Path) -> bool:
     """Whether the process whose pid ends the temporary's name is still running."""
     try:
-        pid = int(path.name.rsplit("-", 1)[1])
+        return _other_process_alive(int(path.name.rsplit("-", 1)[1]))
     except (IndexError, ValueError):
         return False
-    if pid == os.getpid():
+
+
+def _other_process_alive(pid: int) -> bool:
+    if pid <= 0 or pid == os.getpid():
         return False
     try:
         os.kill(pid, 0)
@@ -63,6 +66,28 @@ def _owner_alive(path: Path) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def claim(lock: Path, what: str) -> None:
+    """Take `lock` for this process, or say who holds it: two runs writing the same files
+    would spoil each other's resume state. A lock left by a killed run is taken over."""
+    for _ in range(2):
+        try:
+            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                holder = int(lock.read_text() or 0)
+            except (OSError, ValueError):
+                holder = 0
+            if _other_process_alive(holder):
+                raise UserError(f"{what} is already running (process {holder}); wait for it to "
+                                "finish, or pass another --out-dir") from None
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(handle, "w") as file:
+            file.write(str(os.getpid()))
+        return
+    raise UserError(f"could not lock {lock}; remove it if no run is going on")
 
 
 def sweep_leftovers(folder: Path) -> list[Path]:

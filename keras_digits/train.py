@@ -95,8 +95,9 @@ class _SmoothedSparseCrossentropy:
 
 
 def prepare_output(out_root: Path, dataset: str, model: str) -> tuple[Path, Path]:
-    """Check the output folder is writable, sweep leftovers of crashed runs, return paths."""
+    """Check the output folder is writable, lock it for this model, sweep leftovers; paths."""
     atomic.require_writable(out_root / dataset)
+    atomic.claim(artifacts.lock_path(out_root, dataset, model), f"training {model} into {out_root}")
     atomic.sweep_leftovers(out_root / dataset)
     return (artifacts.model_dir(out_root, dataset, model),
             artifacts.work_dir(out_root, dataset, model))
@@ -238,6 +239,7 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
         atomic.write_json(staging / "metrics.json", metrics)
         atomic.write_json(artifacts.calibration_path(staging), calibration)
     shutil.rmtree(work, ignore_errors=True)
+    artifacts.lock_path(out_root, config.dataset, config.model).unlink(missing_ok=True)
     return metrics
 
 

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_module
+from conftest import last_error_line, run_module
 
 from keras_digits import artifacts, data
 
@@ -145,3 +145,28 @@ def test_malformed_tf_config_is_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("error: TF_CONFIG is not a valid cluster description")
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_a_second_run_is_refused_and_a_dead_runs_lock_taken_over(tmp_path):
+    """Two runs of one model into one folder would spoil each other's resume state."""
+    import subprocess
+    import sys
+
+    lock = artifacts.lock_path(tmp_path, "mnist", "linear")
+    lock.parent.mkdir(parents=True)
+    args = ("keras_digits.train", "linear", "--limit", "512", "--epochs", "1", "--quiet",
+            "--out-dir", str(tmp_path))
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        lock.write_text(str(holder.pid))  # a live run holds it
+        refused = run_module(*args)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert refused.returncode == 2
+    assert f"already running (process {holder.pid})" in last_error_line(refused.stderr)
+    assert not (tmp_path / "mnist" / "linear").exists()
+    resumed = run_module(*args)  # the holder is gone (as after kill -9): its lock is taken over
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert (tmp_path / "mnist" / "linear" / "model.keras").is_file() and not lock.exists()
