@@ -26,7 +26,7 @@ from pathlib import Path
 
 from keras_digits.catalog import class_names
 from keras_digits.cli import UserError
-from keras_digits.predict import describe
+from keras_digits.predict import auto_check_partner, describe
 from keras_digits.reader import DigitReader, NumberReading
 
 MAX_BYTES = 10 * 2**20  # the largest upload; a 12-megapixel JPEG is about 5 MB
@@ -52,9 +52,7 @@ class Predictor:
     def reader(self, name: str, checked: bool) -> DigitReader:
         with self.loading:
             if (name, checked) not in self.readers:
-                # As predict's `--check auto`: alexnet checks the others, cnn checks alexnet.
-                other = "cnn" if name == "alexnet" else "alexnet"
-                check = self.model_paths.get(other) if checked else None
+                check = self.model_paths.get(auto_check_partner(name)) if checked else None
                 try:
                     reader = DigitReader(self.model_paths[name], check=check)
                 except UserError:  # a check model for other classes: read without one

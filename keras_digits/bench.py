@@ -158,7 +158,7 @@ def bench_inference(arrays: data.Arrays, models: list[str], models_dir: Path, ex
                 plural = "s" if threads > 1 else ""
                 runners[f"{label} ({threads} thread{plural})"] = (
                     litert.runner if runtime_name == "LiteRT" else onnx_runner)(path, threads)
-        rows = {}
+        rows, forward = {}, flops.forward_flops(model)
         for label, fn in runners.items():
             reps = max(10, repeats // 10) if label == "keras.predict" else repeats
             rows[label] = {"batch1": _latencies(fn, one, reps),
@@ -171,7 +171,7 @@ def bench_inference(arrays: data.Arrays, models: list[str], models_dir: Path, ex
             row["batch256_ratio_vs_keras_call"] = round(
                 row["batch256_images_per_s"] / base_throughput, 2)
             row["batch256_share_of_peak"] = flops.share_of_peak(
-                flops.forward_flops(model), row["batch256_images_per_s"], peak)
+                forward, row["batch256_images_per_s"], peak)
         results[name] = rows
     return results
 
@@ -182,7 +182,7 @@ def to_markdown(report: dict) -> str:
              f"Command: `{report['command']}`  ", f"Date: {report['date']}  ",
              f"Versions: {', '.join(f'{k} {v}' for k, v in report['versions'].items())}", ""]
     if tta := report.get("time-to-accuracy"):
-        lines += race.to_markdown(tta, table)
+        lines += race.to_markdown(tta)
     if peak := report.get("peak"):
         lines += [f"Float32 matmul peak of this machine, measured in this run: "
                   f"{peak['gflops_per_s']} GFLOP/s ({peak['size']}-square, best of 8).", ""]

@@ -74,14 +74,19 @@ def build_parser() -> Parser:
     return parser
 
 
+def auto_check_partner(model: str | Path) -> str:
+    """The model `--check auto` asks for a second opinion: alexnet checks the others, cnn
+    checks alexnet."""
+    return "cnn" if Path(model).name.removesuffix(".onnx") == "alexnet" else "alexnet"
+
+
 def check_model(check: str, model: str, dataset: str, export_dir: str) -> str | None:
     """The check model to load: `auto` is the other strong model when it has been exported."""
     if check == "none":
         return None
     if check != "auto":
         return check
-    other = "cnn" if Path(model).name.removesuffix(".onnx") == "alexnet" else "alexnet"
-    found = resolve_model_path(other, dataset, export_dir)
+    found = resolve_model_path(auto_check_partner(model), dataset, export_dir)
     return str(found) if found.is_file() else None
 
 

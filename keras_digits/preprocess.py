@@ -31,12 +31,14 @@ PAPER_MARGIN = PREPROCESSING["PAPER_MARGIN"]
 RULE_THICKNESS = PREPROCESSING["RULE_THICKNESS"]
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow itself refuses anything past twice this
+# How messages name an image given as a file's bytes (an upload) rather than a path.
+IMAGE_DATA = "the image data"
 
 
 def _open(path: Path | bytes) -> Image.Image:
     """A file, or the bytes of one (an upload), opened and checked before decoding."""
     if isinstance(path, bytes):
-        content, path = path, "the image data"
+        content, path = path, IMAGE_DATA
         if not content:
             raise UserError(f"{path} is empty; send a PNG, JPEG, BMP, GIF or WebP image")
         path_or_file = io.BytesIO(content)
@@ -291,7 +293,7 @@ def read_gray(source: str | Path | np.ndarray | bytes) -> np.ndarray:
         return _array_to_gray(source)
     opened = source if isinstance(source, bytes) else Path(source)
     with _open(opened) as image:
-        return _to_gray(image, "the image data" if isinstance(source, bytes) else opened)
+        return _to_gray(image, IMAGE_DATA if isinstance(source, bytes) else opened)
 
 
 def checked_ink(gray: np.ndarray, source: str | Path | np.ndarray | bytes) -> np.ndarray:
@@ -299,7 +301,7 @@ def checked_ink(gray: np.ndarray, source: str | Path | np.ndarray | bytes) -> np
     ink = ink_map(gray)
     if ink.max() < 0.5 or (ink > 0.5).sum() < 3:
         name = ("the array" if isinstance(source, np.ndarray) else
-                "the image data" if isinstance(source, bytes) else str(source))
+                IMAGE_DATA if isinstance(source, bytes) else str(source))
         raise UserError(f"{name} shows no ink (a blank page?); photograph or draw a digit")
     return ink
 

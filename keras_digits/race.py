@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from keras_digits import data
+from keras_digits import artifacts, data
 from keras_digits.train import TrainConfig, build_compiled
 
 TARGETS = (0.986, 0.990, 0.995)
@@ -134,7 +134,7 @@ def race(arrays: data.Arrays, limit: int | None, max_epochs: int, seeds: list[in
             "train_images": n_train, "test_images": len(splits.test[0])}
 
 
-def to_markdown(tta: dict, table) -> list[str]:
+def to_markdown(tta: dict) -> list[str]:
     """The race as a table: mean (min–max) over seeds; '–' where a target was not reached."""
     def seconds(entry: dict, target: str) -> str:
         found = entry["seconds_to"].get(target)
@@ -155,6 +155,6 @@ def to_markdown(tta: dict, table) -> list[str]:
              str(tta[key].get("speedup_vs_baseline", {}).get("0.99", "–"))]
             for key in ["baseline", *tta["contestants"]]]
     return [f"## Time to accuracy (MNIST test set; seeds {tta['seeds']}, at most "
-            f"{tta['max_epochs']} epochs; mean (min–max) over seeds)", "", table(
+            f"{tta['max_epochs']} epochs; mean (min–max) over seeds)", "", artifacts.markdown_table(
                 ("model", "s to 98.6%", "s to 99.0%", "s to 99.5%", "after epoch 1",
                  "epochs run", "final test acc", "99.0% vs baseline"), rows), ""]

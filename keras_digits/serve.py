@@ -137,19 +137,20 @@ class PageHandler(BaseHTTPRequestHandler):
             self.close_connection = True  # the body's end is unknown: no reuse
             return self._send_json(HTTPStatus.LENGTH_REQUIRED, {
                 "error": "send the image with a Content-Length header"}, True)
-        if int(length) > api.MAX_BYTES:
+        size = int(length)
+        if size > api.MAX_BYTES:
             self.close_connection = True  # the body is left unread
             return self._send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {
-                "error": f"the upload is {int(length):,} bytes; the limit is "
+                "error": f"the upload is {size:,} bytes; the limit is "
                          f"{api.MAX_BYTES:,}: scale the image down"}, True)
         try:
-            body = self.rfile.read(int(length))
+            body = self.rfile.read(size)
         except TimeoutError:
             self.close_connection = True
             return self._send_json(HTTPStatus.REQUEST_TIMEOUT, {
                 "error": f"the upload stalled for {self.timeout:g} s; send it again"},
                 True)
-        if len(body) < int(length):
+        if len(body) < size:
             self.close_connection = True
             return self._send_json(HTTPStatus.BAD_REQUEST, {
                 "error": "the body ended before Content-Length bytes; send it again"}, True)
