@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # One-step set-up: a virtual environment with the pinned packages, onnxruntime-web for the
 # draw-a-digit page, and (as root on Debian) Fashion-MNIST and Chromium for the browser tests.
-# Usage: bash setup.sh [requirements file]   (default requirements.txt, the CPU install)
+# Usage: bash setup.sh [requirements file]   (default requirements.txt, the CPU install; the JAX
+# backend from requirements-jax.txt is installed beside it)
 set -euo pipefail
 cd "$(dirname "$0")"
 requirements=${1:-requirements.txt}
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -r "$requirements"
+# The JAX backend (data-parallel training across processes; the tests run two on this machine).
+.venv/bin/python -m pip install --quiet -r requirements-jax.txt
 
 if command -v npm >/dev/null; then
   npm ci --no-audit --no-fund --loglevel=error

@@ -27,12 +27,18 @@ def model_dir(models_root: Path | str, dataset: str, name: str) -> Path:
     return Path(models_root) / dataset / name
 
 
-def work_dir(models_root: Path | str, dataset: str, name: str) -> Path:
-    return Path(models_root) / dataset / f".{name}.work"
+def _process_suffix(process: int) -> str:
+    """Process 0 (or the only one) uses the plain names; the other processes of a cluster
+    sharing a folder keep their own resume state beside it."""
+    return f"-p{process}" if process else ""
 
 
-def lock_path(models_root: Path | str, dataset: str, name: str) -> Path:
-    return Path(models_root) / dataset / f".{name}.lock"
+def work_dir(models_root: Path | str, dataset: str, name: str, process: int = 0) -> Path:
+    return Path(models_root) / dataset / f".{name}{_process_suffix(process)}.work"
+
+
+def lock_path(models_root: Path | str, dataset: str, name: str, process: int = 0) -> Path:
+    return Path(models_root) / dataset / f".{name}{_process_suffix(process)}.lock"
 
 
 def export_dir(export_root: Path | str, dataset: str) -> Path:

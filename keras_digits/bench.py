@@ -31,7 +31,7 @@ import numpy as np
 from keras_digits import artifacts, atomic, data, flops, litert, race, runtime
 from keras_digits.catalog import MODEL_NAMES
 from keras_digits.cli import Parser, positive_int, run_cli
-from keras_digits.train import TrainConfig, build_compiled
+from keras_digits.plan import TrainConfig, build_compiled
 
 SUITES = ("time-to-accuracy", "train", "pipeline", "inference")
 

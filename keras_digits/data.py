@@ -270,27 +270,78 @@ def to_dataset(
     batch_size: int,
     shuffle: bool = False,
     seed: int = 0,
+    drop_remainder: bool = False,
+    weights: np.ndarray | None = None,
 ) -> tf.data.Dataset:
-    """A cached, optionally shuffled, batched and prefetched tf.data pipeline of uint8 images."""
+    """A cached, optionally shuffled, batched and prefetched tf.data pipeline of uint8 images
+    (with per-image weights when given)."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32))).cache()
+    columns = (images, labels.astype(np.int32))
+    if weights is not None:
+        columns += (weights.astype(np.float32),)
+    ds = tf.data.Dataset.from_tensor_slices(columns).cache()
     if shuffle:
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     # In-memory arrays have no files to split among workers: shard by element under
     # MultiWorkerMirroredStrategy (ignored otherwise).
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
+    return (ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+            .with_options(options))
+
+
+def padded(images: np.ndarray, labels: np.ndarray, multiple: int):
+    """The split padded with blank, zero-weight images to a multiple of `multiple`, so every
+    batch divides evenly between devices and the padding changes no weighted metric."""
+    missing = -len(images) % multiple
+    weights = np.concatenate([np.ones(len(images)), np.zeros(missing)])
+    return (np.concatenate([images, np.zeros((missing, *images.shape[1:]), images.dtype)]),
+            np.concatenate([labels, np.zeros(missing, labels.dtype)]), weights)
 
 
 def make_pipelines(
-    splits: Splits, batch_size: int, seed: int = 0
+    splits: Splits, batch_size: int, seed: int = 0, devices: int = 0
 ) -> tuple[tf.data.Dataset, tf.data.Dataset, tf.data.Dataset]:
-    """Train (shuffled), validation and test pipelines; evaluation batches are larger."""
+    """Train (shuffled), validation and test pipelines; evaluation batches are larger.
+
+    Sharded over `devices` (keras.distribution, where every batch must split evenly), training
+    drops its last partial batch (another order next epoch) and validation is padded with
+    zero-weight images; the test set is evaluated on one device, whole.
+    """
     eval_batch = max(batch_size, 512)
+    if not devices:
+        validation = to_dataset(*splits.validation, eval_batch)
+    else:
+        eval_batch = -(-eval_batch // devices) * devices
+        images, labels, weights = padded(*splits.validation, eval_batch)
+        validation = to_dataset(images, labels, eval_batch, weights=weights)
     return (
-        to_dataset(*splits.train, batch_size, shuffle=True, seed=seed),
-        to_dataset(*splits.validation, eval_batch),
-        to_dataset(*splits.test, eval_batch),
+        to_dataset(*splits.train, batch_size, shuffle=True, seed=seed,
+                   drop_remainder=bool(devices)),
+        validation,
+        to_dataset(*splits.test, max(batch_size, 512)),
     )
+
+
+@dataclass(frozen=True)
+class Feeds:
+    """The arguments `fit` and `evaluate` take for each split, tf.data or numpy alike."""
+
+    train: dict
+    validation: object
+    test: dict
+
+
+def feeds(splits: Splits, batch_size: int, seed: int = 0, devices: int = 0,
+          arrays: bool = False) -> Feeds:
+    """tf.data pipelines (`make_pipelines`), or with `arrays` the numpy arrays themselves, which
+    the JAX backend takes faster on one device and without TensorFlow (docs/RESULTS.md)."""
+    if arrays:
+        return Feeds(train={"x": splits.train[0], "y": splits.train[1],
+                            "batch_size": batch_size, "shuffle": True},
+                     validation=splits.validation,
+                     test={"x": splits.test[0], "y": splits.test[1],
+                           "batch_size": max(batch_size, 512)})
+    train, validation, test = make_pipelines(splits, batch_size, seed, devices)
+    return Feeds(train={"x": train, "shuffle": False}, validation=validation, test={"x": test})

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from keras_digits import artifacts, data
-from keras_digits.train import TrainConfig, build_compiled
+from keras_digits.plan import TrainConfig, build_compiled
 
 TARGETS = (0.986, 0.990, 0.995)
 # Our contestants: the CNN as trained (handwriting distortions, the best reader of other

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import keras
 
-from keras_digits import artifacts, atomic
+from keras_digits import artifacts, atomic, runtime
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -95,6 +95,8 @@ def resume_point(work: Path) -> tuple[int, list[dict[str, float]]]:
 def callbacks(work: Path, patience: int, history_rows: list[dict[str, float]]) -> list:
     """Timing, best-epoch checkpoint, early stopping, history, TensorBoard and the backup."""
     best_so_far = max((row.get("val_accuracy", 0.0) for row in history_rows), default=None)
+    logs = ([keras.callbacks.TensorBoard(log_dir=str(work / "logs"), profile_batch=0)]
+            if runtime.has_tensorflow() else [])  # Keras writes its logs with tf.summary
     return [
         EpochTimer(),
         AtomicCheckpoint(work, monitor="val_accuracy", mode="max", save_best_only=True,
@@ -102,6 +104,6 @@ def callbacks(work: Path, patience: int, history_rows: list[dict[str, float]]) -
         ResumableEarlyStopping(history_rows, monitor="val_accuracy", mode="max",
                                patience=patience, restore_best_weights=True),
         keras.callbacks.CSVLogger(str(work / "history.csv"), append=True),
-        keras.callbacks.TensorBoard(log_dir=str(work / "logs"), profile_batch=0),
+        *logs,
         AtomicBackupAndRestore(backup_dir=str(work / "backup")),
     ]

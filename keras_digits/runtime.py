@@ -29,6 +29,14 @@ def has_gpu() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
+def has_tensorflow() -> bool:
+    """Whether TensorFlow is installed: the JAX backend trains without it (the lent GPU hosts
+    have none), skipping what only TensorFlow writes (SavedModel, TensorBoard logs)."""
+    from importlib.util import find_spec
+
+    return find_spec("tensorflow") is not None
+
+
 def cpu_has_bfloat16() -> bool:
     """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), as Linux reports."""
     try:
@@ -52,10 +60,11 @@ def resolve_precision(precision: str, gpu: bool, bfloat16_on_cpu: bool = False) 
             "float32": "float32"}[precision]
 
 
-def resolve_jit(jit: str, gpu: bool) -> bool:
-    """XLA pays on a GPU; on CPU it made the CNN 3x slower here (see docs/RESULTS.md)."""
+def resolve_jit(jit: str, gpu: bool, backend: str = "tensorflow") -> bool:
+    """XLA pays on a GPU; on CPU it made the TensorFlow CNN 3x slower here (see docs/RESULTS.md).
+    The JAX backend always compiles: without jit it runs op by op, many times slower."""
     if jit == "auto":
-        return gpu
+        return gpu or backend == "jax"
     return jit == "on"
 
 
@@ -106,10 +115,12 @@ def make_strategy(name: str):
 def refuse_multiworker(name: str) -> None:
     """Stop before TensorFlow starts when the run would need MultiWorkerMirroredStrategy."""
     if name == "multiworker" or (name == "auto" and cluster_workers() > 1):
-        raise UserError(f"multi-worker training is not available: Keras {version('keras')} "
-                        "model.fit fails under MultiWorkerMirroredStrategy "
-                        "(keras-team/keras#20585); train on one machine with --strategy "
-                        "mirrored (all its GPUs) and unset TF_CONFIG")
+        raise UserError(f"multi-worker training is not available on TensorFlow: Keras "
+                        f"{version('keras')} model.fit fails under MultiWorkerMirroredStrategy "
+                        "(keras-team/keras#20585); train across machines on the JAX backend "
+                        "instead: KERAS_BACKEND=jax ... train MODEL --distribute data-parallel "
+                        "--coordinator HOST:PORT --num-processes N --process-id I (README, "
+                        "'Training on several machines'), and unset TF_CONFIG")
 
 
 def strategy_name(strategy) -> str:

@@ -21,11 +21,10 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from keras_digits import artifacts, atomic, calibrate, data, runtime
+from keras_digits import artifacts, atomic, calibrate, cluster, data, runtime
 from keras_digits.cli import (
     Parser,
     UserError,
@@ -35,120 +34,19 @@ from keras_digits.cli import (
     positive_int,
     run_cli,
 )
+from keras_digits.plan import TrainConfig, build_compiled
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides a training run; `None` means "the model's recipe default"."""
-
-    model: str
-    dataset: str = "mnist"
-    epochs: int | None = None
-    batch_size: int | None = None
-    learning_rate: float | None = None
-    patience: int | None = None
-    seed: int = 0
-    precision: str = "auto"
-    jit: str = "auto"
-    limit: int | None = None
-    data_dir: str | None = None
-    deterministic: bool = False
-    verbose: int = 1
-    build_options: tuple[tuple[str, Any], ...] = ()  # builder overrides, for studies
-
-
-def _compile(model, recipe, lr: float, steps_per_epoch: int, epochs: int, jit: bool) -> None:
-    import keras
-
-    warmup = min(steps_per_epoch, max(1, steps_per_epoch * epochs // 10))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=lr / 10, decay_steps=max(1, steps_per_epoch * epochs - warmup),
-        alpha=0.01, warmup_target=lr, warmup_steps=warmup,
-    )
-    beta_1, beta_2 = recipe.betas
-    if recipe.weight_decay:
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay,
-                                           beta_1=beta_1, beta_2=beta_2)
-    else:
-        optimizer = keras.optimizers.Adam(schedule, beta_1=beta_1, beta_2=beta_2)
-    loss = keras.losses.SparseCategoricalCrossentropy()
-    if recipe.label_smoothing:
-        loss = _SmoothedSparseCrossentropy(recipe.label_smoothing)
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=jit)
-
-
-class _SmoothedSparseCrossentropy:
-    """Sparse labels with label smoothing (Keras's sparse loss has no smoothing option)."""
-
-    def __init__(self, smoothing: float) -> None:
-        import keras
-
-        self._loss = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
-        self.__name__ = "smoothed_crossentropy"
-
-    def __call__(self, y_true, y_pred):
-        import keras
-
-        one_hot = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"),
-                                    keras.ops.shape(y_pred)[-1])
-        return self._loss(one_hot, y_pred)
-
-
-def prepare_output(out_root: Path, dataset: str, model: str) -> tuple[Path, Path]:
-    """Check the output folder is writable, lock it for this model, sweep leftovers; paths."""
+def prepare_output(out_root: Path, dataset: str, model: str,
+                   process: int = 0) -> tuple[Path, Path]:
+    """Check the output folder is writable, lock it for this model (and process of a cluster),
+    sweep leftovers; the final and the work folder."""
     atomic.require_writable(out_root / dataset)
-    atomic.claim(artifacts.lock_path(out_root, dataset, model), f"training {model} into {out_root}")
+    atomic.claim(artifacts.lock_path(out_root, dataset, model, process),
+                 f"training {model} into {out_root}")
     atomic.sweep_leftovers(out_root / dataset)
     return (artifacts.model_dir(out_root, dataset, model),
-            artifacts.work_dir(out_root, dataset, model))
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A compiled model and the resolved settings it trains with."""
-
-    model: Any
-    epochs: int
-    batch_size: int
-    patience: int
-    learning_rate: float
-    precision: str
-    jit: bool
-    replicas: int = 1
-
-
-def build_compiled(config: TrainConfig, n_train: int, strategy=None) -> Plan:
-    """Create the registry model under the right precision and compile it with its recipe.
-
-    Shared by `train` and `bench`, so benchmarks measure exactly what training runs. Under a
-    tf.distribute `strategy` the model is built in its scope and the recipe's batch size is per
-    replica.
-    """
-    import contextlib
-
-    import keras
-
-    from keras_digits import models
-
-    recipe = models.get_entry(config.model).recipe_for(config.dataset)
-    epochs = config.epochs or recipe.epochs
-    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
-    batch_size = (config.batch_size or recipe.batch_size) * replicas
-    gpu = runtime.has_gpu()
-    precision = runtime.resolve_precision(config.precision, gpu, recipe.bfloat16_on_cpu)
-    jit = runtime.resolve_jit(config.jit, gpu)
-    learning_rate = config.learning_rate or recipe.learning_rate
-    keras.mixed_precision.set_global_policy(precision)
-    try:
-        with strategy.scope() if strategy is not None else contextlib.nullcontext():
-            model = models.create_model(config.model, dataset=config.dataset,
-                                        **dict(config.build_options))
-            _compile(model, recipe, learning_rate, -(-n_train // batch_size), epochs, jit)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    return Plan(model=model, epochs=epochs, batch_size=batch_size,
-                patience=config.patience or recipe.patience, learning_rate=learning_rate,
-                precision=precision, jit=jit, replicas=replicas)
+            artifacts.work_dir(out_root, dataset, model, process))
 
 
 def _inference_copy(model, config: TrainConfig, precision: str, temperature: float):
@@ -168,11 +66,16 @@ def _inference_copy(model, config: TrainConfig, precision: str, temperature: flo
 
 
 def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models",
-                       strategy=None) -> dict:
-    """Train one model on one dataset and publish its artifacts; returns its metrics."""
+                       strategy=None, distribution=None) -> dict:
+    """Train one model on one dataset and publish its artifacts; returns its metrics.
+
+    Under a keras `distribution` every process runs this; process 0 alone publishes, the others
+    keep only their own resume state.
+    """
     import keras
 
-    final, work = prepare_output(Path(out_root), config.dataset, config.model)
+    process = cluster.process_index() if distribution is not None else 0
+    final, work = prepare_output(Path(out_root), config.dataset, config.model, process)
     arrays = data.load_arrays(config.dataset, config.data_dir)
     splits = data.split(arrays, config.limit)
     keras.utils.set_random_seed(config.seed)
@@ -180,21 +83,35 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-    plan = build_compiled(config, len(splits.train[0]), strategy)
+    plan = build_compiled(config, len(splits.train[0]), strategy, distribution)
     model, batch_size = plan.model, plan.batch_size
-    train_ds, val_ds, test_ds = data.make_pipelines(splits, batch_size, config.seed)
+    # JAX on one device takes numpy arrays faster than tf.data (and needs no TensorFlow); a
+    # distribution shards tf.data batches between processes.
+    feeds = data.feeds(splits, batch_size, config.seed,
+                       devices=plan.replicas if distribution else 0,
+                       arrays=distribution is None and keras.backend.backend() == "jax")
 
     from keras_digits import resume
 
     resume_epoch, history_rows = resume.resume_point(work)
+    if distribution is not None:
+        cluster.agree_on_epoch(resume_epoch, work)
     if resume_epoch:
         print(f"resuming {config.model} from epoch {resume_epoch} ({work})", flush=True)
-    model.fit(train_ds, validation_data=val_ds, epochs=plan.epochs, verbose=config.verbose,
-              shuffle=False, callbacks=resume.callbacks(work, plan.patience, history_rows))
-
+    with cluster.lost_peer(distribution is not None):
+        model.fit(**feeds.train, validation_data=feeds.validation, epochs=plan.epochs,
+                  verbose=config.verbose,
+                  callbacks=resume.callbacks(work, plan.patience, history_rows))
     if (work / "best.keras").is_file():
         model.load_weights(work / "best.keras")
-    test_loss, test_accuracy = model.evaluate(test_ds, verbose=0)
+    if distribution is not None:  # evaluate and publish from a one-device copy, in every process
+        trained = model.get_weights()
+        model = build_compiled(config, len(splits.train[0])).model
+        model.set_weights(trained)
+    weights_sha256 = cluster.weights_digest(model.get_weights())
+    if distribution is not None:
+        cluster.agree_on_weights(weights_sha256)
+    test_loss, test_accuracy = model.evaluate(**feeds.test, verbose=0)
     rows = artifacts.read_history(work / "history.csv")
     best = max(rows, key=lambda r: r.get("val_accuracy", 0.0), default={})
     metrics = {
@@ -213,7 +130,10 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
         "deterministic": config.deterministic,
         "batch_size": batch_size,
         "strategy": runtime.strategy_name(strategy) if strategy is not None else "none",
+        "distribution": type(distribution).__name__ if distribution is not None else "none",
+        "processes": cluster.process_count() if distribution is not None else 1,
         "replicas": plan.replicas,
+        "weights_sha256": weights_sha256,
         "learning_rate": plan.learning_rate,
         "examples": {"train": len(splits.train[0]), "validation": len(splits.validation[0]),
                      "test": len(splits.test[0])},
@@ -227,12 +147,17 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
     # The published file is the calibrated model without its training-only augmentation layers,
     # and deliberately uncompiled: an optimizer without its state (the fresh copy has none) makes
     # `keras.models.load_model` warn, and whoever fine-tunes picks their own optimizer anyway.
+    if process:  # another process of a cluster: process 0 publishes the same weights
+        shutil.rmtree(work, ignore_errors=True)
+        artifacts.lock_path(out_root, config.dataset, config.model, process).unlink(missing_ok=True)
+        return metrics
     calibration = calibrate.fit(model, splits)
     model = _inference_copy(model, config, plan.precision, calibration["temperature"])
     with atomic.atomic_path(final) as staging:  # the folder appears whole or not at all
         staging.mkdir()
         model.save(staging / "model.keras")
-        model.export(str(staging / "saved_model"), format="tf_saved_model", verbose=False)
+        if runtime.has_tensorflow():  # else `export` writes it where TensorFlow is
+            model.export(str(staging / "saved_model"), format="tf_saved_model", verbose=False)
         artifacts.write_history(staging / "history.csv", rows)
         if (work / "logs").is_dir():
             shutil.copytree(work / "logs", staging / "logs")
@@ -267,11 +192,13 @@ def build_parser() -> Parser:
     parser.add_argument("--limit", type=positive_int,
                         help="use at most N images per split, for quick runs")
     parser.add_argument("--strategy", choices=runtime.STRATEGIES, default="auto",
-                        help="tf.distribute: one device, or mirrored over all local GPUs (or "
-                             "--cpu-devices); --batch-size is per replica. multiworker is refused "
-                             "until Keras fixes keras-team/keras#20585")
+                        help="TensorFlow backend: one device, or mirrored over all local GPUs "
+                             "(or --cpu-devices); --batch-size is per replica. For several "
+                             "processes or hosts use the JAX backend and --distribute")
     parser.add_argument("--cpu-devices", type=positive_int,
-                        help="split the CPU into N logical devices (try mirrored without GPUs)")
+                        help="split the CPU into N logical devices (try mirrored or "
+                             "data-parallel without GPUs)")
+    cluster.add_arguments(parser)
     parser.add_argument("--data-dir", help=f"folder with the IDX files (or ${data.DATA_DIR_ENV})")
     parser.add_argument("--out-dir", default="saved_models")
     parser.add_argument("--no-report", action="store_true",
@@ -288,20 +215,31 @@ def main(argv: list[str]) -> int:
     data.load_arrays(args.dataset, args.data_dir)
     atomic.require_writable(Path(args.out_dir) / args.dataset)
     runtime.refuse_multiworker(args.strategy)
+    spec = cluster.spec_from_args(args)
     base = TrainConfig(
         model=names[0], dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, patience=args.patience, seed=args.seed,
         precision=args.precision, jit=args.jit, limit=args.limit, data_dir=args.data_dir,
         deterministic=args.deterministic, verbose=0 if args.quiet else 1,
     )
-    strategy = _start_strategy(args)
+    strategy, distribution = None, None
+    if keras_backend() == "jax":
+        # Every process must train the same thing: compare everything but the process id.
+        distribution = cluster.start(args, spec, repr((names, replace(base, verbose=0))))
+    else:
+        strategy = _start_strategy(args)
     results = []
     for name in names:
         print(f"== training {name} on {args.dataset}", flush=True)
-        metrics = train_and_evaluate(replace(base, model=name), args.out_dir, strategy)
+        metrics = train_and_evaluate(replace(base, model=name), args.out_dir, strategy,
+                                     distribution)
         print(f"== {name}: test accuracy {100 * metrics['test_accuracy']:.2f}% "
-              f"in {metrics['train_seconds']:.1f} s", flush=True)
+              f"in {metrics['train_seconds']:.1f} s (weights sha256 "
+              f"{metrics['weights_sha256'][:16]})", flush=True)
         results.append(metrics)
+    if spec.process_id:
+        print(f"== process {spec.process_id} done; process 0 publishes the artifacts")
+        return 0
     print()
     print(format_table(results))
     if args.models == ["all"] and not args.no_report:
@@ -309,16 +247,17 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _start_strategy(args):
-    """The distribution strategy, created first thing as MultiWorkerMirroredStrategy requires;
-    None on the JAX backend, which has no tf.distribute."""
+def keras_backend() -> str:
     import keras
 
-    if keras.backend.backend() != "tensorflow":
-        if args.strategy not in ("auto", "one") or args.cpu_devices:
-            raise UserError("--strategy and --cpu-devices need the TensorFlow backend; unset "
-                            "KERAS_BACKEND or use --strategy one")
-        return None
+    return keras.backend.backend()
+
+
+def _start_strategy(args):
+    """The tf.distribute strategy, created first thing as TensorFlow requires."""
+    if args.distribute != "none":
+        raise UserError("--distribute needs the JAX backend: run with KERAS_BACKEND=jax "
+                        "(pip install -r requirements-jax.txt)")
     if args.cpu_devices:
         runtime.split_cpu(args.cpu_devices)
     strategy = runtime.make_strategy(args.strategy)

@@ -24,7 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from keras_digits import folders, preprocess  # noqa: E402
-from keras_digits.train import TrainConfig, train_and_evaluate  # noqa: E402
+from keras_digits.plan import TrainConfig  # noqa: E402
+from keras_digits.train import train_and_evaluate  # noqa: E402
 
 
 def semeion_inputs(cache: Path):

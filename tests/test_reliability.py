@@ -19,11 +19,14 @@ from keras_digits import artifacts, atomic
 
 
 @pytest.mark.slow
-def test_kill_nine_mid_training_then_resume(tmp_path):
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_kill_nine_mid_training_then_resume(backend, tmp_path):
+    if backend == "jax":
+        pytest.importorskip("jax", reason="pip install -r requirements-jax.txt")
     out = tmp_path / "models"
     args = ["-m", "keras_digits.train", "mlp", "--limit", "4000", "--epochs", "6",
             "--patience", "10", "--quiet", "--out-dir", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "KERAS_BACKEND": backend}
     work = out / "mnist" / ".mlp.work"
     process = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -55,6 +58,7 @@ def test_kill_nine_mid_training_then_resume(tmp_path):
         [r["epoch_seconds"] for r in before[:resumed_at]]
     metrics = json.loads((final / "metrics.json").read_text())
     assert metrics["epochs_run"] == 6 and (final / "model.keras").is_file()
+    assert metrics["versions"]["backend"] == backend
     assert not work.exists()
 
 

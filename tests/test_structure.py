@@ -16,11 +16,12 @@ PACKAGE = REPO / "keras_digits"
 # Stages in the order data flows; a module may import only modules at its level or before it.
 LAYERS = [
     {"cli", "catalog", "contract", "atomic"},
-    {"runtime", "augment"},
+    {"runtime", "augment", "cluster"},  # cluster: the processes of a data-parallel run
     {"data", "preprocess", "segment", "folders"},
     {"models"},
     {"artifacts"},  # loads trained models, so after models (lazily: predict stays TF-free)
     {"calibrate"},
+    {"plan"},  # a run's settings and its compiled model, shared by train and bench
     {"resume", "train"},
     {"litert"},
     {"export"},
@@ -82,6 +83,7 @@ def test_imports_flow_one_way_without_a_circle():
 def test_cheap_modules_import_no_tensorflow_keras_or_numpy():
     code = ("import sys\nimport keras_digits.catalog, keras_digits.contract, keras_digits.cli\n"
             "import keras_digits.artifacts, keras_digits.runtime, keras_digits.folders\n"
+            "import keras_digits.cluster\n"
             "heavy = {'tensorflow', 'keras'} & set(sys.modules)\nassert not heavy, heavy\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=60)
 

@@ -1,0 +1,122 @@
+"""What a training run trains with: its settings (`TrainConfig`) and the compiled model with
+the settings resolved from the model's recipe (`build_compiled`, returning a `Plan`).
+
+Shared by `train`, `bench` and the race, so benchmarks measure exactly what training runs.
+Keras is imported inside the functions: importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from keras_digits import cluster, runtime
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run; `None` means "the model's recipe default"."""
+
+    model: str
+    dataset: str = "mnist"
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    patience: int | None = None
+    seed: int = 0
+    precision: str = "auto"
+    jit: str = "auto"
+    limit: int | None = None
+    data_dir: str | None = None
+    deterministic: bool = False
+    verbose: int = 1
+    build_options: tuple[tuple[str, Any], ...] = ()  # builder overrides, for studies
+
+
+def _compile(model, recipe, lr: float, steps_per_epoch: int, epochs: int, jit: bool) -> None:
+    import keras
+
+    warmup = min(steps_per_epoch, max(1, steps_per_epoch * epochs // 10))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=lr / 10, decay_steps=max(1, steps_per_epoch * epochs - warmup),
+        alpha=0.01, warmup_target=lr, warmup_steps=warmup,
+    )
+    beta_1, beta_2 = recipe.betas
+    if recipe.weight_decay:
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay,
+                                           beta_1=beta_1, beta_2=beta_2)
+    else:
+        optimizer = keras.optimizers.Adam(schedule, beta_1=beta_1, beta_2=beta_2)
+    # Weighted, so the zero-weight images that pad a sharded validation set count for nothing.
+    model.compile(optimizer=optimizer, loss=_crossentropy(recipe.label_smoothing),
+                  weighted_metrics=["accuracy"], jit_compile=jit)
+
+
+def _crossentropy(smoothing: float):
+    """Sparse cross-entropy, with label smoothing when asked (Keras's sparse loss has none),
+    averaged over the batch's sample weights rather than its length."""
+    import keras
+
+    reduction = "mean_with_sample_weight"
+    if not smoothing:
+        return keras.losses.SparseCategoricalCrossentropy(reduction=reduction)
+
+    class SmoothedSparseCrossentropy(keras.losses.Loss):
+        def call(self, y_true, y_pred):
+            labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
+            one_hot = keras.ops.one_hot(labels, keras.ops.shape(y_pred)[-1])
+            return keras.losses.categorical_crossentropy(one_hot, y_pred,
+                                                         label_smoothing=smoothing)
+
+    return SmoothedSparseCrossentropy(name="smoothed_crossentropy", reduction=reduction)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A compiled model and the resolved settings it trains with."""
+
+    model: Any
+    epochs: int
+    batch_size: int
+    patience: int
+    learning_rate: float
+    precision: str
+    jit: bool
+    replicas: int = 1
+
+
+def build_compiled(config: TrainConfig, n_train: int, strategy=None,
+                   distribution=None) -> Plan:
+    """Create the registry model under the right precision and compile it with its recipe.
+
+    Shared by `train` and `bench`, so benchmarks measure exactly what training runs. Under a
+    tf.distribute `strategy` or a keras `distribution` the model is built in its scope and the
+    recipe's batch size is per replica (per device).
+    """
+    import contextlib
+
+    import keras
+
+    from keras_digits import models
+
+    recipe = models.get_entry(config.model).recipe_for(config.dataset)
+    epochs = config.epochs or recipe.epochs
+    replicas = (strategy.num_replicas_in_sync if strategy is not None
+                else cluster.device_count(distribution) if distribution is not None else 1)
+    scope = (strategy or distribution).scope() if (strategy or distribution) else None
+    batch_size = (config.batch_size or recipe.batch_size) * replicas
+    gpu = runtime.has_gpu()
+    precision = runtime.resolve_precision(config.precision, gpu, recipe.bfloat16_on_cpu)
+    jit = runtime.resolve_jit(config.jit, gpu, keras.backend.backend())
+    learning_rate = config.learning_rate or recipe.learning_rate
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        with scope or contextlib.nullcontext():
+            model = models.create_model(config.model, dataset=config.dataset,
+                                        **dict(config.build_options))
+            _compile(model, recipe, learning_rate, -(-n_train // batch_size), epochs, jit)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return Plan(model=model, epochs=epochs, batch_size=batch_size,
+                patience=config.patience or recipe.patience, learning_rate=learning_rate,
+                precision=precision, jit=jit, replicas=replicas)
