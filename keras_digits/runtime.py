@@ -34,7 +34,10 @@ def has_tensorflow() -> bool:
     have none), skipping what only TensorFlow writes (SavedModel, TensorBoard logs)."""
     from importlib.util import find_spec
 
-    return find_spec("tensorflow") is not None
+    try:
+        return find_spec("tensorflow") is not None
+    except ImportError:
+        return False
 
 
 def cpu_has_bfloat16() -> bool:

@@ -114,6 +114,7 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
     test_loss, test_accuracy = model.evaluate(**feeds.test, verbose=0)
     rows = artifacts.read_history(work / "history.csv")
     best = max(rows, key=lambda r: r.get("val_accuracy", 0.0), default={})
+    seconds = sum(r.get("epoch_seconds", 0.0) for r in rows)
     metrics = {
         "model": config.model,
         "dataset": config.dataset,
@@ -122,7 +123,9 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
         "best_val_accuracy": best.get("val_accuracy", 0.0),
         "best_epoch": int(best["epoch"]) + 1 if best else 0,
         "epochs_run": len(rows),
-        "train_seconds": round(sum(r.get("epoch_seconds", 0.0) for r in rows), 2),
+        "train_seconds": round(seconds, 2),
+        # Training images per second of epoch time (which includes each epoch's validation).
+        "images_per_second": round(len(splits.train[0]) * len(rows) / seconds) if seconds else 0,
         "parameters": int(model.count_params()),
         "precision": plan.precision,
         "jit_compile": plan.jit,
@@ -156,8 +159,11 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
     with atomic.atomic_path(final) as staging:  # the folder appears whole or not at all
         staging.mkdir()
         model.save(staging / "model.keras")
-        if runtime.has_tensorflow():  # else `export` writes it where TensorFlow is
+        if runtime.has_tensorflow():
             model.export(str(staging / "saved_model"), format="tf_saved_model", verbose=False)
+        else:
+            print("note: TensorFlow is not installed, so no saved_model/ or TensorBoard logs; "
+                  "`export` writes the SavedModel where TensorFlow is", flush=True)
         artifacts.write_history(staging / "history.csv", rows)
         if (work / "logs").is_dir():
             shutil.copytree(work / "logs", staging / "logs")

@@ -21,3 +21,18 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out
 # Time-to-accuracy (keras.io convnet vs our CNN) and training throughput of every model.
 timeout 540 python3 -m keras_digits.bench time-to-accuracy train --max-epochs 6 \
   --train-images 16384 --out "$out" --name bench-jax-gpu
+# The real `train` command on the JAX backend in mixed float16, 2 epochs of 128 steps: images/s
+# and test accuracy (this host has no TensorFlow: numpy feeding, no SavedModel or TensorBoard).
+# With several GPUs (and TensorFlow for tf.data) it runs data-parallel over all of them.
+extra=()
+if [ "$(python3 -c 'import jax; print(jax.local_device_count())')" -gt 1 ] &&
+   python3 -c 'import tensorflow' 2>/dev/null; then
+  extra=(--distribute data-parallel)
+fi
+for model in cnn alexnet; do
+  timeout 240 python3 -m keras_digits.train "$model" --limit 16384 --epochs 2 --precision mixed \
+    --quiet --no-report --out-dir "$out/jax_train" "${extra[@]}" | tail -1
+  python3 -c "import json, sys; m = json.load(open(sys.argv[1])); print(json.dumps({k: m[k] for k in
+    ('model', 'precision', 'replicas', 'batch_size', 'images_per_second', 'test_accuracy')}))" \
+    "$out/jax_train/mnist/$model/metrics.json" | tee -a "$out/jax_train.jsonl"
+done

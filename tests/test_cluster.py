@@ -165,3 +165,28 @@ def test_a_killed_peer_stops_the_other_with_one_line(tmp_path):
     assert code == cluster.EXIT_CLUSTER_ERROR
     assert "lost contact with another process" in last_error_line(err)
     assert not (tmp_path / "mnist" / "cnn").exists()  # nothing published
+
+
+def test_processes_with_different_settings_are_refused(tmp_path):
+    port = free_port()
+    runs = [start(tmp_path, 0, port, "--seed", "0", "--peer-timeout", "60"),
+            start(tmp_path, 1, port, "--seed", "1", "--peer-timeout", "60")]
+    for code, _, err in [finish(run, timeout=120) for run in runs]:
+        assert code == cluster.EXIT_CLUSTER_ERROR
+        assert "different training settings" in last_error_line(err)
+    assert not (tmp_path / "mnist").exists() or not (tmp_path / "mnist" / "cnn").exists()
+
+
+def test_processes_that_saved_different_epochs_do_not_resume(tmp_path):
+    """A kill can land between two processes saving their epoch: resuming them from different
+    points would train two different models, so both stop and say how to start over."""
+    peer_backup = artifacts.work_dir(tmp_path, "mnist", "cnn", process=1) / "backup"
+    peer_backup.mkdir(parents=True)
+    (peer_backup / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
+    port = free_port()
+    runs = [start(tmp_path, i, port, "--peer-timeout", "60") for i in (0, 1)]
+    for code, _, err in [finish(run, timeout=180) for run in runs]:
+        assert code == 2
+        assert "saved different epochs (0, 1)" in last_error_line(err)
+    assert peer_backup.is_dir()  # nothing deleted: the user decides
+    assert not (tmp_path / "mnist" / "cnn").exists()

@@ -199,3 +199,28 @@ def test_the_jax_backend_trains_what_export_and_report_accept(tmp_path):
                         str(exported), "--out-dir", str(tmp_path / "report"))
     assert report.returncode == 0, report.stderr[-3000:]
     assert (tmp_path / "report" / "mnist" / "index.html").is_file()
+
+
+@pytest.mark.slow
+def test_the_jax_backend_trains_without_tensorflow(tmp_path):
+    """The lent GPU hosts have JAX but no TensorFlow: `train` must not need it there."""
+    pytest.importorskip("jax", reason="pip install -r requirements-jax.txt")
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class NoTensorFlow:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('tensorflow', 'tf_keras'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
+        "sys.meta_path.insert(0, NoTensorFlow())\n")
+    out = tmp_path / "models"
+    result = run_module("keras_digits.train", "cnn", "--limit", "500", "--epochs", "1",
+                        "--quiet", "--out-dir", str(out),
+                        env={"KERAS_BACKEND": "jax", "PYTHONPATH": str(hide)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "TensorFlow is not installed" in result.stdout
+    folder = out / "mnist" / "cnn"
+    assert {"model.keras", "metrics.json", "history.csv", "calibration.json"} <= {
+        p.name for p in folder.iterdir()}
+    assert not (folder / "saved_model").exists()
