@@ -137,6 +137,9 @@ def connect(spec: ClusterSpec, timeout: float, agreement: str) -> None:
     import jax
 
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    # Its SIGTERM handler waits for a preemption sync point that Keras never reaches, so
+    # `kill` would not stop a process; without it SIGTERM ends the run like kill -9.
+    jax.config.update("jax_enable_preemption_service", False)
     who = f"process {spec.process_id} of {spec.num_processes}"
     with watchdog(timeout, f"the cluster did not form within {timeout:g} s ({who}, coordinator "
                            f"{spec.coordinator}): start every process, check the address and "

@@ -300,30 +300,6 @@ def padded(images: np.ndarray, labels: np.ndarray, multiple: int):
             np.concatenate([labels, np.zeros(missing, labels.dtype)]), weights)
 
 
-def make_pipelines(
-    splits: Splits, batch_size: int, seed: int = 0, devices: int = 0
-) -> tuple[tf.data.Dataset, tf.data.Dataset, tf.data.Dataset]:
-    """Train (shuffled), validation and test pipelines; evaluation batches are larger.
-
-    Sharded over `devices` (keras.distribution, where every batch must split evenly), training
-    drops its last partial batch (another order next epoch) and validation is padded with
-    zero-weight images; the test set is evaluated on one device, whole.
-    """
-    eval_batch = max(batch_size, 512)
-    if not devices:
-        validation = to_dataset(*splits.validation, eval_batch)
-    else:
-        eval_batch = -(-eval_batch // devices) * devices
-        images, labels, weights = padded(*splits.validation, eval_batch)
-        validation = to_dataset(images, labels, eval_batch, weights=weights)
-    return (
-        to_dataset(*splits.train, batch_size, shuffle=True, seed=seed,
-                   drop_remainder=bool(devices)),
-        validation,
-        to_dataset(*splits.test, max(batch_size, 512)),
-    )
-
-
 @dataclass(frozen=True)
 class Feeds:
     """The arguments `fit` and `evaluate` take for each split, tf.data or numpy alike."""
@@ -335,13 +311,27 @@ class Feeds:
 
 def feeds(splits: Splits, batch_size: int, seed: int = 0, devices: int = 0,
           arrays: bool = False) -> Feeds:
-    """tf.data pipelines (`make_pipelines`), or with `arrays` the numpy arrays themselves, which
-    the JAX backend takes faster on one device and without TensorFlow (docs/RESULTS.md)."""
+    """Train (shuffled), validation and test inputs; evaluation batches are larger.
+
+    tf.data pipelines, or with `arrays` the numpy arrays themselves, which the JAX backend takes
+    faster on one device and without TensorFlow. Sharded over `devices` (keras.distribution,
+    where every batch must split evenly), training drops its last partial batch (another one
+    each epoch) and validation is padded with zero-weight images; the test set is evaluated
+    whole, on one device.
+    """
+    eval_batch = max(batch_size, 512)
     if arrays:
         return Feeds(train={"x": splits.train[0], "y": splits.train[1],
                             "batch_size": batch_size, "shuffle": True},
                      validation=splits.validation,
-                     test={"x": splits.test[0], "y": splits.test[1],
-                           "batch_size": max(batch_size, 512)})
-    train, validation, test = make_pipelines(splits, batch_size, seed, devices)
-    return Feeds(train={"x": train, "shuffle": False}, validation=validation, test={"x": test})
+                     test={"x": splits.test[0], "y": splits.test[1], "batch_size": eval_batch})
+    if not devices:
+        validation = to_dataset(*splits.validation, eval_batch)
+    else:
+        sharded_batch = -(-eval_batch // devices) * devices
+        images, labels, weights = padded(*splits.validation, sharded_batch)
+        validation = to_dataset(images, labels, sharded_batch, weights=weights)
+    train = to_dataset(*splits.train, batch_size, shuffle=True, seed=seed,
+                       drop_remainder=bool(devices))
+    return Feeds(train={"x": train, "shuffle": False}, validation=validation,
+                 test={"x": to_dataset(*splits.test, eval_batch)})

@@ -74,7 +74,8 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
     """
     import keras
 
-    process = cluster.process_index() if distribution is not None else 0
+    distributed = distribution is not None
+    process = cluster.process_index() if distributed else 0
     final, work = prepare_output(Path(out_root), config.dataset, config.model, process)
     arrays = data.load_arrays(config.dataset, config.data_dir)
     splits = data.split(arrays, config.limit)
@@ -88,29 +89,29 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
     # JAX on one device takes numpy arrays faster than tf.data (and needs no TensorFlow); a
     # distribution shards tf.data batches between processes.
     feeds = data.feeds(splits, batch_size, config.seed,
-                       devices=plan.replicas if distribution else 0,
-                       arrays=distribution is None and keras.backend.backend() == "jax")
+                       devices=plan.replicas if distributed else 0,
+                       arrays=not distributed and keras.backend.backend() == "jax")
 
     from keras_digits import resume
 
     resume_epoch, history_rows = resume.resume_point(work)
-    if distribution is not None:
-        cluster.agree_on_epoch(resume_epoch, work)
-    if resume_epoch:
-        print(f"resuming {config.model} from epoch {resume_epoch} ({work})", flush=True)
-    with cluster.lost_peer(distribution is not None):
+    with cluster.lost_peer(distributed):  # the steps that talk to the other processes
+        if distributed:
+            cluster.agree_on_epoch(resume_epoch, work)
+        if resume_epoch:
+            print(f"resuming {config.model} from epoch {resume_epoch} ({work})", flush=True)
         model.fit(**feeds.train, validation_data=feeds.validation, epochs=plan.epochs,
                   verbose=config.verbose,
                   callbacks=resume.callbacks(work, plan.patience, history_rows))
-    if (work / "best.keras").is_file():
-        model.load_weights(work / "best.keras")
-    if distribution is not None:  # evaluate and publish from a one-device copy, in every process
-        trained = model.get_weights()
-        model = build_compiled(config, len(splits.train[0])).model
-        model.set_weights(trained)
-    weights_sha256 = cluster.weights_digest(model.get_weights())
-    if distribution is not None:
-        cluster.agree_on_weights(weights_sha256)
+        if (work / "best.keras").is_file():
+            model.load_weights(work / "best.keras")
+        if distributed:  # evaluate and publish from a one-device copy, in every process
+            trained = model.get_weights()
+            model = build_compiled(config, len(splits.train[0])).model
+            model.set_weights(trained)
+        weights_sha256 = cluster.weights_digest(model.get_weights())
+        if distributed:
+            cluster.agree_on_weights(weights_sha256)
     test_loss, test_accuracy = model.evaluate(**feeds.test, verbose=0)
     rows = artifacts.read_history(work / "history.csv")
     best = max(rows, key=lambda r: r.get("val_accuracy", 0.0), default={})
@@ -133,8 +134,8 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
         "deterministic": config.deterministic,
         "batch_size": batch_size,
         "strategy": runtime.strategy_name(strategy) if strategy is not None else "none",
-        "distribution": type(distribution).__name__ if distribution is not None else "none",
-        "processes": cluster.process_count() if distribution is not None else 1,
+        "distribution": type(distribution).__name__ if distributed else "none",
+        "processes": cluster.process_count() if distributed else 1,
         "replicas": plan.replicas,
         "weights_sha256": weights_sha256,
         "learning_rate": plan.learning_rate,
@@ -147,13 +148,13 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
-    # The published file is the calibrated model without its training-only augmentation layers,
-    # and deliberately uncompiled: an optimizer without its state (the fresh copy has none) makes
-    # `keras.models.load_model` warn, and whoever fine-tunes picks their own optimizer anyway.
     if process:  # another process of a cluster: process 0 publishes the same weights
         shutil.rmtree(work, ignore_errors=True)
         artifacts.lock_path(out_root, config.dataset, config.model, process).unlink(missing_ok=True)
         return metrics
+    # The published file is the calibrated model without its training-only augmentation layers,
+    # and deliberately uncompiled: an optimizer without its state (the fresh copy has none) makes
+    # `keras.models.load_model` warn, and whoever fine-tunes picks their own optimizer anyway.
     calibration = calibrate.fit(model, splits)
     model = _inference_copy(model, config, plan.precision, calibration["temperature"])
     with atomic.atomic_path(final) as staging:  # the folder appears whole or not at all

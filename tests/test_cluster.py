@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -148,7 +149,8 @@ def test_two_processes_train_one_model_and_publish_once(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_killed_peer_stops_the_other_with_one_line(tmp_path):
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["kill -9", "kill"])
+def test_a_killed_peer_stops_the_other_with_one_line(how, tmp_path):
     port = free_port()
     runs = [start(tmp_path, i, port, "--epochs", "30", "--peer-timeout", "20") for i in (0, 1)]
     peer_state = artifacts.work_dir(tmp_path, "mnist", "cnn", process=1) / "history.csv"
@@ -157,8 +159,8 @@ def test_a_killed_peer_stops_the_other_with_one_line(tmp_path):
         assert all(run.poll() is None for run in runs), runs[0].stderr.read()[-2000:]
         assert time.monotonic() < deadline, "the cluster never finished an epoch"
         time.sleep(0.2)
-    runs[1].kill()
-    runs[1].wait()
+    runs[1].send_signal(how)  # JAX's preemption service used to swallow a plain kill
+    assert runs[1].wait(timeout=30) != 0
     killed_at = time.monotonic()
     code, _, err = finish(runs[0], timeout=120)
     assert time.monotonic() - killed_at < 60
