@@ -133,6 +133,8 @@ def test_two_processes_train_one_model_and_publish_once(tmp_path):
     assert code0 == 0, err0[-3000:]
     assert code1 == 0, err1[-3000:]
     assert digest_of(out0) == digest_of(out1)
+    accuracy = [re.search(r"test accuracy ([0-9.]+)%", out).group(1) for out in (out0, out1)]
+    assert accuracy[0] == accuracy[1]  # every process evaluates the same way
     folder = tmp_path / "cluster" / "mnist"
     assert sorted(p.name for p in folder.iterdir()) == ["cnn"]  # no work or lock left behind
     metrics = json.loads((folder / "cnn" / "metrics.json").read_text())
