@@ -183,19 +183,27 @@ def mlp(num_classes: int = NUM_CLASSES, augmentation: float = 1.0,
                                     recipe={"epochs": 12, "patience": 4})},
 )
 def cnn(num_classes: int = NUM_CLASSES, width: int = 16, mirror: bool = False,
-        augmentation: float = 1.0, clothing: float = 0.0, elastic: float = 0.0) -> keras.Model:
+        augmentation: float = 1.0, clothing: float = 0.0, elastic: float = 0.0,
+        convs: int = 1, hidden: int = 0) -> keras.Model:
     inputs, x = _pixels_in("cnn", augmentation, mirror, clothing, elastic)
     # Feature extraction: 28x28 -> 14x14 -> 7x7 -> 3x3, widening as the maps shrink. Narrow and
     # without BatchNorm on purpose: on two CPU cores BatchNorm's training-time reductions cost
     # more than they save, and this reaches 99% test accuracy in three short epochs (see the
-    # time-to-accuracy benchmark in docs/RESULTS.md).
+    # time-to-accuracy benchmark in docs/RESULTS.md). `convs` > 1 stacks more convolutions per
+    # block (a study option).
     for block, (filters, kernel) in enumerate(((width, 5), (2 * width, 3), (4 * width, 3)),
                                               start=1):
-        x = layers.Conv2D(filters, kernel, padding="same", activation="relu",
-                          name=f"block{block}_conv")(x)
+        for i in range(convs):
+            suffix = "" if i == 0 else f"{i + 1}"
+            x = layers.Conv2D(filters, kernel, padding="same", activation="relu",
+                              name=f"block{block}_conv{suffix}")(x)
         x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
-    # Classifier: the "good old linear classifier" on the extracted features.
+    # Classifier: the "good old linear classifier" on the extracted features (with `hidden`, a
+    # hidden layer before it: a study option).
     x = layers.Flatten(name="flatten")(x)
+    if hidden:
+        x = layers.Dropout(0.3, name="hidden_dropout")(x)
+        x = layers.Dense(hidden, activation="relu", name="hidden")(x)
     x = layers.Dropout(0.3, name="dropout")(x)
     return keras.Model(inputs, _probabilities(x, num_classes), name="cnn")
 
