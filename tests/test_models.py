@@ -163,3 +163,15 @@ def test_auto_precision_picks_bfloat16_only_where_asked_and_supported(monkeypatc
             "auto", False, models.get_entry("cnn").recipe.bfloat16_on_cpu) == "float32"
         assert runtime.resolve_precision("auto", True, True) == "mixed_float16"  # a GPU
         assert runtime.resolve_precision("bfloat16", False) == "mixed_bfloat16"
+
+
+def test_cnn_study_options_deepen_it_and_leave_the_default_alone():
+    deeper = models.create_model("cnn", convs=2, hidden=64)
+    assert deeper.get_layer("block1_conv2").filters == 16  # a second convolution per block
+    assert deeper.get_layer("hidden").units == 64
+    default = models.create_model("cnn")
+    assert default.count_params() == 29_322
+    with pytest.raises(ValueError):
+        default.get_layer("hidden")
+    probs = deeper.predict(np.zeros((2, 28, 28, 1), np.uint8), verbose=0)
+    assert probs.shape == (2, 10) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
