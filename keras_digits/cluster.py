@@ -149,7 +149,7 @@ def connect(spec: ClusterSpec, timeout: float, agreement: str) -> None:
             # keras.distribution.initialize starts the same service, without these timeouts.
             jax.distributed.initialize(spec.coordinator, spec.num_processes, spec.process_id,
                                        initialization_timeout=int(timeout) + 60,
-                                       heartbeat_timeout_seconds=int(timeout))
+                                       heartbeat_timeout_seconds=max(1, int(timeout)))
             if jax.process_count() != spec.num_processes:
                 _fail(f"this process was started with --num-processes {spec.num_processes} but "
                       f"the coordinator expects {jax.process_count()}; {HOW_TO_LAUNCH}")
