@@ -201,17 +201,16 @@ def process_count() -> int:
     return jax.process_count()
 
 
-def agree_on_epoch(epoch: int, work: Path) -> None:
+def agree_on_epoch(epoch: int, model: str, folder: Path) -> None:
     """Every process must resume from the same epoch (a kill can land between two processes
     saving theirs); refused, in every process alike, when they differ."""
     import numpy as np
 
     epochs = sorted({int(e) for e in gather(np.array([epoch], dtype=np.int64)).ravel()})
     if len(epochs) > 1:
-        model = work.name.split(".")[1].split("-p")[0]
         raise UserError(f"the processes saved different epochs ({', '.join(map(str, epochs))}) "
                         f"before they stopped, so the run cannot resume; delete the "
-                        f".{model}*.work folders in {work.parent} on every host and start again")
+                        f".{model}*.work folders in {folder} on every host and start again")
 
 
 def agree_on_weights(digest: str) -> None:

@@ -264,15 +264,9 @@ def split(arrays: Arrays, limit: int | None = None, val_size: int = VALIDATION_S
     return Splits(train=train, validation=val, test=test)
 
 
-def to_dataset(
-    images: np.ndarray,
-    labels: np.ndarray,
-    batch_size: int,
-    shuffle: bool = False,
-    seed: int = 0,
-    drop_remainder: bool = False,
-    weights: np.ndarray | None = None,
-) -> tf.data.Dataset:
+def to_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool = False,
+               seed: int = 0, drop_remainder: bool = False,
+               weights: np.ndarray | None = None) -> tf.data.Dataset:
     """A cached, optionally shuffled, batched and prefetched tf.data pipeline of uint8 images
     (with per-image weights when given)."""
     import tensorflow as tf
@@ -300,6 +294,16 @@ def padded(images: np.ndarray, labels: np.ndarray, multiple: int):
             np.concatenate([labels, np.zeros(missing, labels.dtype)]), weights)
 
 
+def train_feed(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int = 0,
+               arrays: bool = False, drop_remainder: bool = False) -> dict:
+    """`fit`'s training arguments: a shuffled tf.data pipeline, or with `arrays` the numpy
+    arrays, which Keras shuffles itself each epoch."""
+    if arrays:
+        return {"x": images, "y": labels, "batch_size": batch_size, "shuffle": True}
+    return {"x": to_dataset(images, labels, batch_size, shuffle=True, seed=seed,
+                            drop_remainder=drop_remainder), "shuffle": False}
+
+
 @dataclass(frozen=True)
 class Feeds:
     """The arguments `fit` and `evaluate` take for each split, tf.data or numpy alike."""
@@ -320,10 +324,9 @@ def feeds(splits: Splits, batch_size: int, seed: int = 0, devices: int = 0,
     whole, on one device.
     """
     eval_batch = max(batch_size, 512)
+    train = train_feed(*splits.train, batch_size, seed, arrays, drop_remainder=bool(devices))
     if arrays:
-        return Feeds(train={"x": splits.train[0], "y": splits.train[1],
-                            "batch_size": batch_size, "shuffle": True},
-                     validation=splits.validation,
+        return Feeds(train=train, validation=splits.validation,
                      test={"x": splits.test[0], "y": splits.test[1], "batch_size": eval_batch})
     if not devices:
         validation = to_dataset(*splits.validation, eval_batch)
@@ -331,7 +334,5 @@ def feeds(splits: Splits, batch_size: int, seed: int = 0, devices: int = 0,
         sharded_batch = -(-eval_batch // devices) * devices
         images, labels, weights = padded(*splits.validation, sharded_batch)
         validation = to_dataset(images, labels, sharded_batch, weights=weights)
-    train = to_dataset(*splits.train, batch_size, shuffle=True, seed=seed,
-                       drop_remainder=bool(devices))
-    return Feeds(train={"x": train, "shuffle": False}, validation=validation,
+    return Feeds(train=train, validation=validation,
                  test={"x": to_dataset(*splits.test, eval_batch)})

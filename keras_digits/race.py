@@ -60,9 +60,8 @@ def fit_inputs(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: in
     """tf.data on the TensorFlow backend (as `train` does), numpy elsewhere."""
     import keras
 
-    if keras.backend.backend() == "tensorflow":
-        return {"x": data.to_dataset(images, labels, batch_size, shuffle=True, seed=seed)}
-    return {"x": images, "y": labels, "batch_size": batch_size, "shuffle": True}
+    return data.train_feed(images, labels, batch_size, seed,
+                           arrays=keras.backend.backend() != "tensorflow")
 
 
 def run(model, splits: data.Splits, batch_size: int, max_epochs: int, seed: int,

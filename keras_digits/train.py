@@ -97,7 +97,7 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
     resume_epoch, history_rows = resume.resume_point(work)
     with cluster.lost_peer(distributed):  # the steps that talk to the other processes
         if distributed:
-            cluster.agree_on_epoch(resume_epoch, work)
+            cluster.agree_on_epoch(resume_epoch, config.model, work.parent)
         if resume_epoch:
             print(f"resuming {config.model} from epoch {resume_epoch} ({work})", flush=True)
         model.fit(**feeds.train, validation_data=feeds.validation, epochs=plan.epochs,
@@ -149,8 +149,7 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
     }
 
     if process:  # another process of a cluster: process 0 publishes the same weights
-        shutil.rmtree(work, ignore_errors=True)
-        artifacts.lock_path(out_root, config.dataset, config.model, process).unlink(missing_ok=True)
+        _release(work, artifacts.lock_path(out_root, config.dataset, config.model, process))
         return metrics
     # The published file is the calibrated model without its training-only augmentation layers,
     # and deliberately uncompiled: an optimizer without its state (the fresh copy has none) makes
@@ -170,9 +169,14 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
             shutil.copytree(work / "logs", staging / "logs")
         atomic.write_json(staging / "metrics.json", metrics)
         atomic.write_json(artifacts.calibration_path(staging), calibration)
-    shutil.rmtree(work, ignore_errors=True)
-    artifacts.lock_path(out_root, config.dataset, config.model).unlink(missing_ok=True)
+    _release(work, artifacts.lock_path(out_root, config.dataset, config.model))
     return metrics
+
+
+def _release(work: Path, lock: Path) -> None:
+    """A finished run's resume state goes, then its lock."""
+    shutil.rmtree(work, ignore_errors=True)
+    lock.unlink(missing_ok=True)
 
 
 def format_table(results: list[dict]) -> str:

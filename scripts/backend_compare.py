@@ -38,10 +38,7 @@ def measure(model_name: str, images: int, feedings: list[str]) -> dict:
     for feeding in feedings:
         keras.utils.set_random_seed(0)
         plan = build_compiled(TrainConfig(model=model_name), len(x))
-        if feeding == "tf.data":
-            inputs = {"x": data.to_dataset(x, y, plan.batch_size, shuffle=True)}
-        else:
-            inputs = {"x": x, "y": y, "batch_size": plan.batch_size, "shuffle": True}
+        inputs = data.train_feed(x, y, plan.batch_size, arrays=feeding == "numpy")
         plan.model.fit(**inputs, epochs=1, verbose=0)
         start = time.perf_counter()
         plan.model.fit(**inputs, initial_epoch=1, epochs=2, verbose=0)
