@@ -53,6 +53,13 @@ def litert_path(export_root: Path | str, dataset: str, name: str, int8: bool = F
     return export_dir(export_root, dataset) / f"{name}{'.int8' if int8 else ''}.tflite"
 
 
+def verifier_path(models_folder: Path | str) -> Path:
+    """The one-digit verifier (`keras_digits.verifier`) of the exported models in
+    `models_folder`: in a folder of its own, so that the page's model picker, which lists every
+    .onnx beside the models, does not offer it."""
+    return Path(models_folder) / "verifier" / "one_digit.onnx"
+
+
 def saved_model_path(export_root: Path | str, dataset: str, name: str) -> Path:
     return export_dir(export_root, dataset) / "saved_model" / name
 

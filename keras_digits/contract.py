@@ -38,6 +38,8 @@ SEGMENTATION = {
     "MAX_DIGITS": 12,  # more digits than this is not a number someone photographed,
     "MAX_MARKS": 24,  # nor are more separate marks than this (text, specks, noise)
     "SPECK_SHARE": 0.06,  # a mark with less ink than this share of the largest one is a speck
+    "SPECK_CHAIN_GAP": 2,  # unless, with small marks stacked at most this many pixels apart
+    "SPECK_CHAINS": 96,  # (looked for among at most this many small marks), it makes up as much
     "OVERLAP_SHARE": 0.4,  # marks whose columns overlap by this share of the narrower join
     "FRAGMENT_HEIGHT": 0.6,  # a piece shorter than this is part of the digit beside it
     "FRAGMENT_GAP": 0.25,  # ... when at most this far from it
@@ -48,6 +50,11 @@ SEGMENTATION = {
     "MIN_DIGIT_WIDTH": 0.3,  # and be at least this wide for the piece's height
     "CENTRE_PULL": 0.05,  # cut candidates: ink-column cost added per half-width from the centre
     "DRIFT": 0.02,  # cut paths: cost per column away from where the path started
+    # With the one-digit verifier (`verifier`) a piece's score is the answer's probability
+    # times the verifier's, so a cut no longer needs the gates above; it is tried on
+    "VERIFIED_WIDE": 0.5,  # pieces at least this wide for their height,
+    "VERIFIED_CANDIDATES": 5,  # at this many columns,
+    "VERIFIED_CROSSINGS": 2,  # along paths through at most this many strokes
 }
 
 # When an answer is marked unsure (predict, the API and the page); docs/RESULTS.md has the

@@ -78,7 +78,10 @@ def export_saved_model(model, final: Path) -> None:
         archive.write_out(str(tmp), verbose=False)
 
 
-def export_onnx(model, final: Path, name: str, dataset: str) -> None:
+def export_onnx(model, final: Path, name: str, dataset: str,
+                classes: tuple[str, ...] | None = None) -> None:
+    """The model as ONNX, written atomically; `classes` names its outputs (the dataset's by
+    default)."""
     import onnx
     import tf2onnx
 
@@ -87,7 +90,7 @@ def export_onnx(model, final: Path, name: str, dataset: str) -> None:
     onnx.helper.set_model_props(proto, {
         contract.MODEL_KEY: name,
         contract.DATASET_KEY: dataset,
-        contract.CLASSES_KEY: "|".join(class_names(dataset)),
+        contract.CLASSES_KEY: "|".join(classes or class_names(dataset)),
         contract.INPUT_KEY: contract.INPUT_DESCRIPTION,
     })
     proto.doc_string = f"keras_digits {name} trained on {dataset}"
@@ -312,6 +315,9 @@ def main(argv: list[str]) -> int:
         return 1
     print(f"\nparity holds for {', '.join(names)} on {entries[0]['test_images']} test images "
           f"(details in {parity_path})")
+    if args.dataset == "mnist" and not artifacts.verifier_path(out_dir).is_file():
+        print("numbers: run `python -m keras_digits.verifier` (a few minutes) so that predict "
+              "and the page cut touching digits with the one-digit verifier")
     return 0
 
 

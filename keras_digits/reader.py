@@ -65,6 +65,33 @@ class OnnxClassifier:
         return self.session.run([self.output_name], {self.input_name: pixels})[0]
 
 
+class OnnxVerifier:
+    """The one-digit verifier (`keras_digits.verifier`): (N, 28, 28, 1) pixels -> (N,) the
+    probability that each piece is one whole digit."""
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        hint = "run `python -m keras_digits.verifier` to make it again"
+        try:
+            self.session = ort.InferenceSession(str(path), options,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception classes
+            raise UserError(f"the one-digit verifier {path} is not a loadable ONNX model "
+                            f"({type(exc).__name__}); {hint}") from None
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if (len(inputs) != 1 or list(inputs[0].shape)[1:] != list(INPUT_SHAPE)
+                or list(outputs[0].shape)[1:] != [1]):
+            raise UserError(f"{path} is not a one-digit verifier (input {inputs[0].shape}, "
+                            f"output {outputs[0].shape}); {hint}")
+        self.input_name, self.output_name = inputs[0].name, outputs[0].name
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        return self.session.run([self.output_name], {self.input_name: pixels})[0][:, 0]
+
+
 def resolve_model_path(model: str | Path, dataset: str, export_dir: str | Path = "export") -> Path:
     """A path as given, or a model name looked up in the export folder."""
     if str(model).endswith(".onnx") or Path(model).exists():
@@ -124,6 +151,10 @@ class DigitReader:
                 raise UserError(f"the check model {check} reads other classes than {model}; "
                                 "pass a model of the same dataset")
         self.unsure_below = unsure_below
+        # Number mode cuts touching digits with the verifier's help when it was made
+        # (beside the model, as `keras_digits.verifier` writes it); without it, as before.
+        verifier = artifacts.verifier_path(self.path.parent)
+        self.verifier = OnnxVerifier(verifier) if verifier.is_file() else None
 
     def _readings(self, pixels: np.ndarray, boxes: list | None = None,
                   marks: list[int] | None = None) -> list[Reading]:
@@ -164,7 +195,8 @@ class DigitReader:
 
     def read_number(self, image: Source) -> NumberReading:
         """A number of up to segment.MAX_DIGITS digits, split by its strokes (touching digits are
-        cut where the model reads both parts more surely than the whole)."""
+        cut where both parts score higher than the whole: the model's probability, times the
+        one-digit verifier's where it was made)."""
         if self.classes != class_names("mnist"):
             raise UserError(f"{self.path} reads {', '.join(self.classes[:2])}…, not digits; "
                             "read one item at a time with read()")
@@ -173,10 +205,13 @@ class DigitReader:
 
         def confidence(inks: list[np.ndarray]) -> list[float]:
             pixels = np.stack([preprocess.to_pixels(piece) for piece in inks])
-            return self.classifier(pixels).max(axis=1).tolist()
+            score = self.classifier(pixels).max(axis=1)
+            if self.verifier is not None:
+                score = score * self.verifier(pixels)
+            return score.tolist()
 
         try:
-            pieces = segment.split_number(ink, confidence)
+            pieces = segment.split_number(ink, confidence, verified=self.verifier is not None)
         except ValueError as exc:
             name = "the array" if isinstance(image, np.ndarray) else str(image)
             raise UserError(f"{name} holds {exc}, more than a number of "

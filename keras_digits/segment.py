@@ -9,8 +9,10 @@ map from `preprocess.ink_map` is cut into pieces by its strokes:
    digit when their columns overlap, and a short fragment (a stroke broken where the pen
    skipped) joins the digit beside it;
 3. a piece wide for its height may be two touching digits: it is cut along the path through the
-   least ink, starting near its thinnest middle columns, when the classifier reads both parts
-   surely (`choose_cut`, given a scoring function, so this module needs no model).
+   least ink, starting near its thinnest middle columns, when the parts score higher than the
+   whole (`choose_cut`, given a scoring function, so this module needs no model). The reader's
+   score is the classifier's top probability, times the one-digit verifier's probability that
+   the piece is one whole digit when that model is exported (`keras_digits.verifier`).
 
 Each piece then goes through the single-digit MNIST recipe (`preprocess.mnist_style`). numpy and
 Pillow only, like the rest of the predict path.
@@ -31,6 +33,8 @@ from keras_digits.preprocess import _pil_filter
 MAX_DIGITS = SEGMENTATION["MAX_DIGITS"]
 MAX_MARKS = SEGMENTATION["MAX_MARKS"]
 SPECK_SHARE = SEGMENTATION["SPECK_SHARE"]
+SPECK_CHAIN_GAP = SEGMENTATION["SPECK_CHAIN_GAP"]
+SPECK_CHAINS = SEGMENTATION["SPECK_CHAINS"]
 OVERLAP_SHARE = SEGMENTATION["OVERLAP_SHARE"]
 FRAGMENT_HEIGHT = SEGMENTATION["FRAGMENT_HEIGHT"]
 FRAGMENT_GAP = SEGMENTATION["FRAGMENT_GAP"]
@@ -41,6 +45,9 @@ PART_SURE = SEGMENTATION["PART_SURE"]
 MIN_DIGIT_WIDTH = SEGMENTATION["MIN_DIGIT_WIDTH"]
 CENTRE_PULL = SEGMENTATION["CENTRE_PULL"]
 DRIFT = SEGMENTATION["DRIFT"]
+VERIFIED_WIDE = SEGMENTATION["VERIFIED_WIDE"]
+VERIFIED_CANDIDATES = SEGMENTATION["VERIFIED_CANDIDATES"]
+VERIFIED_CROSSINGS = SEGMENTATION["VERIFIED_CROSSINGS"]
 RIM = 3  # pixels of margin kept around a piece's ink: its grown rim and a row of paper
 
 
@@ -108,12 +115,40 @@ def _join(groups: list[list], a: int, b: int) -> None:
 
 
 def marks(mask: np.ndarray) -> tuple[np.ndarray, list[int]]:
-    """Stroke labels and the labels of the marks that are not specks."""
+    """Stroke labels and the labels of the marks that are not specks.
+
+    A faint thin stroke (a light 1) can come out of the ink map as a column of small
+    fragments, each no bigger than a speck; fragments stacked within SPECK_CHAIN_GAP pixels
+    of one another, their columns overlapping, count together, so the stroke is kept.
+    """
     labels, count = label_strokes(mask)
     if count == 0:
         return labels, []
     areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
-    return labels, [i + 1 for i in range(count) if areas[i] >= SPECK_SHARE * areas.max()]
+    floor = SPECK_SHARE * areas.max()
+    kept = {i + 1 for i in range(count) if areas[i] >= floor}
+    small = [i + 1 for i in range(count) if areas[i] < floor]
+    if 2 <= len(small) <= SPECK_CHAINS:  # more is noise: dropped as specks, as ever
+        boxes = {label: _box(labels == label) for label in small}
+        root = {label: label for label in small}
+
+        def find(label: int) -> int:
+            while root[label] != label:
+                label = root[label]
+            return label
+
+        for i, a in enumerate(small):
+            for b in small[i + 1:]:
+                (la, ta, ra, ba), (lb, tb, rb, bb) = boxes[a], boxes[b]
+                if min(ra, rb) > max(la, lb) and max(ta, tb) - min(ba, bb) <= SPECK_CHAIN_GAP:
+                    root[max(find(a), find(b))] = min(find(a), find(b))
+        chains: dict[int, list[int]] = {}
+        for label in small:
+            chains.setdefault(find(label), []).append(label)
+        for chain in chains.values():
+            if len(chain) > 1 and sum(areas[label - 1] for label in chain) >= floor:
+                kept.update(chain)
+    return labels, sorted(kept)
 
 
 def group_strokes(mask: np.ndarray) -> list[np.ndarray]:
@@ -213,26 +248,30 @@ def crossings(mask: np.ndarray, path: np.ndarray) -> int:
     return int(np.count_nonzero(np.diff(np.concatenate([[0], on_path.view(np.int8), [0]])) == 1))
 
 
-def choose_cut(mask: np.ndarray, confidence: Callable[[list[np.ndarray]], list[float]]
-               ) -> list[np.ndarray]:
-    """`mask` whole, or split in two (recursively) where the classifier is surer of the parts.
+def choose_cut(mask: np.ndarray, confidence: Callable[[list[np.ndarray]], list[float]],
+               verified: bool = False) -> list[np.ndarray]:
+    """`mask` whole, or split in two (recursively) where the parts score higher than the whole.
 
-    A piece is tried when it is wide for its height and either read with less than CUT_BELOW
-    confidence as one digit or wider than one digit would be; a cut must go through at most one
-    stroke (touching digits meet at one point) and leave two parts each read with at least
-    PART_SURE confidence, together surer than the whole.
+    `confidence` scores pieces. Without the verifier it is the classifier's top probability,
+    which is sure of two squashed digits as often as of one, so a piece is tried only when it
+    is wide for its height and either read with less than CUT_BELOW confidence as one digit or
+    wider than one digit would be; a cut must go through at most one stroke and leave two parts
+    each read with at least PART_SURE confidence, together surer than the whole. `verified`:
+    the score already says how much a piece looks like one whole digit, so any piece from
+    VERIFIED_WIDE is tried and the best cut wins when its parts' product beats the whole.
     """
     left, top, right, bottom = _box(mask)
     aspect = (right - left) / (bottom - top)
-    if aspect < WIDE:
+    if aspect < (VERIFIED_WIDE if verified else WIDE):
         return [mask]
     whole = confidence([mask])[0]
-    if whole >= CUT_BELOW and aspect < SURELY_TWO:
+    if not verified and whole >= CUT_BELOW and aspect < SURELY_TWO:
         return [mask]
     best, best_score = None, whole
-    for column in cut_candidates(mask):
+    limit, most_crossed = (VERIFIED_CANDIDATES, VERIFIED_CROSSINGS) if verified else (3, 1)
+    for column in cut_candidates(mask, limit):
         path = cut_path(mask[top:bottom], column, (right - left) // 4)
-        if crossings(mask[top:bottom], path) > 1:
+        if crossings(mask[top:bottom], path) > most_crossed:
             continue
         path = np.concatenate([np.full(top, path[0]), path,
                                np.full(mask.shape[0] - bottom, path[-1])])
@@ -241,11 +280,11 @@ def choose_cut(mask: np.ndarray, confidence: Callable[[list[np.ndarray]], list[f
             continue
         sure = confidence(list(parts))
         score = float(np.prod(sure))
-        if score > best_score and min(sure) >= PART_SURE:
+        if score > best_score and (verified or min(sure) >= PART_SURE):
             best, best_score = parts, score
     if best is None:
         return [mask]
-    return [piece for part in best for piece in choose_cut(part, confidence)]
+    return [piece for part in best for piece in choose_cut(part, confidence, verified)]
 
 
 def piece_ink(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -260,11 +299,12 @@ def piece_ink(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def split_number(ink: np.ndarray,
-                 confidence: Callable[[list[np.ndarray]], list[float]] | None = None
-                 ) -> list[Piece]:
+                 confidence: Callable[[list[np.ndarray]], list[float]] | None = None,
+                 verified: bool = False) -> list[Piece]:
     """The digits of a written number, left to right (see the module docstring).
 
-    Without `confidence` no touching digits are cut. Raises ValueError when there are more than
+    Without `confidence` no touching digits are cut; `verified` says that it includes the
+    one-digit verifier's opinion (choose_cut). Raises ValueError when there are more than
     MAX_MARKS marks or MAX_DIGITS pieces (the caller turns that into its own message).
     """
     mask = ink > 0.5
@@ -275,7 +315,7 @@ def split_number(ink: np.ndarray,
         def score(masks: list[np.ndarray]) -> list[float]:
             return confidence([piece_ink(ink, m) for m in masks])
 
-        groups = [piece for group in groups for piece in choose_cut(group, score)]
+        groups = [piece for group in groups for piece in choose_cut(group, score, verified)]
         if len(groups) > MAX_DIGITS:
             raise ValueError(f"{len(groups)} digits")
     return [Piece(box=_box(group), ink=piece_ink(ink, group)) for group in groups]

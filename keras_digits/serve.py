@@ -43,6 +43,7 @@ CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; c
                  ".json": "application/json"}
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 EXPORT_HINT = "run `python -m keras_digits.export all` and reload the page"
+VERIFIER_ROUTE = "/verifier/one_digit.onnx"  # the one-digit verifier, when it was made
 
 
 @dataclass
@@ -121,6 +122,7 @@ class PageHandler(BaseHTTPRequestHandler):
     ort_dir: Path | None  # None: onnxruntime-web is missing, only the API answers
     config: dict
     model_paths: dict[str, Path]
+    verifier_path: Path | None  # the one-digit verifier number mode cuts with, if made
     predictor: api.Predictor
     quiet = True
 
@@ -174,6 +176,8 @@ class PageHandler(BaseHTTPRequestHandler):
         if (folder == "ort" and self.ort_dir and SAFE_NAME.match(name)
                 and (self.ort_dir / name).is_file()):
             return self._send_file(self.ort_dir / name, send_body)
+        if route == VERIFIER_ROUTE and self.verifier_path is not None:
+            return self._send_file(self.verifier_path, send_body)
         if folder == "models" and name in self.model_paths:
             path = self.model_paths[name]
             if not path.is_file():
@@ -238,13 +242,17 @@ def make_server(model: Path, host: str, port: int, verbose: bool = False,
         if info.error:
             print(f"warning: {info.file} is listed as unusable: {info.error}", file=sys.stderr)
     usable = {m.file: model.parent / m.file for m in models if not m.error}
+    verifier = artifacts.verifier_path(model.parent)
+    verifier = verifier if verifier.is_file() else None
     handler = type("Handler", (PageHandler,), {
         "ort_dir": ort_dir, "quiet": not verbose, "timeout": timeout,
+        "verifier_path": verifier,
         "model_paths": {m.file: model.parent / m.file for m in models},
         "predictor": api.Predictor(usable, models[0].file),
         "config": {"default": models[0].file, "onnxruntime_web": ort_version,
                    "models": [asdict(m) for m in models], "preprocessing": PREPROCESSING,
-                   "segmentation": SEGMENTATION, "unsure": UNSURE, "page_off": page_off},
+                   "segmentation": SEGMENTATION, "unsure": UNSURE, "page_off": page_off,
+                   "verifier": VERIFIER_ROUTE if verifier else None},
     })
     try:
         return Server((host, port), handler)

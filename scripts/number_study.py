@@ -25,59 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from keras_digits import data, folders  # noqa: E402
+from keras_digits.compose import LAYOUTS, compose, crop  # noqa: E402
 from keras_digits.reader import DigitReader  # noqa: E402
-
-LAYOUTS = ("separated", "touching", "broken")
-
-
-def crop(digit: np.ndarray) -> np.ndarray:
-    rows, cols = np.flatnonzero(digit.max(axis=1) > 0), np.flatnonzero(digit.max(axis=0) > 0)
-    return digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-
-
-def _touches(canvas: np.ndarray, piece: np.ndarray, top: int, left: int) -> bool:
-    """Whether `piece` placed at (top, left) has ink next to the canvas's ink (8-neighbours)."""
-    h, w = piece.shape
-    region = canvas[max(0, top - 1):top + h + 1, max(0, left - 1):left + w + 1] > 64
-    grown = np.zeros_like(region)
-    ys, xs = np.nonzero(piece > 64)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            y = ys + dy + (1 if top > 0 else 0)
-            x = xs + dx + (1 if left > 0 else 0)
-            ok = (y >= 0) & (y < region.shape[0]) & (x >= 0) & (x < region.shape[1])
-            grown[y[ok], x[ok]] = True
-    return bool((grown & region).any())
-
-
-def compose(digits: list[np.ndarray], layout: str, rng: np.random.Generator,
-            pieces_out: list | None = None) -> np.ndarray:
-    """The digits side by side on a black canvas (white ink), then turned to ink on paper;
-    `pieces_out` receives each digit as placed (cropped, broken for that layout)."""
-    pieces = [crop(d).astype(np.float32) for d in digits]
-    if layout == "broken":
-        for piece in pieces:
-            if rng.random() < 0.5 and piece.shape[0] > 8:
-                row = int(rng.integers(int(0.3 * piece.shape[0]), int(0.7 * piece.shape[0])))
-                piece[row:row + 2] = 0.0
-    if pieces_out is not None:
-        pieces_out.extend(pieces)
-    touching = int(rng.integers(0, len(pieces) - 1)) if layout == "touching" else -1
-    height = 28 + 16
-    canvas = np.zeros((height, 16 + sum(p.shape[1] + 10 for p in pieces)), np.float32)
-    x = 8
-    for i, piece in enumerate(pieces):
-        top = 8 + (28 - piece.shape[0]) // 2 + int(rng.integers(-2, 3))
-        if i == touching + 1:  # slide left from a small gap until the strokes meet
-            x -= int(rng.integers(2, 6))
-            while x > 1 and not _touches(canvas, piece, top, x):
-                x -= 1
-        h, w = piece.shape
-        canvas[top:top + h, x:x + w] = np.maximum(canvas[top:top + h, x:x + w], piece)
-        x += w + int(rng.integers(2, 11))
-    used = np.flatnonzero(canvas.max(axis=0) > 0)
-    canvas = canvas[:, : used[-1] + 9]
-    return 255.0 - canvas  # dark ink on white paper
 
 
 def drawn_digits(size: int = 24) -> list[tuple[np.ndarray, int]]:

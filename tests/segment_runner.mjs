@@ -1,5 +1,6 @@
 // Runs the page's number splitting on raw float32 grey images for tests/test_serve.py.
-// argv: web folder, input file (images_bin.mjs), output file, the /api/config constants as JSON.
+// argv: web folder, input file (images_bin.mjs), output file, the /api/config constants as JSON
+// (with `verified`: cut by the rule for scores that include the one-digit verifier's).
 // Output: JSON, per image the pieces' boxes and 28x28 inputs, or the error. The reader's confidence is a stand-in both sides
 // share: sure (0.95) of a piece narrower than 0.75 of its height, unsure (0.5) otherwise.
 import { writeFileSync } from "node:fs";
@@ -24,7 +25,7 @@ const results = [];
 for (const { width, height, data } of readImages(inputPath)) {
   try {
     const pieces = await seg.splitNumber(pre.inkMap(pre.makeImage(width, height, data)),
-      async (inks) => standIn(inks));
+      async (inks) => standIn(inks), config.verified);
     results.push({ boxes: pieces.map((p) => p.box),
       pixels: pieces.map((p) => Array.from(pre.mnistStyle(p.ink), (v) => v * 255)) });
   } catch (error) {

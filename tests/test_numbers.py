@@ -3,7 +3,6 @@ strokes, specks, touching pairs), predict prints the number, and odd images get 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -15,18 +14,8 @@ from conftest import REPO, last_error_line, run_module
 from PIL import Image, ImageDraw, ImageFilter
 
 from keras_digits import preprocess, segment
+from keras_digits.compose import compose
 from keras_digits.reader import DigitReader
-
-
-def _study():
-    spec = importlib.util.spec_from_file_location("number_study",
-                                                  REPO / "scripts" / "number_study.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-compose = _study().compose
 
 
 def _narrow_digits(mnist, count: int, seed: int) -> list[int]:
@@ -139,6 +128,48 @@ def test_a_touching_pair_is_cut_where_the_reader_is_surer(mnist):
         assert (mask & t).sum() > 0.9 * mask.sum()  # each piece is (mostly) one of the digits
     # A reader sure of the whole never cuts it.
     assert len(segment.split_number(ink, lambda inks: [0.99] * len(inks))) == 1
+
+
+def _narrow_scores(inks):
+    """A stand-in score: 0.99 for a piece narrower than half its height, 0.95 otherwise."""
+    scores = []
+    for ink in inks:
+        rows, cols = np.flatnonzero((ink > 0.5).any(1)), np.flatnonzero((ink > 0.5).any(0))
+        scores.append(0.99 if cols[-1] - cols[0] < 0.5 * (rows[-1] - rows[0]) else 0.95)
+    return scores
+
+
+def test_a_verified_reader_cuts_a_narrow_pair_that_the_confidence_rule_keeps():
+    """Two bars joined by a thin bridge (a "11" written close): too narrow for the plain rule
+    to try a cut, and read surely as one piece; with the verifier's score it is cut in two."""
+    image = np.full((60, 48), 255.0, np.float32)
+    image[10:50, 10:20] = 0.0
+    image[10:50, 28:38] = 0.0
+    image[29:31, 20:28] = 0.0  # the bridge
+    ink = _ink(image)
+    assert len(segment.split_number(ink, _narrow_scores)) == 1
+    pieces = segment.split_number(ink, _narrow_scores, verified=True)
+    assert len(pieces) == 2
+    assert pieces[0].box[2] <= pieces[1].box[0] + 1  # left bar, then right bar
+    # A score as sure of the whole as of any part keeps it whole, verified or not.
+    assert len(segment.split_number(ink, lambda inks: [0.99] * len(inks), verified=True)) == 1
+
+
+def faint_one_beside_a_zero() -> np.ndarray:
+    """A thick 0, and a 1 so faint that its ink map is a column of speck-sized fragments."""
+    image = np.full((60, 80), 255.0, np.float32)
+    image[12:48, 10:34] = 0.0
+    image[18:41, 16:29] = 255.0  # off-centre: an exactly symmetric 0 centres on a rounding tie
+    for top in range(12, 48, 7):
+        image[top:top + 5, 50:52] = 0.0  # fragments 2 px apart
+    image[5, 70] = image[55, 5] = 0.0  # and two specks
+    return image
+
+
+def test_a_faint_stroke_broken_into_specks_is_still_a_digit():
+    pieces = segment.split_number(_ink(faint_one_beside_a_zero()))
+    assert len(pieces) == 2
+    assert pieces[1].box[3] - pieces[1].box[1] > 0.9 * (pieces[0].box[3] - pieces[0].box[1])
 
 
 def test_predict_reads_a_number_with_boxes(mnist, tiny_exported_dir, tmp_path):
@@ -293,3 +324,46 @@ def test_a_check_model_of_other_classes_is_refused(tiny_exported_dir, tmp_path):
                         str(tmp_path / "clothes.onnx"))
     assert result.returncode == 2
     assert "reads other classes than" in last_error_line(result.stderr)
+
+
+@pytest.mark.slow  # trains a (tiny) model: about a minute
+def test_the_verifier_is_made_and_number_mode_cuts_with_it(mnist, tiny_exported_dir, tmp_path):
+    """`keras_digits.verifier` writes the one-digit model beside the exports; the reader, and so
+    predict, then score pieces with it, and say so when it is missing or broken."""
+    import shutil
+
+    folder = tmp_path / "export" / "mnist"
+    folder.mkdir(parents=True)
+    shutil.copy(tiny_exported_dir / "cnn.onnx", folder / "cnn.onnx")
+    image = compose([mnist.test_images[i, ..., 0] for i in (0, 1, 2)], "touching",
+                    np.random.default_rng(3))
+    number = tmp_path / "number.png"
+    Image.fromarray(image.astype(np.uint8)).save(number)
+
+    before = run_module("keras_digits.predict", str(number), "--model", str(folder / "cnn.onnx"))
+    assert before.returncode == 0 and "no one-digit verifier" in before.stderr
+
+    made = run_module("keras_digits.verifier", "--examples", "40", "--epochs", "1",
+                      "--out-dir", str(tmp_path / "export"))
+    assert made.returncode == 0, made.stderr
+    info = json.loads((folder / "verifier" / "one_digit.json").read_text())
+    assert info["examples"] > 80 and info["one_digit"] == 40 and 0 <= info["held_out_accuracy"] <= 1
+    reader = DigitReader(folder / "cnn.onnx")
+    assert reader.verifier is not None
+    said = reader.verifier(np.stack([preprocess.to_pixels(_ink(255.0 - d)) for d in
+                                     mnist.test_images[:3, ..., 0]]))
+    assert said.shape == (3,) and ((said >= 0) & (said <= 1)).all()
+    after = run_module("keras_digits.predict", str(number), "--model", str(folder / "cnn.onnx"))
+    assert after.returncode == 0 and "verifier" not in after.stderr
+
+    (folder / "verifier" / "one_digit.onnx").write_bytes(b"not a model")
+    broken = run_module("keras_digits.predict", str(number), "--model", str(folder / "cnn.onnx"))
+    assert broken.returncode == 2
+    assert "python -m keras_digits.verifier" in last_error_line(broken.stderr)
+
+
+def test_the_verifier_refuses_too_few_examples(tmp_path):
+    result = run_module("keras_digits.verifier", "--examples", "5", "--out-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "--examples 5 is too few" in last_error_line(result.stderr)
+    assert not (tmp_path / "mnist" / "verifier").exists()

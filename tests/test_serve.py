@@ -101,13 +101,16 @@ def _stand_in_confidence(inks: list[np.ndarray]) -> list[float]:
     return scores
 
 
-def test_page_number_splitting_equals_predict(mnist, tmp_path):
+@pytest.mark.parametrize("verified", [False, True])
+def test_page_number_splitting_equals_predict(mnist, tmp_path, verified):
     """segment.js, run by Node.js, cuts composed numbers (separated, touching, broken) into the
-    same pieces with the same 28x28 inputs as segment.py, too many marks included."""
+    same pieces with the same 28x28 inputs as segment.py, too many marks included, with the
+    confidence rule and with the verifier's."""
     need(shutil.which("node") is not None, "Node.js")
-    from test_numbers import compose
+    from test_numbers import faint_one_beside_a_zero
 
     from keras_digits import segment
+    from keras_digits.compose import compose
 
     rng = np.random.default_rng(0)
     images = []
@@ -115,6 +118,10 @@ def test_page_number_splitting_equals_predict(mnist, tmp_path):
         for length in (2, 3):
             chosen = rng.choice(len(mnist.test_images), length, replace=False)
             images.append(compose([mnist.test_images[i, ..., 0] for i in chosen], layout, rng))
+    bars = np.full((60, 54), 255.0, np.float32)  # "11" joined by a bridge: only cut verified
+    bars[10:50, 10:20] = bars[10:50, 34:44] = bars[29:31, 20:34] = 0.0
+    images.append(bars)
+    images.append(faint_one_beside_a_zero())
     specks = np.full((120, 300), 255.0, np.float32)
     for y, x in rng.integers(5, 110, size=(30, 2)) * [1, 2.5]:
         specks[int(y):int(y) + 3, int(x):int(x) + 3] = 0.0
@@ -125,12 +132,14 @@ def test_page_number_splitting_equals_predict(mnist, tmp_path):
         gray = preprocess.read_gray(image)
         payload += struct.pack("<ii", gray.shape[1], gray.shape[0]) + gray.astype("<f4").tobytes()
         try:
-            pieces = segment.split_number(preprocess.ink_map(gray), _stand_in_confidence)
+            pieces = segment.split_number(preprocess.ink_map(gray), _stand_in_confidence,
+                                          verified)
             expected.append([(list(p.box), preprocess.mnist_style(p.ink) * 255) for p in pieces])
         except ValueError as exc:
             expected.append(str(exc))
     (tmp_path / "in.bin").write_bytes(payload)
-    config = {"preprocessing": contract.PREPROCESSING, "segmentation": contract.SEGMENTATION}
+    config = {"preprocessing": contract.PREPROCESSING, "segmentation": contract.SEGMENTATION,
+              "verified": verified}
     subprocess.run(["node", str(REPO / "tests" / "segment_runner.mjs"), str(serve.WEB_DIR),
                     str(tmp_path / "in.bin"), str(tmp_path / "out.json"), json.dumps(config)],
                    check=True, timeout=120, cwd=REPO)
@@ -193,6 +202,8 @@ def test_server_serves_only_the_page_runtime_and_models(tiny_exported_dir):
         assert config["default"] == "cnn.onnx"
         files = [m["file"] for m in config["models"]]
         assert files == ["cnn.onnx", "cnn.int8.onnx", "linear.onnx", "linear.int8.onnx"]
+        assert config["verifier"] is None  # none made: the page cuts on confidence alone
+        assert fetch(url + serve.VERIFIER_ROUTE)[0] == 404
         status, kind, body = fetch(url + "/models/cnn.onnx")
         assert status == 200 and body == (tiny_exported_dir / "cnn.onnx").read_bytes()
         assert fetch(url + "/ort/ort-wasm-simd-threaded.wasm")[1] == "application/wasm"
@@ -200,6 +211,20 @@ def test_server_serves_only_the_page_runtime_and_models(tiny_exported_dir):
                       "/ort/%2e%2e/package.json", "/setup.sh"):
             status, _, body = fetch(url + probe)
             assert status == 404 and b"#!" not in body and b"limits" not in body, probe
+
+
+def test_server_serves_the_one_digit_verifier_when_it_was_made(tiny_exported_dir, tmp_path):
+    need(serve.ORT_PACKAGE.is_dir(), "onnxruntime-web (npm ci)")
+    shutil.copy(tiny_exported_dir / "cnn.onnx", tmp_path / "cnn.onnx")
+    verifier = tmp_path / "verifier" / "one_digit.onnx"
+    verifier.parent.mkdir()
+    verifier.write_bytes(b"the verifier's bytes")
+    with running_server("--model", str(tmp_path / "cnn.onnx")) as url:
+        config = json.loads(fetch(url + "/api/config")[2])
+        assert config["verifier"] == serve.VERIFIER_ROUTE
+        assert [m["file"] for m in config["models"]] == ["cnn.onnx"]  # not in the picker
+        status, _, body = fetch(url + config["verifier"])
+        assert status == 200 and body == verifier.read_bytes()
 
 
 # ---- the page in a real browser --------------------------------------------------------------

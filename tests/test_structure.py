@@ -17,7 +17,7 @@ PACKAGE = REPO / "keras_digits"
 LAYERS = [
     {"cli", "catalog", "contract", "atomic"},
     {"runtime", "augment", "cluster"},  # cluster: the processes of a data-parallel run
-    {"data", "preprocess", "segment", "folders"},
+    {"data", "preprocess", "segment", "compose", "folders"},
     {"models"},
     {"artifacts"},  # loads trained models, so after models (lazily: predict stays TF-free)
     {"calibrate"},
@@ -25,7 +25,7 @@ LAYERS = [
     {"resume", "train"},
     {"litert"},
     {"export"},
-    {"reader"},
+    {"reader", "verifier"},  # verifier: the one-digit model that number mode cuts with
     {"race", "flops"},  # bench's parts: the time-to-accuracy race, FLOP counting
     {"predict", "report", "bench", "evaluate"},
     {"api"},  # the HTTP prediction endpoint, built on predict's JSON

@@ -28,6 +28,7 @@ const state = {
   running: null, // the classification in flight
   again: false, // the drawing changed while classifying
   unsure: null, // contract.UNSURE, from the server
+  verifier: null, // the one-digit verifier's session, when the server has one
 };
 
 // For people and for tests: the latest answer and a way to wait for it.
@@ -143,8 +144,8 @@ function canvasInk() {
   return hasInk(map) ? map : null;
 }
 
-async function probabilitiesOf(inputs) {
-  const { session, ort } = state;
+async function probabilitiesOf(inputs, session = state.session) {
+  const { ort } = state;
   const batch = new Float32Array(inputs.length * FRAME * FRAME);
   inputs.forEach((pixels, i) => batch.set(pixels, i * FRAME * FRAME));
   const output = await session.run({
@@ -184,8 +185,14 @@ async function classifyDigit(map) {
 async function classifyNumber(map) {
   let pieces;
   try {
-    pieces = await splitNumber(map, async (inks) => (await probabilitiesOf(inks.map(toPixels)))
-      .map((p) => Math.max(...p)));
+    // A piece's score: the model's top probability, times the verifier's that it is one digit.
+    pieces = await splitNumber(map, async (inks) => {
+      const inputs = inks.map(toPixels);
+      const sure = (await probabilitiesOf(inputs)).map((p) => Math.max(...p));
+      if (!state.verifier) return sure;
+      const whole = await probabilitiesOf(inputs, state.verifier);
+      return sure.map((p, i) => p * whole[i][0]);
+    }, state.verifier !== null);
   } catch (error) {
     if (!(error instanceof RangeError)) throw error;
     window.digitApp.result = null;
@@ -355,6 +362,16 @@ async function start() {
   state.ort.env.wasm.numThreads = 1;
   document.getElementById("runtime").textContent = `onnxruntime-web ${config.onnxruntime_web}`;
   state.models = config.models;
+  if (config.verifier) {
+    try {
+      const response = await fetch(config.verifier);
+      if (!response.ok) throw new Error(await errorText(response));
+      state.verifier = await state.ort.InferenceSession.create(
+        new Uint8Array(await response.arrayBuffer()), { executionProviders: ["wasm"] });
+    } catch (error) { // numbers are still cut, as without a verifier
+      console.warn(`the one-digit verifier did not load: ${error.message}`);
+    }
+  }
   fillPicker(config);
   await loadModel(config.default);
 }

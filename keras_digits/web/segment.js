@@ -69,15 +69,56 @@ export function labelStrokes(mask) {
   return { labels, count: roots.size };
 }
 
-// Stroke labels and the labels of the marks that are not specks.
+// Stroke labels and the labels of the marks that are not specks (segment.marks): small marks
+// stacked into a column, a faint stroke broken up, count together.
 export function marks(mask) {
   const { labels, count } = labelStrokes(mask);
   const areas = new Array(count + 1).fill(0);
   for (const label of labels) areas[label] += 1;
-  const largest = Math.max(0, ...areas.slice(1));
-  const kept = [];
-  for (let i = 1; i <= count; i++) if (areas[i] >= S.SPECK_SHARE * largest) kept.push(i);
-  return { labels, kept };
+  const floor = S.SPECK_SHARE * Math.max(0, ...areas.slice(1));
+  const kept = new Set();
+  const small = [];
+  for (let i = 1; i <= count; i++) (areas[i] >= floor ? kept.add(i) : small.push(i));
+  if (small.length >= 2 && small.length <= S.SPECK_CHAINS) {
+    const boxes = new Map(small.map((label) => [label, [Infinity, Infinity, -1, -1]]));
+    labels.forEach((label, i) => {
+      const box = boxes.get(label);
+      if (!box) return;
+      const x = i % mask.width;
+      const y = Math.floor(i / mask.width);
+      box[0] = Math.min(box[0], x);
+      box[1] = Math.min(box[1], y);
+      box[2] = Math.max(box[2], x + 1);
+      box[3] = Math.max(box[3], y + 1);
+    });
+    const root = new Map(small.map((label) => [label, label]));
+    const find = (label) => {
+      while (root.get(label) !== label) label = root.get(label);
+      return label;
+    };
+    small.forEach((a, i) => {
+      for (const b of small.slice(i + 1)) {
+        const [la, ta, ra, ba] = boxes.get(a);
+        const [lb, tb, rb, bb] = boxes.get(b);
+        if (Math.min(ra, rb) > Math.max(la, lb) &&
+            Math.max(ta, tb) - Math.min(ba, bb) <= S.SPECK_CHAIN_GAP) {
+          const [x, y] = [find(a), find(b)];
+          root.set(Math.max(x, y), Math.min(x, y));
+        }
+      }
+    });
+    const chains = new Map();
+    for (const label of small) {
+      const r = find(label);
+      if (!chains.has(r)) chains.set(r, []);
+      chains.get(r).push(label);
+    }
+    for (const chain of chains.values()) {
+      const total = chain.reduce((sum, label) => sum + areas[label], 0);
+      if (chain.length > 1 && total >= floor) chain.forEach((label) => kept.add(label));
+    }
+  }
+  return { labels, kept: [...kept].sort((a, b) => a - b) };
 }
 
 function labelMask(mask, labels, wanted) {
@@ -211,18 +252,20 @@ function splitAlong(mask, path) {
   return [left, right];
 }
 
-// `mask` whole, or cut in two (recursively) where the reader is surer of the parts.
-async function chooseCut(mask, confidence) {
+// `mask` whole, or cut in two (recursively) where the parts score higher than the whole
+// (segment.choose_cut): `verified` when the scores include the one-digit verifier's.
+async function chooseCut(mask, confidence, verified) {
   const [left, top, right, bottom] = inkBox(mask);
   const aspect = (right - left) / (bottom - top);
-  if (aspect < S.WIDE) return [mask];
+  if (aspect < (verified ? S.VERIFIED_WIDE : S.WIDE)) return [mask];
   const whole = (await confidence([mask]))[0];
-  if (whole >= S.CUT_BELOW && aspect < S.SURELY_TWO) return [mask];
+  if (!verified && whole >= S.CUT_BELOW && aspect < S.SURELY_TWO) return [mask];
   let best = null;
   let bestScore = whole;
-  for (const column of cutCandidates(mask)) {
+  const [limit, mostCrossed] = verified ? [S.VERIFIED_CANDIDATES, S.VERIFIED_CROSSINGS] : [3, 1];
+  for (const column of cutCandidates(mask, limit)) {
     const inner = cutPath(mask, top, bottom, column, Math.floor((right - left) / 4));
-    if (crossings(mask, top, inner) > 1) continue;
+    if (crossings(mask, top, inner) > mostCrossed) continue;
     const path = new Int32Array(mask.height);
     path.fill(inner[0], 0, top);
     path.set(inner, top);
@@ -231,14 +274,14 @@ async function chooseCut(mask, confidence) {
     if (!parts.every((p) => p.data.some((v) => v))) continue;
     const sure = await confidence(parts);
     const score = sure.reduce((a, b) => a * b, 1);
-    if (score > bestScore && Math.min(...sure) >= S.PART_SURE) {
+    if (score > bestScore && (verified || Math.min(...sure) >= S.PART_SURE)) {
       best = parts;
       bestScore = score;
     }
   }
   if (!best) return [mask];
   const pieces = [];
-  for (const part of best) pieces.push(...await chooseCut(part, confidence));
+  for (const part of best) pieces.push(...await chooseCut(part, confidence, verified));
   return pieces;
 }
 
@@ -268,15 +311,16 @@ export function pieceInk(ink, mask) {
 }
 
 // The digits of a written number, left to right: [{box, ink}], box in ink-map pixels.
-// `confidence(inks)` resolves to the reader's top probability for each; null cuts nothing.
+// `confidence(inks)` resolves to the reader's top probability for each (times the one-digit
+// verifier's when `verified`); null cuts nothing.
 // Throws a RangeError when there are too many marks or digits for a number.
-export async function splitNumber(ink, confidence) {
+export async function splitNumber(ink, confidence, verified = false) {
   let groups = groupStrokes(inkMask(ink));
   if (groups.length > S.MAX_DIGITS) throw new RangeError(`${groups.length} separate marks`);
   if (confidence) {
     const score = (masks) => confidence(masks.map((m) => pieceInk(ink, m)));
     const cut = [];
-    for (const group of groups) cut.push(...await chooseCut(group, score));
+    for (const group of groups) cut.push(...await chooseCut(group, score, verified));
     groups = cut;
     if (groups.length > S.MAX_DIGITS) throw new RangeError(`${groups.length} digits`);
   }
