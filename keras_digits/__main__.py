@@ -17,6 +17,7 @@ COMMANDS = {
     "train": "train models (all, or by name) and write saved_models/",
     "calibrate": "fit the temperature of models trained before calibration existed",
     "export": "export to SavedModel, ONNX and LiteRT, and prove parity with Keras",
+    "verifier": "train the one-digit verifier that number mode cuts touching digits with",
     "predict": "read digits in images (onnxruntime only, no TensorFlow)",
     "evaluate": "score a labelled folder of images, or Semeion",
     "report": "write the HTML report of every trained model",
@@ -26,7 +27,7 @@ COMMANDS = {
 # Modules that only the training install brings (`pip install 'keras_digits[train]'`), and the
 # commands that cannot start without TensorFlow and Keras.
 TRAINING_PACKAGES = {"tensorflow", "keras", "tf2onnx", "onnx", "matplotlib", "tensorflow_datasets"}
-NEEDS_TRAINING = {"train", "calibrate", "export", "report", "bench"}
+NEEDS_TRAINING = {"train", "calibrate", "export", "verifier", "report", "bench"}
 
 
 def usage() -> str:

@@ -38,8 +38,8 @@ SEGMENTATION = {
     "MAX_DIGITS": 12,  # more digits than this is not a number someone photographed,
     "MAX_MARKS": 24,  # nor are more separate marks than this (text, specks, noise)
     "SPECK_SHARE": 0.06,  # a mark with less ink than this share of the largest one is a speck
-    "SPECK_CHAIN_GAP": 2,  # unless, with small marks stacked at most this many pixels apart
-    "SPECK_CHAINS": 96,  # (looked for among at most this many small marks), it makes up as much
+    "SPECK_CHAIN_GAP": 2,  # ... unless small marks stacked at most this many pixels apart
+    "SPECK_CHAINS": 96,  # (looked for among up to this many) have that much ink together
     "OVERLAP_SHARE": 0.4,  # marks whose columns overlap by this share of the narrower join
     "FRAGMENT_HEIGHT": 0.6,  # a piece shorter than this is part of the digit beside it
     "FRAGMENT_GAP": 0.25,  # ... when at most this far from it

@@ -129,10 +129,6 @@ def main(argv: list[str]) -> int:
     classes = reader.classes
     single = args.single or classes != class_names("mnist")  # clothes come one at a time
     k = min(args.top_k, len(classes))
-    if not single and reader.verifier is None:
-        print(f"note: no one-digit verifier in {reader.path.parent / 'verifier'}, so touching "
-              "digits are cut on the model's confidence alone; `python -m "
-              "keras_digits.verifier` makes it (a few minutes)", file=sys.stderr)
     results, failures = [], 0
     for name in args.images:
         try:

@@ -119,7 +119,8 @@ def marks(mask: np.ndarray) -> tuple[np.ndarray, list[int]]:
 
     A faint thin stroke (a light 1) can come out of the ink map as a column of small
     fragments, each no bigger than a speck; fragments stacked within SPECK_CHAIN_GAP pixels
-    of one another, their columns overlapping, count together, so the stroke is kept.
+    of one another, their columns overlapping, count together as one mark, so the stroke is
+    kept.
     """
     labels, count = label_strokes(mask)
     if count == 0:
@@ -147,7 +148,8 @@ def marks(mask: np.ndarray) -> tuple[np.ndarray, list[int]]:
             chains.setdefault(find(label), []).append(label)
         for chain in chains.values():
             if len(chain) > 1 and sum(areas[label - 1] for label in chain) >= floor:
-                kept.update(chain)
+                labels[np.isin(labels, chain)] = chain[0]  # one stroke: one mark
+                kept.add(chain[0])
     return labels, sorted(kept)
 
 

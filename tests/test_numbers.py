@@ -167,7 +167,9 @@ def faint_one_beside_a_zero() -> np.ndarray:
 
 
 def test_a_faint_stroke_broken_into_specks_is_still_a_digit():
-    pieces = segment.split_number(_ink(faint_one_beside_a_zero()))
+    ink = _ink(faint_one_beside_a_zero())
+    assert len(segment.marks(ink > 0.5)[1]) == 2  # the 0, and the fragments as one mark
+    pieces = segment.split_number(ink)
     assert len(pieces) == 2
     assert pieces[1].box[3] - pieces[1].box[1] > 0.9 * (pieces[0].box[3] - pieces[0].box[1])
 
@@ -329,7 +331,7 @@ def test_a_check_model_of_other_classes_is_refused(tiny_exported_dir, tmp_path):
 @pytest.mark.slow  # trains a (tiny) model: about a minute
 def test_the_verifier_is_made_and_number_mode_cuts_with_it(mnist, tiny_exported_dir, tmp_path):
     """`keras_digits.verifier` writes the one-digit model beside the exports; the reader, and so
-    predict, then score pieces with it, and say so when it is missing or broken."""
+    predict, then score pieces with it; a broken one is a one-line error."""
     import shutil
 
     folder = tmp_path / "export" / "mnist"
@@ -340,8 +342,9 @@ def test_the_verifier_is_made_and_number_mode_cuts_with_it(mnist, tiny_exported_
     number = tmp_path / "number.png"
     Image.fromarray(image.astype(np.uint8)).save(number)
 
+    assert DigitReader(folder / "cnn.onnx").verifier is None  # none yet: the older rule
     before = run_module("keras_digits.predict", str(number), "--model", str(folder / "cnn.onnx"))
-    assert before.returncode == 0 and "no one-digit verifier" in before.stderr
+    assert before.returncode == 0 and not before.stderr.strip()
 
     made = run_module("keras_digits.verifier", "--examples", "40", "--epochs", "1",
                       "--out-dir", str(tmp_path / "export"))
@@ -354,7 +357,7 @@ def test_the_verifier_is_made_and_number_mode_cuts_with_it(mnist, tiny_exported_
                                      mnist.test_images[:3, ..., 0]]))
     assert said.shape == (3,) and ((said >= 0) & (said <= 1)).all()
     after = run_module("keras_digits.predict", str(number), "--model", str(folder / "cnn.onnx"))
-    assert after.returncode == 0 and "verifier" not in after.stderr
+    assert after.returncode == 0 and not after.stderr.strip()
 
     (folder / "verifier" / "one_digit.onnx").write_bytes(b"not a model")
     broken = run_module("keras_digits.predict", str(number), "--model", str(folder / "cnn.onnx"))

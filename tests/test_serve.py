@@ -327,21 +327,54 @@ def _moved(strokes, scale: float, dx: float, dy: float):
     return [[(x * scale + dx, y * scale + dy) for x, y in points] for points in strokes]
 
 
-def test_a_number_is_read_in_the_browser_as_predict_reads_it(exported_dir, page_on, tmp_path):
-    with running_server("--model", str(exported_dir / "cnn.onnx")) as url:
+def _stand_in_verifier(path: Path) -> None:
+    """A valid one-digit verifier file, not a trained one: sigmoid of the mean pixel / 255.
+    The page and predict must load and use it alike."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["pixels"], ["mean"], axes=[1, 2, 3], keepdims=1),
+         helper.make_node("Div", ["mean", "scale"], ["scaled"]),
+         helper.make_node("Reshape", ["scaled", "shape"], ["logit"]),
+         helper.make_node("Sigmoid", ["logit"], ["one_digit"])],
+        "stand_in_verifier",
+        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["N", 28, 28, 1])],
+        [helper.make_tensor_value_info("one_digit", TensorProto.FLOAT, ["N", 1])],
+        [helper.make_tensor("scale", TensorProto.FLOAT, [], [255.0]),
+         helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 1])])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8  # what onnxruntime-web reads (tf2onnx writes 8 too)
+    onnx.save(model, str(path))
+
+
+@pytest.mark.parametrize("verified", [False, True])
+def test_a_number_is_read_in_the_browser_as_predict_reads_it(exported_dir, page_on, tmp_path,
+                                                             verified):
+    model = exported_dir / "cnn.onnx"
+    if verified:  # the page loads the verifier and cuts as predict does with it
+        model = tmp_path / "models" / "cnn.onnx"
+        model.parent.mkdir()
+        shutil.copy(exported_dir / "cnn.onnx", model)
+        _stand_in_verifier(model.parent / "verifier" / "one_digit.onnx")
+    with running_server("--model", str(model)) as url:
         page = page_on(url)
         page.check("#number-mode")
         page.wait_for_function("document.getElementById('pad').width === 500")
         result = draw(page, _moved(SEVEN, 0.7, 20, 10) + _moved(ONE, 0.7, 200, 15)
                       + _moved(ZERO, 0.7, 270, 5))
         assert result["number"] == "710" and len(result["digits"]) == 3
+        assert result["verified"] is verified
         assert "reads 710" in page.inner_text("#message")
         assert page.locator("#digits figure").count() == 3
         # The same canvas through predict's number path gives the same pieces and answers.
         png = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
         path = tmp_path / "drawn-number.png"
         path.write_bytes(base64.b64decode(png.split(",", 1)[1]))
-        number = DigitReader(exported_dir / "cnn.onnx").read_number(path)
+        reader = DigitReader(model)
+        assert (reader.verifier is not None) is verified
+        number = reader.read_number(path)
         assert number.text == "710"
         for mine, theirs in zip(number.digits, result["digits"], strict=True):
             shown = np.array(theirs["pixels"], dtype=np.float32).reshape(28, 28)

@@ -211,7 +211,7 @@ async function classifyNumber(map) {
   renderDigits(digits);
   const number = digits.map((d) => d.label).join("");
   window.digitApp.result = { model: state.model.file, number, digits,
-    unsure: digits.some((d) => d.unsure) };
+    unsure: digits.some((d) => d.unsure), verified: state.verifier !== null };
   const doubtful = digits.filter((d) => d.unsure).length;
   show("ready", `${state.model.name} reads ${number}` +
     (doubtful ? ` but is unsure of ${doubtful} digit${doubtful > 1 ? "s" : ""} (marked ?).` : "."));

@@ -115,7 +115,11 @@ export function marks(mask) {
     }
     for (const chain of chains.values()) {
       const total = chain.reduce((sum, label) => sum + areas[label], 0);
-      if (chain.length > 1 && total >= floor) chain.forEach((label) => kept.add(label));
+      if (chain.length > 1 && total >= floor) { // one stroke: one mark
+        const members = new Set(chain);
+        labels.forEach((label, i) => { if (members.has(label)) labels[i] = chain[0]; });
+        kept.add(chain[0]);
+      }
     }
   }
   return { labels, kept: [...kept].sort((a, b) => a - b) };
