@@ -316,7 +316,7 @@ def main(argv: list[str]) -> int:
     print(f"\nparity holds for {', '.join(names)} on {entries[0]['test_images']} test images "
           f"(details in {parity_path})")
     if args.dataset == "mnist" and not artifacts.verifier_path(out_dir).is_file():
-        print("numbers: run `python -m keras_digits.verifier` (a few minutes) so that predict "
+        print("numbers: run `python -m keras_digits.verifier` (about 7 minutes) so that predict "
               "and the page cut touching digits with the one-digit verifier")
     return 0
 

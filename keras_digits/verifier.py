@@ -1,4 +1,4 @@
-"""The one-digit verifier: `python -m keras_digits.verifier [--examples 12000]`.
+"""The one-digit verifier: `python -m keras_digits.verifier [--examples 30000]`.
 
 A digit classifier is as sure of two squashed, touching digits ("53" read as a 3 at 100%) as of
 one, so its confidence cannot say where to cut a number. This small CNN answers the other
@@ -87,7 +87,7 @@ def build_verifier():
     ], name="one_digit_verifier")
 
 
-def train_verifier(export_root: Path, count: int = 12000, epochs: int = 6, seed: int = 0,
+def train_verifier(export_root: Path, count: int = 30000, epochs: int = 10, seed: int = 0,
                    data_dir: str | None = None) -> dict:
     """Make the examples, train, write the ONNX file and its JSON; returns the JSON's content."""
     import keras
@@ -123,9 +123,9 @@ def train_verifier(export_root: Path, count: int = 12000, epochs: int = 6, seed:
 def build_parser() -> Parser:
     parser = Parser(prog="python -m keras_digits.verifier",
                     description="Train the one-digit verifier that number mode cuts with.")
-    parser.add_argument("--examples", type=positive_int, default=12000,
+    parser.add_argument("--examples", type=positive_int, default=30000,
                         help="lone digits to make (as many pairs and cut digits come with them)")
-    parser.add_argument("--epochs", type=positive_int, default=6)
+    parser.add_argument("--epochs", type=positive_int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", default="export")
     parser.add_argument("--data-dir", help="folder with the MNIST IDX files")

@@ -1,17 +1,18 @@
 """How often a whole written number is read right: numbers composed from MNIST test digits.
 
-    .venv/bin/python scripts/number_study.py [--model cnn] [--count 500] [--json out.json]
+    .venv/bin/python scripts/number_study.py [--model cnn] [--count 500] [--no-verifier]
 
 Each number is 2, 4 or 6 MNIST test digits (never seen in training), dark ink on white paper, in
 three layouts: separated (gaps of 2-10 pixels, a little vertical jitter), one touching pair (two
 neighbours pushed together until their strokes meet), and broken strokes (half the digits lose a
 2-pixel band of ink across them, as where a pen skipped). Every number goes through
-`DigitReader.read_number`, the predict path. The single-digit baseline reads the very same digits
-(cropped, broken where the layout breaks them, with a 4-pixel margin) one at a time through
-`DigitReader.read_many`. Also counted: how often a lone digit (MNIST test,
-Semeion) is split into more than one piece, which number mode must not do, and how often numbers
-composed from the generated drawings of tests/drawings.py (fonts in plain, thin, thick and
-rotated styles, separated) are read whole.
+`DigitReader.read_number`, the predict path: with the one-digit verifier when the export folder
+has one (`python -m keras_digits.verifier`); `--no-verifier` measures the older rule. The
+single-digit baseline reads the very same digits (cropped, broken where the layout breaks
+them, with a 4-pixel margin) one at a time through `DigitReader.read_many`. Also counted: how
+often a lone digit (MNIST test, Semeion) is split into more than one piece, which number mode
+must not do, and how often numbers composed from the generated drawings of tests/drawings.py
+(fonts in plain, thin, thick and rotated styles, separated) are read whole.
 """
 
 from __future__ import annotations
@@ -111,10 +112,15 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--drawn-only", action="store_true",
                         help="only the numbers made of generated drawings")
+    parser.add_argument("--no-verifier", action="store_true",
+                        help="cut touching digits without the one-digit verifier")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
-    result = study(DigitReader(args.model, export_dir=args.export_dir), args.count, args.seed,
-                   args.drawn_only)
+    reader = DigitReader(args.model, export_dir=args.export_dir)
+    if args.no_verifier:
+        reader.verifier = None
+    result = study(reader, args.count, args.seed, args.drawn_only)
+    result["verifier"] = reader.verifier is not None
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0
