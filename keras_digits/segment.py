@@ -250,6 +250,16 @@ def crossings(mask: np.ndarray, path: np.ndarray) -> int:
     return int(np.count_nonzero(np.diff(np.concatenate([[0], on_path.view(np.int8), [0]])) == 1))
 
 
+def cut_at(mask: np.ndarray, column: int) -> tuple[tuple[np.ndarray, np.ndarray], int]:
+    """The piece cut in two along the least-ink path from near `column`, and how many strokes
+    that path crosses."""
+    left, top, right, bottom = _box(mask)
+    path = cut_path(mask[top:bottom], column, (right - left) // 4)
+    crossed = crossings(mask[top:bottom], path)
+    path = np.concatenate([np.full(top, path[0]), path, np.full(mask.shape[0] - bottom, path[-1])])
+    return split_along(mask, path), crossed
+
+
 def choose_cut(mask: np.ndarray, confidence: Callable[[list[np.ndarray]], list[float]],
                verified: bool = False) -> list[np.ndarray]:
     """`mask` whole, or split in two (recursively) where the parts score higher than the whole.
@@ -272,13 +282,8 @@ def choose_cut(mask: np.ndarray, confidence: Callable[[list[np.ndarray]], list[f
     best, best_score = None, whole
     limit, most_crossed = (VERIFIED_CANDIDATES, VERIFIED_CROSSINGS) if verified else (3, 1)
     for column in cut_candidates(mask, limit):
-        path = cut_path(mask[top:bottom], column, (right - left) // 4)
-        if crossings(mask[top:bottom], path) > most_crossed:
-            continue
-        path = np.concatenate([np.full(top, path[0]), path,
-                               np.full(mask.shape[0] - bottom, path[-1])])
-        parts = split_along(mask, path)
-        if not (parts[0].any() and parts[1].any()):
+        parts, crossed = cut_at(mask, column)
+        if crossed > most_crossed or not (parts[0].any() and parts[1].any()):
             continue
         sure = confidence(list(parts))
         score = float(np.prod(sure))

@@ -30,10 +30,6 @@ CLASSES = ("one digit",)  # the single output: the probability that a piece is o
 PAIR_LAYOUTS = ("touching", "touching", "separated")  # neighbours, mostly touching
 
 
-def _pixels(ink: np.ndarray) -> np.ndarray:
-    return preprocess.to_pixels(ink)
-
-
 def _ink(image: np.ndarray) -> np.ndarray:
     """The ink map of a composed image, as number mode makes it."""
     return preprocess.ink_map(preprocess.read_gray(image))
@@ -45,10 +41,8 @@ def _cut_sides(ink: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
     columns = segment.cut_candidates(mask, segment.VERIFIED_CANDIDATES)
     if not columns:
         return []
-    left, top, right, bottom = segment._box(mask)
-    path = segment.cut_path(mask[top:bottom], int(rng.choice(columns)), (right - left) // 4)
-    path = np.concatenate([np.full(top, path[0]), path, np.full(mask.shape[0] - bottom, path[-1])])
-    return [_pixels(segment.piece_ink(ink, side)) for side in segment.split_along(mask, path)
+    sides, _ = segment.cut_at(mask, int(rng.choice(columns)))
+    return [preprocess.to_pixels(segment.piece_ink(ink, side)) for side in sides
             if side.sum() > 0.2 * mask.sum()]  # a sliver cut off is still most of a digit
 
 
@@ -59,10 +53,11 @@ def examples(images: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.
     pixels, labels = [], []
     for k in range(count):
         i, j, other = (int(v) for v in rng.integers(len(images), size=3))
-        pixels.append(_pixels(_ink(compose([images[i]], ("separated", "broken")[k % 2], rng))))
+        lone = compose([images[i]], ("separated", "broken")[k % 2], rng)
+        pixels.append(preprocess.to_pixels(_ink(lone)))
         labels.append(1)
         pair = compose([images[j], images[other]], PAIR_LAYOUTS[k % len(PAIR_LAYOUTS)], rng)
-        pixels.append(_pixels(_ink(pair)))
+        pixels.append(preprocess.to_pixels(_ink(pair)))
         labels.append(0)
         sides = _cut_sides(_ink(compose([images[i]], "separated", rng)), rng)
         pixels.extend(sides)
