@@ -129,6 +129,8 @@ def main(argv: list[str]) -> int:
     classes = reader.classes
     single = args.single or classes != class_names("mnist")  # clothes come one at a time
     k = min(args.top_k, len(classes))
+    if not single:
+        _ = reader.verifier  # a broken verifier file is one error, before any image
     results, failures = [], 0
     for name in args.images:
         try:

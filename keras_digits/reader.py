@@ -151,10 +151,21 @@ class DigitReader:
                 raise UserError(f"the check model {check} reads other classes than {model}; "
                                 "pass a model of the same dataset")
         self.unsure_below = unsure_below
-        # Number mode cuts touching digits with the verifier's help when it was made
-        # (beside the model, as `keras_digits.verifier` writes it); without it, as before.
-        verifier = artifacts.verifier_path(self.path.parent)
-        self.verifier = OnnxVerifier(verifier) if verifier.is_file() else None
+        self._verifier: OnnxVerifier | None | bool = False  # False: not looked for yet
+
+    @property
+    def verifier(self) -> OnnxVerifier | None:
+        """The one-digit verifier beside the model (as `keras_digits.verifier` writes it), or
+        None: number mode then cuts as before. Loaded on first use, so reading single digits
+        never depends on it."""
+        if self._verifier is False:
+            path = artifacts.verifier_path(self.path.parent)
+            self._verifier = OnnxVerifier(path) if path.is_file() else None
+        return self._verifier
+
+    @verifier.setter
+    def verifier(self, verifier: OnnxVerifier | None) -> None:
+        self._verifier = verifier
 
     def _readings(self, pixels: np.ndarray, boxes: list | None = None,
                   marks: list[int] | None = None) -> list[Reading]:

@@ -363,6 +363,9 @@ def test_the_verifier_is_made_and_number_mode_cuts_with_it(mnist, tiny_exported_
     broken = run_module("keras_digits.predict", str(number), "--model", str(folder / "cnn.onnx"))
     assert broken.returncode == 2
     assert "python -m keras_digits.verifier" in last_error_line(broken.stderr)
+    single = run_module("keras_digits.predict", str(number), "--single", "--model",
+                        str(folder / "cnn.onnx"))
+    assert single.returncode == 0  # one digit never needs the verifier
 
 
 def test_the_verifier_refuses_too_few_examples(tmp_path):
