@@ -15,6 +15,7 @@ digit holds more separate marks than a digit has (contract.UNSURE).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -27,23 +28,27 @@ from keras_digits.contract import CLASSES_KEY, INPUT_SHAPE, UNSURE
 Source = str | Path | np.ndarray | bytes  # a file, an encoded file's bytes, or pixels
 
 
+def _session(path: Path, failure: str, hint: str):
+    """An onnxruntime CPU session of `path`; a file it cannot load is one UserError line."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception classes
+        raise UserError(f"{failure} ({type(exc).__name__}); {hint}") from None
+
+
 class OnnxClassifier:
     """An exported model checked for the shape contract: (N, 28, 28, 1) pixels -> (N, C)."""
 
     def __init__(self, path: Path, dataset: str | None = None) -> None:
-        import onnxruntime as ort
-
         if not path.is_file():
             raise UserError(f"model file {path} does not exist; run "
                             "`python -m keras_digits.export all` first or pass --model PATH")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(path), options,
-                                                providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception classes
-            raise UserError(f"{path} is not a loadable ONNX model ({type(exc).__name__}); "
-                            "pass a .onnx file written by `keras_digits.export`") from None
+        self.session = _session(path, f"{path} is not a loadable ONNX model",
+                                "pass a .onnx file written by `keras_digits.export`")
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         shape = list(inputs[0].shape) if len(inputs) == 1 else None
         if shape is None or len(shape) != 4 or shape[1:] != list(INPUT_SHAPE):
@@ -70,17 +75,9 @@ class OnnxVerifier:
     probability that each piece is one whole digit."""
 
     def __init__(self, path: Path) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
         hint = "run `python -m keras_digits.verifier` to make it again"
-        try:
-            self.session = ort.InferenceSession(str(path), options,
-                                                providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception classes
-            raise UserError(f"the one-digit verifier {path} is not a loadable ONNX model "
-                            f"({type(exc).__name__}); {hint}") from None
+        self.session = _session(
+            path, f"the one-digit verifier {path} is not a loadable ONNX model", hint)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if (len(inputs) != 1 or list(inputs[0].shape)[1:] != list(INPUT_SHAPE)
                 or list(outputs[0].shape)[1:] != [1]):
@@ -151,21 +148,14 @@ class DigitReader:
                 raise UserError(f"the check model {check} reads other classes than {model}; "
                                 "pass a model of the same dataset")
         self.unsure_below = unsure_below
-        self._verifier: OnnxVerifier | None | bool = False  # False: not looked for yet
 
-    @property
+    @cached_property
     def verifier(self) -> OnnxVerifier | None:
         """The one-digit verifier beside the model (as `keras_digits.verifier` writes it), or
         None: number mode then cuts as before. Loaded on first use, so reading single digits
         never depends on it."""
-        if self._verifier is False:
-            path = artifacts.verifier_path(self.path.parent)
-            self._verifier = OnnxVerifier(path) if path.is_file() else None
-        return self._verifier
-
-    @verifier.setter
-    def verifier(self, verifier: OnnxVerifier | None) -> None:
-        self._verifier = verifier
+        path = artifacts.verifier_path(self.path.parent)
+        return OnnxVerifier(path) if path.is_file() else None
 
     def _readings(self, pixels: np.ndarray, boxes: list | None = None,
                   marks: list[int] | None = None) -> list[Reading]:

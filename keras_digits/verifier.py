@@ -109,8 +109,8 @@ def train_verifier(export_root: Path, count: int = 30000, epochs: int = 10, seed
     accuracy = float(np.mean(said == (labels[:held] == 1)))
     export_onnx(model, final, "one_digit_verifier", "mnist", CLASSES)
     info = {"examples": int(len(labels)), "one_digit": int(labels.sum()), "epochs": epochs,
-            "seed": seed, "held_out_accuracy": round(accuracy, 4),
-            "seconds": round(time.time() - started, 1)}
+            "seed": seed, "held_out": held, "held_out_accuracy": round(accuracy, 4),
+            "seconds": round(time.time() - started, 1), "file": str(final)}
     atomic.write_json(final.with_suffix(".json"), info)
     return info
 
@@ -134,9 +134,8 @@ def main(argv: list[str]) -> int:
         raise UserError(f"--examples {args.examples} is too few to learn from; pass 10 or more")
     info = train_verifier(Path(args.out_dir), args.examples, args.epochs, args.seed,
                           args.data_dir)
-    print(f"one-digit verifier: {info['held_out_accuracy']:.2%} right on "
-          f"{max(1, info['examples'] // 10)} held-out pieces; written to "
-          f"{artifacts.verifier_path(artifacts.export_dir(args.out_dir, 'mnist'))}")
+    print(f"one-digit verifier: {info['held_out_accuracy']:.2%} right on {info['held_out']} "
+          f"held-out pieces; written to {info['file']}")
     return 0
 
 
