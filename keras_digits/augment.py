@@ -56,18 +56,19 @@ class RandomHandwriting(_TrainingDistortion):
 
     The aspect change moves a digit part of the way towards filling a square box (a narrow 1
     gets wider, a wide 2 taller) by a random share up to `stretch`, measured on the digit's own
-    ink extent, so the longer side keeps MNIST's 20 pixels. One resampling for all of it; then,
+    ink extent, so the longer side keeps MNIST's 20 pixels; a share `square` of the images is
+    stretched all the way, as scanners that fill a square box with each digit leave them. One resampling for all of it; then,
     with `normalize`, the strongest ink is scaled back to 1 as preprocessing does for digits.
     """
 
-    fields = ("rotation", "shear", "scale", "stretch", "shift", "normalize")
+    fields = ("rotation", "shear", "scale", "stretch", "shift", "normalize", "square")
 
     def __init__(self, rotation: float = 12.0, shear: float = 0.2, scale: float = 0.1,
                  stretch: float = 0.6, shift: float = 0.0, normalize: bool = True,
-                 seed: int | None = None, **kwargs) -> None:
+                 square: float = 0.0, seed: int | None = None, **kwargs) -> None:
         super().__init__(seed, **kwargs)
         self.rotation, self.shear, self.scale, self.stretch = rotation, shear, scale, stretch
-        self.shift, self.normalize = shift, normalize
+        self.shift, self.normalize, self.square = shift, normalize, square
 
     def distort(self, images):
         def uniform(low: float, high: float):
@@ -78,6 +79,8 @@ class RandomHandwriting(_TrainingDistortion):
         cols = ops.sum(ops.cast(ops.max(images, axis=(1, 3)) > 0.3, "float32"), axis=1)
         longer = ops.maximum(ops.maximum(rows, cols), 1.0)
         share = uniform(0.0, self.stretch)
+        if self.square > 0:  # this share of the images fills the square box entirely
+            share = ops.where(uniform(0.0, 1.0) < self.square, 1.0, share)
         zoom = uniform(1.0 - self.scale, 1.0 + self.scale)
         scale_x = zoom * (1.0 + share * (longer / ops.maximum(cols, 1.0) - 1.0))
         scale_y = zoom * (1.0 + share * (longer / ops.maximum(rows, 1.0) - 1.0))
@@ -210,9 +213,10 @@ def clothes(x, strength: float = 1.0):
     return RandomCutout(size=round(10 * strength), rate=0.5, name="cutout")(x)
 
 
-def handwriting(x, strength: float = 1.0, elastic: float = 0.0):
+def handwriting(x, strength: float = 1.0, elastic: float = 0.0, square: float = 0.0):
     """The augmentation stem for digit models; `strength` scales every distortion (0: none),
-    `elastic` the smooth wobble of `RandomElastic` (in pixels; 0: none)."""
+    `elastic` the smooth wobble of `RandomElastic` (in pixels; 0: none), `square` the share of
+    digits stretched to fill a square box."""
     if strength <= 0:
         return x
     x = RandomPen(width=0.7 * strength, binarize=0.3 * strength, name="pen")(x)
@@ -220,4 +224,4 @@ def handwriting(x, strength: float = 1.0, elastic: float = 0.0):
         x = RandomElastic(amount=elastic, name="elastic")(x)
     return RandomHandwriting(rotation=12.0 * strength, shear=0.2 * strength,
                              scale=0.1 * strength, stretch=0.6 * strength,
-                             name="handwriting")(x)
+                             square=square, name="handwriting")(x)
