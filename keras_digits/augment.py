@@ -57,8 +57,9 @@ class RandomHandwriting(_TrainingDistortion):
     The aspect change moves a digit part of the way towards filling a square box (a narrow 1
     gets wider, a wide 2 taller) by a random share up to `stretch`, measured on the digit's own
     ink extent, so the longer side keeps MNIST's 20 pixels; a share `square` of the images is
-    stretched all the way, as scanners that fill a square box with each digit leave them. One resampling for all of it; then,
-    with `normalize`, the strongest ink is scaled back to 1 as preprocessing does for digits.
+    stretched all the way, as scanners that fill a square box with each digit leave them. One
+    resampling for all of it; then, with `normalize`, the strongest ink is scaled back to 1 as
+    preprocessing does for digits.
     """
 
     fields = ("rotation", "shear", "scale", "stretch", "shift", "normalize", "square")

@@ -105,6 +105,27 @@ def test_handwriting_augmentation_trains_only():
                        atol=1e-6)
 
 
+def test_square_share_stretches_narrow_digits_to_fill_a_square_box():
+    """`square`: that share of the training digits is widened all the way to a square box, as
+    scanners that fill each digit's box leave them; the rest keep their shape within `stretch`."""
+    from keras_digits import augment
+
+    pixels = np.zeros((64, 28, 28, 1), dtype=np.float32)
+    pixels[:, 4:24, 12:16] = 1.0  # a 20 x 4 stroke, like a 1
+
+    def widths(square: float) -> np.ndarray:
+        warp = augment.RandomHandwriting(rotation=0, shear=0, scale=0, stretch=0.0,
+                                         square=square, seed=0)
+        return (np.asarray(warp(pixels, training=True))[..., 0] > 0.3).any(axis=1).sum(axis=1)
+
+    assert (widths(0.0) <= 5).all()  # no stretch: the stroke stays 4 columns wide
+    assert (widths(1.0) >= 18).all()  # every digit filled to the square: about 20 columns
+    half = widths(0.5)
+    assert 16 <= (half >= 18).sum() <= 48 and ((half <= 5) | (half >= 18)).all()
+    assert models.create_model("cnn").get_layer("handwriting").square == models.SQUARE
+    assert models.create_model("cnn", square=0.0).get_layer("handwriting").square == 0.0
+
+
 def test_elastic_wobble_moves_ink_smoothly_in_training_only():
     """RandomElastic (the `elastic=` study option): a pixel shift of at most its amount, an
     identity at 0 and at inference, and it runs inside a tf.data training step (unknown batch)."""
