@@ -101,6 +101,18 @@ def test_parity_failure_is_detected():
     assert export.fp32_passes(export.compare(reference, reference, np.array([0, 1, 2, 3])))
 
 
+def test_int8_may_lose_0_3_pp_or_one_image_of_a_small_subset():
+    def result(images: int, lost: int) -> dict:
+        labels = np.zeros(images, dtype=int)
+        reference = np.eye(10, dtype=np.float32)[labels]
+        candidate = reference.copy()
+        candidate[:lost] = np.eye(10, dtype=np.float32)[1]
+        return export.compare(reference, candidate, labels)
+
+    assert export.int8_passes(result(10_000, 30)) and not export.int8_passes(result(10_000, 31))
+    assert export.int8_passes(result(200, 1)) and not export.int8_passes(result(200, 2))
+
+
 def test_export_without_training_says_what_to_do(tmp_path):
     result = run_module("keras_digits.export", "cnn", "--models-dir", str(tmp_path / "none"),
                         "--out-dir", str(tmp_path / "out"))

@@ -29,15 +29,15 @@ def test_short_fit_improves_accuracy(mnist, tmp_path):
 
 
 def test_tiny_run_writes_every_artifact(tiny_trained_dir):
-    """The fast tier's train check: the same artifacts from one epoch on 512 images."""
+    """The fast tier's train check: the same artifacts from two epochs on 4,096 images."""
     for name in ("linear", "cnn"):
         folder = tiny_trained_dir / "mnist" / name
         assert {"model.keras", "saved_model", "history.csv", "metrics.json", "logs"} <= {
             p.name for p in folder.iterdir()}
         metrics = artifacts.read_metrics(tiny_trained_dir, "mnist", name)
-        assert metrics["epochs_run"] == 1 and metrics["examples"]["train"] == 512
+        assert metrics["epochs_run"] == 2 and metrics["examples"]["train"] == 4096
         assert metrics["machine"]["cpu_count"] and "backend" in metrics["versions"]
-        assert len(artifacts.read_history(folder / "history.csv")) == 1
+        assert len(artifacts.read_history(folder / "history.csv")) == 2
 
 
 def test_train_end_to_end_writes_every_artifact(trained_dir):
