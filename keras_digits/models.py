@@ -126,8 +126,7 @@ def create_model(name: str, num_classes: int = NUM_CLASSES, dataset: str = "mnis
 
 
 def _pixels_in(name: str, augmentation: float = 0.0, mirror: bool = False,
-               clothing: float = 0.0,
-               elastic: float = 0.0,
+               clothing: float = 0.0, elastic: float = 0.0,
                square: float = 0.0) -> tuple[keras.KerasTensor, keras.KerasTensor]:
     """The shared stem: a uint8-range input, its rescaling to [0, 1], and the training-only
     distortions: handwriting at strength `augmentation`, left-right mirroring, and the clothes
