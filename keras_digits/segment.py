@@ -59,6 +59,14 @@ class Piece:
     ink: np.ndarray  # the digit's ink, cropped to its box with a small margin
 
 
+def _root(parent: list[int] | dict[int, int], i: int) -> int:
+    """The representative of i's set in a union-find forest (halving the path on the way)."""
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
 def label_strokes(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """8-connected components of a boolean mask: (labels with 0 for background, count).
 
@@ -68,10 +76,7 @@ def label_strokes(mask: np.ndarray) -> tuple[np.ndarray, int]:
     parent: list[int] = []
 
     def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
+        return _root(parent, i)
 
     runs_by_row: list[list[tuple[int, int, int]]] = []
     for row in mask:
@@ -132,20 +137,15 @@ def marks(mask: np.ndarray) -> tuple[np.ndarray, list[int]]:
     if 2 <= len(small) <= SPECK_CHAINS:  # more is noise: dropped as specks, as ever
         boxes = {label: _box(labels == label) for label in small}
         root = {label: label for label in small}
-
-        def find(label: int) -> int:
-            while root[label] != label:
-                label = root[label]
-            return label
-
         for i, a in enumerate(small):
             for b in small[i + 1:]:
                 (la, ta, ra, ba), (lb, tb, rb, bb) = boxes[a], boxes[b]
                 if min(ra, rb) > max(la, lb) and max(ta, tb) - min(ba, bb) <= SPECK_CHAIN_GAP:
-                    root[max(find(a), find(b))] = min(find(a), find(b))
+                    x, y = _root(root, a), _root(root, b)
+                    root[max(x, y)] = min(x, y)
         chains: dict[int, list[int]] = {}
         for label in small:
-            chains.setdefault(find(label), []).append(label)
+            chains.setdefault(_root(root, label), []).append(label)
         for chain in chains.values():
             if len(chain) > 1 and sum(areas[label - 1] for label in chain) >= floor:
                 labels[np.isin(labels, chain)] = chain[0]  # one stroke: one mark
