@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_digits import artifacts, atomic, data, flops, litert, race, runtime
+from keras_digits import artifacts, atomic, data, flops, litert, pipeline, race, runtime
 from keras_digits.catalog import MODEL_NAMES
 from keras_digits.cli import Parser, positive_int, run_cli
 from keras_digits.plan import TrainConfig, build_compiled
@@ -57,16 +57,17 @@ def bench_train(arrays: data.Arrays, models: list[str], images: int, seed: int,
     for name, precision in runs:
         keras.utils.set_random_seed(seed)
         if name == "keras_io_convnet":
-            model, batch, resolved = race.keras_io_convnet(), 128, "float32"
+            model, batch, resolved, share = race.keras_io_convnet(), 128, "float32", 0.0
         else:
             plan = build_compiled(TrainConfig(model=name, precision=precision),
                                   len(splits.train[0]))
             model, batch, resolved = plan.model, plan.batch_size, plan.precision
+            share = plan.predict_view
         if (name, resolved) in measured:
             continue
         key = name if not any(done == name for done, _ in measured) else f"{name} ({resolved})"
         measured.add((name, resolved))
-        inputs = race.fit_inputs(*splits.train, batch, seed)
+        inputs = race.fit_inputs(*splits.train, batch, seed, share)
         model.fit(**inputs, epochs=1, verbose=0)
         start = time.perf_counter()
         model.fit(**inputs, initial_epoch=1, epochs=2, verbose=0)
@@ -88,7 +89,7 @@ def bench_pipeline(arrays: data.Arrays, batch_size: int = 128, epochs: int = 3) 
     if _backend() != "tensorflow":
         return {"skipped": "tf.data needs the TensorFlow backend"}
     splits = data.split(arrays)
-    dataset = data.to_dataset(*splits.train, batch_size, shuffle=True)
+    dataset = pipeline.to_dataset(*splits.train, batch_size, shuffle=True)
     for _ in dataset:  # fill the cache
         pass
     start = time.perf_counter()

@@ -1,4 +1,5 @@
-"""Data stage: MNIST and Fashion-MNIST as verified numpy arrays, then as tf.data pipelines.
+"""Data stage: MNIST and Fashion-MNIST as verified numpy arrays, split for training
+(keras_digits/pipeline.py turns the splits into what `fit` takes).
 
 Local files come first so that nothing touches the network when the data is on disk:
 
@@ -11,8 +12,8 @@ and only after a 3-second reachability check, so an offline machine gets a clear
 instead of tfds's minutes of retries.
 
 Every file is checked against the published SHA-256 of its *uncompressed* content.
-The numpy half of this module needs no TensorFlow, which keeps error paths fast and lets the
-JAX benchmark reuse it.
+No TensorFlow here (tfds only for the download), which keeps error paths fast and lets the JAX
+benchmark reuse it.
 """
 
 from __future__ import annotations
@@ -25,15 +26,11 @@ import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from keras_digits.catalog import DATASET_NAMES
 from keras_digits.cli import UserError
-
-if TYPE_CHECKING:
-    import tensorflow as tf
 
 REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 DATA_DIR_ENV = "KERAS_DIGITS_DATA_DIR"
@@ -262,77 +259,3 @@ def split(arrays: Arrays, limit: int | None = None, val_size: int = VALIDATION_S
     val = (arrays.train_images[n_train:][:limit], arrays.train_labels[n_train:][:limit])
     test = (arrays.test_images[:limit], arrays.test_labels[:limit])
     return Splits(train=train, validation=val, test=test)
-
-
-def to_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool = False,
-               seed: int = 0, drop_remainder: bool = False,
-               weights: np.ndarray | None = None) -> tf.data.Dataset:
-    """A cached, optionally shuffled, batched and prefetched tf.data pipeline of uint8 images
-    (with per-image weights when given)."""
-    import tensorflow as tf
-
-    columns = (images, labels.astype(np.int32))
-    if weights is not None:
-        columns += (weights.astype(np.float32),)
-    ds = tf.data.Dataset.from_tensor_slices(columns).cache()
-    if shuffle:
-        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    # In-memory arrays have no files to split among workers: shard by element under
-    # MultiWorkerMirroredStrategy (ignored otherwise).
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return (ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
-            .with_options(options))
-
-
-def padded(images: np.ndarray, labels: np.ndarray, multiple: int):
-    """The split padded with blank, zero-weight images to a multiple of `multiple`, so every
-    batch divides evenly between devices and the padding changes no weighted metric."""
-    missing = -len(images) % multiple
-    weights = np.concatenate([np.ones(len(images)), np.zeros(missing)])
-    return (np.concatenate([images, np.zeros((missing, *images.shape[1:]), images.dtype)]),
-            np.concatenate([labels, np.zeros(missing, labels.dtype)]), weights)
-
-
-def train_feed(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int = 0,
-               arrays: bool = False, drop_remainder: bool = False) -> dict:
-    """`fit`'s training arguments: a shuffled tf.data pipeline, or with `arrays` the numpy
-    arrays, which Keras shuffles itself each epoch."""
-    if arrays:
-        return {"x": images, "y": labels, "batch_size": batch_size, "shuffle": True}
-    return {"x": to_dataset(images, labels, batch_size, shuffle=True, seed=seed,
-                            drop_remainder=drop_remainder), "shuffle": False}
-
-
-@dataclass(frozen=True)
-class Feeds:
-    """The arguments `fit` and `evaluate` take for each split, tf.data or numpy alike."""
-
-    train: dict
-    validation: object
-    test: dict
-
-
-def feeds(splits: Splits, batch_size: int, seed: int = 0, devices: int = 0,
-          arrays: bool = False) -> Feeds:
-    """Train (shuffled), validation and test inputs; evaluation batches are larger.
-
-    tf.data pipelines, or with `arrays` the numpy arrays themselves, which the JAX backend takes
-    faster on one device and without TensorFlow. Sharded over `devices` (keras.distribution,
-    where every batch must split evenly), training drops its last partial batch (another one
-    each epoch) and validation is padded with zero-weight images; the test set is evaluated
-    whole, on one device.
-    """
-    eval_batch = max(batch_size, 512)
-    train = train_feed(*splits.train, batch_size, seed, arrays, drop_remainder=bool(devices))
-    if arrays:
-        return Feeds(train=train, validation=splits.validation,
-                     test={"x": splits.test[0], "y": splits.test[1], "batch_size": eval_batch})
-    if not devices:
-        validation = to_dataset(*splits.validation, eval_batch)
-    else:
-        sharded_batch = -(-eval_batch // devices) * devices
-        images, labels, weights = padded(*splits.validation, sharded_batch)
-        validation = to_dataset(images, labels, sharded_batch, weights=weights)
-    return Feeds(train=train, validation=validation,
-                 test={"x": to_dataset(*splits.test, eval_batch)})

@@ -31,6 +31,7 @@ class TrainConfig:
     deterministic: bool = False
     verbose: int = 1
     build_options: tuple[tuple[str, Any], ...] = ()  # builder overrides, for studies
+    predict_view: float | None = None  # the recipe's share of predict-path renderings
 
 
 def _compile(model, recipe, lr: float, steps_per_epoch: int, epochs: int, jit: bool) -> None:
@@ -83,6 +84,7 @@ class Plan:
     precision: str
     jit: bool
     replicas: int = 1
+    predict_view: float = 0.0  # share of training digits swapped for predict's rendering
 
 
 def build_compiled(config: TrainConfig, n_train: int, strategy=None,
@@ -119,4 +121,6 @@ def build_compiled(config: TrainConfig, n_train: int, strategy=None,
         keras.mixed_precision.set_global_policy("float32")
     return Plan(model=model, epochs=epochs, batch_size=batch_size,
                 patience=config.patience or recipe.patience, learning_rate=learning_rate,
-                precision=precision, jit=jit, replicas=replicas)
+                precision=precision, jit=jit, replicas=replicas,
+                predict_view=(recipe.predict_view if config.predict_view is None
+                              else config.predict_view))

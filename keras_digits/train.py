@@ -24,7 +24,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from keras_digits import artifacts, atomic, calibrate, cluster, data, runtime
+from keras_digits import artifacts, atomic, calibrate, cluster, data, pipeline, runtime, views
 from keras_digits.cli import (
     Parser,
     UserError,
@@ -88,9 +88,11 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
     model, batch_size = plan.model, plan.batch_size
     # JAX on one device takes numpy arrays faster than tf.data (and needs no TensorFlow); a
     # distribution shards tf.data batches between processes.
-    feeds = data.feeds(splits, batch_size, config.seed,
+    alternate = views.predict_view(splits.train[0]) if plan.predict_view else None
+    feeds = pipeline.feeds(splits, batch_size, config.seed,
                        devices=plan.replicas if distributed else 0,
-                       arrays=not distributed and keras.backend.backend() == "jax")
+                       arrays=not distributed and keras.backend.backend() == "jax",
+                       alternate=alternate, share=plan.predict_view)
 
     from keras_digits import resume
 
@@ -142,6 +144,7 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
         "examples": {"train": len(splits.train[0]), "validation": len(splits.validation[0]),
                      "test": len(splits.test[0])},
         "limit": config.limit,
+        "predict_view": plan.predict_view,
         "data_source": arrays.source,
         "versions": runtime.library_versions(),
         "machine": runtime.machine_description(),

@@ -29,7 +29,7 @@ def measure(model_name: str, images: int, feedings: list[str]) -> dict:
     """Runs in the child: training images/s of one model for each feeding."""
     import keras
 
-    from keras_digits import data
+    from keras_digits import data, pipeline
     from keras_digits.plan import TrainConfig, build_compiled
 
     splits = data.split(data.load_arrays("mnist"), images)
@@ -38,7 +38,7 @@ def measure(model_name: str, images: int, feedings: list[str]) -> dict:
     for feeding in feedings:
         keras.utils.set_random_seed(0)
         plan = build_compiled(TrainConfig(model=model_name), len(x))
-        inputs = data.train_feed(x, y, plan.batch_size, arrays=feeding == "numpy")
+        inputs = pipeline.train_feed(x, y, plan.batch_size, arrays=feeding == "numpy")
         plan.model.fit(**inputs, epochs=1, verbose=0)
         start = time.perf_counter()
         plan.model.fit(**inputs, initial_epoch=1, epochs=2, verbose=0)

@@ -8,11 +8,13 @@ neighbours pushed together until their strokes meet), and broken strokes (half t
 2-pixel band of ink across them, as where a pen skipped). Every number goes through
 `DigitReader.read_number`, the predict path: with the one-digit verifier when the export folder
 has one (`python -m keras_digits.verifier`); `--no-verifier` measures the older rule. The
-single-digit baseline reads the very same digits (cropped, broken where the layout breaks
-them, with a 4-pixel margin) one at a time through `DigitReader.read_many`. Also counted: how
-often a lone digit (MNIST test, Semeion) is split into more than one piece, which number mode
-must not do, and how often numbers composed from the generated drawings of tests/drawings.py
-(fonts in plain, thin, thick and rotated styles, separated) are read whole.
+single-digit baseline reads the very same digits (cropped, broken where the layout breaks them,
+with a 4-pixel margin) one at a time through `DigitReader.read_many`. Per digit is counted two
+ways: digit by digit where the number has the right count (a wrong count loses all its digits),
+and as one minus the edits (digits inserted, dropped or changed) per true digit. Also counted:
+how often a lone digit (MNIST test, Semeion) is split into more than one piece, which number
+mode must not do, and how often numbers composed from the generated drawings of
+tests/drawings.py (fonts in plain, thin, thick and rotated styles, separated) are read whole.
 """
 
 from __future__ import annotations
@@ -51,6 +53,17 @@ def drawn_digits(size: int = 24) -> list[tuple[np.ndarray, int]]:
     return digits
 
 
+def edit_distance(read: str, truth: str) -> int:
+    """Digits inserted, dropped or changed to turn `read` into `truth` (Levenshtein)."""
+    previous = list(range(len(truth) + 1))
+    for i, r in enumerate(read, start=1):
+        current = [i]
+        for j, t in enumerate(truth, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != t)))
+        previous = current
+    return previous[-1]
+
+
 def study(reader: DigitReader, count: int, seed: int, drawn_only: bool = False) -> dict:
     arrays = data.load_arrays("mnist")
     images, labels = arrays.test_images[..., 0], arrays.test_labels
@@ -58,7 +71,7 @@ def study(reader: DigitReader, count: int, seed: int, drawn_only: bool = False) 
     rows = []
     for length in () if drawn_only else (2, 4, 6):
         for layout in LAYOUTS:
-            right = digits_right = digits_total = count_right = 0
+            right = digits_right = digits_total = count_right = edits = 0
             single_right = 0
             for _ in range(count):
                 chosen = rng.choice(len(images), length, replace=False)
@@ -71,16 +84,19 @@ def study(reader: DigitReader, count: int, seed: int, drawn_only: bool = False) 
                 if len(number.digits) == length:
                     digits_right += sum(a == b for a, b in zip(number.text, truth, strict=True))
                 digits_total += length
+                edits += edit_distance(number.text, truth)
                 single = reader.read_many([255.0 - np.pad(p, 4) for p in placed])
                 single_right += sum(r.label == labels[i] for r, i in zip(single, chosen,
                                                                          strict=True))
             rows.append({"digits": length, "layout": layout, "numbers": count,
                          "whole_number": right / count, "count_right": count_right / count,
                          "per_digit": digits_right / digits_total,
+                         "per_digit_edits": 1 - edits / digits_total,
                          "single_digit": single_right / digits_total})
             print(f"{length} digits, {layout:9}: whole {100 * right / count:6.2f}%  "
                   f"count right {100 * count_right / count:6.2f}%  per digit "
-                  f"{100 * digits_right / digits_total:6.2f}%  (alone "
+                  f"{100 * digits_right / digits_total:6.2f}%  by edits "
+                  f"{100 * (1 - edits / digits_total):6.2f}%  (alone "
                   f"{100 * single_right / digits_total:6.2f}%)", flush=True)
     drawn = drawn_digits()
     for length in (2, 4, 6):

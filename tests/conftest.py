@@ -71,6 +71,21 @@ def no_network():
     socket.socket.connect = original
 
 
+@pytest.fixture(scope="session", autouse=True)
+def render_cache(tmp_path_factory):
+    """The predict-path renderings that training caches go to a folder of this run, not the
+    user's ~/.cache (subprocesses inherit it)."""
+    from keras_digits import views
+
+    previous = os.environ.get(views.CACHE_ENV)
+    os.environ[views.CACHE_ENV] = str(tmp_path_factory.mktemp("render_cache"))
+    yield
+    if previous is None:
+        os.environ.pop(views.CACHE_ENV, None)
+    else:
+        os.environ[views.CACHE_ENV] = previous
+
+
 @pytest.fixture(scope="session")
 def mnist():
     from keras_digits import data

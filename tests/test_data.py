@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import REPO, make_idx_dir, run_module, write_idx
 
-from keras_digits import data
+from keras_digits import data, pipeline
 from keras_digits.cli import UserError
 
 
@@ -51,7 +51,7 @@ def test_fashion_mnist_from_debian():
 
 def test_pipeline_batches(mnist):
     splits = data.split(mnist, limit=300)
-    feeds = data.feeds(splits, batch_size=64)
+    feeds = pipeline.feeds(splits, batch_size=64)
     images, labels = next(iter(feeds.train["x"]))
     assert images.shape == (64, 28, 28, 1) and images.dtype.name == "uint8"
     assert labels.dtype.name == "int32"
@@ -62,7 +62,7 @@ def test_sharded_feeds_split_evenly_and_padding_weighs_nothing(mnist):
     """Over 3 devices every batch divides by 3: training drops its partial batch, validation
     is padded with zero-weight images; the test set stays whole."""
     splits = data.split(mnist, limit=1000)
-    feeds = data.feeds(splits, batch_size=96, devices=3)
+    feeds = pipeline.feeds(splits, batch_size=96, devices=3)
     assert {int(b[0].shape[0]) for b in feeds.train["x"]} == {96}
     batches = list(feeds.validation)
     assert all(int(b[0].shape[0]) % 3 == 0 for b in batches)
@@ -71,7 +71,7 @@ def test_sharded_feeds_split_evenly_and_padding_weighs_nothing(mnist):
     assert weights.sum() == 1000 and set(weights[1000:]) <= {0.0}
     assert (labels[:1000] == splits.validation[1]).all()
     assert sum(int(b[0].shape[0]) for b in feeds.test["x"]) == 1000
-    numpy_feeds = data.feeds(splits, batch_size=96, arrays=True)
+    numpy_feeds = pipeline.feeds(splits, batch_size=96, arrays=True)
     assert numpy_feeds.train["x"] is splits.train[0] and numpy_feeds.train["shuffle"]
 
 

@@ -17,7 +17,9 @@ PACKAGE = REPO / "keras_digits"
 LAYERS = [
     {"cli", "catalog", "contract", "atomic"},
     {"runtime", "augment", "cluster"},  # cluster: the processes of a data-parallel run
-    {"data", "preprocess", "segment", "compose", "folders"},
+    # views: training digits rendered through predict's preprocessing
+    {"data", "preprocess", "segment", "compose", "folders", "views",
+     "pipeline"},  # pipeline: the splits as tf.data (or numpy) feeds
     {"models"},
     {"artifacts"},  # loads trained models, so after models (lazily: predict stays TF-free)
     {"calibrate"},

@@ -8,14 +8,12 @@ import numpy as np
 import pytest
 from conftest import last_error_line, run_module
 
-from keras_digits import artifacts, data
+from keras_digits import artifacts, data, models
 
 
 def test_short_fit_improves_accuracy(mnist, tmp_path):
     splits = data.split(mnist, limit=1000)
     import keras
-
-    from keras_digits import models
 
     keras.utils.set_random_seed(0)
     # The plain network: handwriting distortions make 3 epochs on 1,000 images too few.
@@ -36,6 +34,7 @@ def test_tiny_run_writes_every_artifact(tiny_trained_dir):
             p.name for p in folder.iterdir()}
         metrics = artifacts.read_metrics(tiny_trained_dir, "mnist", name)
         assert metrics["epochs_run"] == 2 and metrics["examples"]["train"] == 4096
+        assert metrics["predict_view"] == models.get_entry(name).recipe.predict_view
         assert metrics["machine"]["cpu_count"] and "backend" in metrics["versions"]
         assert len(artifacts.read_history(folder / "history.csv")) == 2
 

@@ -1,0 +1,119 @@
+"""The splits as `fit` and `evaluate` take them: tf.data pipelines, or numpy arrays for the JAX
+backend, sharded evenly over devices when a distribution asks, and with a share of each training
+image's second rendering (predict's view of it, keras_digits/views.py) swapped in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from keras_digits.data import Splits
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+
+def to_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool = False,
+               seed: int = 0, drop_remainder: bool = False,
+               weights: np.ndarray | None = None, alternate: np.ndarray | None = None,
+               share: float = 0.0) -> tf.data.Dataset:
+    """A cached, optionally shuffled, batched and prefetched tf.data pipeline of uint8 images
+    (with per-image weights when given; each image swapped for its `alternate` with probability
+    `share`, drawn afresh every pass)."""
+    import tensorflow as tf
+
+    columns = (images, labels.astype(np.int32))
+    if weights is not None:
+        columns += (weights.astype(np.float32),)
+    if alternate is not None:
+        columns += (alternate,)
+    ds = tf.data.Dataset.from_tensor_slices(columns).cache()
+    if shuffle:
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    if alternate is not None:
+        draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+
+        def pick(row, draw):
+            image, *rest, other = row
+            swap = tf.cast(draw % 1_000_000, tf.float32) < share * 1_000_000
+            return (tf.where(swap, other, image), *rest)
+
+        ds = tf.data.Dataset.zip((ds, draws)).map(pick, num_parallel_calls=tf.data.AUTOTUNE)
+    # In-memory arrays have no files to split among workers: shard by element under
+    # MultiWorkerMirroredStrategy (ignored otherwise).
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return (ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+            .with_options(options))
+
+
+def padded(images: np.ndarray, labels: np.ndarray, multiple: int):
+    """The split padded with blank, zero-weight images to a multiple of `multiple`, so every
+    batch divides evenly between devices and the padding changes no weighted metric."""
+    missing = -len(images) % multiple
+    weights = np.concatenate([np.ones(len(images)), np.zeros(missing)])
+    return (np.concatenate([images, np.zeros((missing, *images.shape[1:]), images.dtype)]),
+            np.concatenate([labels, np.zeros(missing, labels.dtype)]), weights)
+
+
+def train_feed(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int = 0,
+               arrays: bool = False, drop_remainder: bool = False,
+               alternate: np.ndarray | None = None, share: float = 0.0) -> dict:
+    """`fit`'s training arguments: a shuffled tf.data pipeline, or with `arrays` the numpy
+    arrays, which Keras shuffles itself each epoch.
+
+    With `alternate` (a second rendering of the same images), each image is swapped for its
+    alternate with probability `share`: drawn afresh every epoch in tf.data, once for the numpy
+    arrays.
+    """
+    if alternate is None or share <= 0:
+        alternate, share = None, 0.0
+    elif alternate.shape != images.shape:
+        raise ValueError(f"alternate images {alternate.shape} do not match {images.shape}")
+    if arrays:
+        if alternate is not None:
+            swap = np.random.default_rng(seed).random(len(images)) < share
+            images = np.where(swap[:, None, None, None], alternate, images)
+        return {"x": images, "y": labels, "batch_size": batch_size, "shuffle": True}
+    return {"x": to_dataset(images, labels, batch_size, shuffle=True, seed=seed,
+                            drop_remainder=drop_remainder, alternate=alternate, share=share),
+            "shuffle": False}
+
+
+@dataclass(frozen=True)
+class Feeds:
+    """The arguments `fit` and `evaluate` take for each split, tf.data or numpy alike."""
+
+    train: dict
+    validation: object
+    test: dict
+
+
+def feeds(splits: Splits, batch_size: int, seed: int = 0, devices: int = 0,
+          arrays: bool = False, alternate: np.ndarray | None = None,
+          share: float = 0.0) -> Feeds:
+    """Train (shuffled), validation and test inputs; evaluation batches are larger.
+
+    tf.data pipelines, or with `arrays` the numpy arrays themselves, which the JAX backend takes
+    faster on one device and without TensorFlow. Sharded over `devices` (keras.distribution,
+    where every batch must split evenly), training drops its last partial batch (another one
+    each epoch) and validation is padded with zero-weight images; the test set is evaluated
+    whole, on one device. `alternate` and `share` go to `train_feed`.
+    """
+    eval_batch = max(batch_size, 512)
+    train = train_feed(*splits.train, batch_size, seed, arrays, drop_remainder=bool(devices),
+                       alternate=alternate, share=share)
+    if arrays:
+        return Feeds(train=train, validation=splits.validation,
+                     test={"x": splits.test[0], "y": splits.test[1], "batch_size": eval_batch})
+    if not devices:
+        validation = to_dataset(*splits.validation, eval_batch)
+    else:
+        sharded_batch = -(-eval_batch // devices) * devices
+        images, labels, weights = padded(*splits.validation, sharded_batch)
+        validation = to_dataset(images, labels, sharded_batch, weights=weights)
+    return Feeds(train=train, validation=validation,
+                 test={"x": to_dataset(*splits.test, eval_batch)})

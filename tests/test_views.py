@@ -1,0 +1,68 @@
+"""Training on what predict feeds a model: MNIST digits rendered through predict's path, cached,
+and swapped into the training pipeline at the recipe's share."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from keras_digits import models, pipeline, preprocess, views
+
+
+def test_render_is_predicts_own_28x28(mnist):
+    digits = mnist.test_images[:20]
+    rendered = views.render(digits)
+    assert rendered.dtype == np.uint8 and rendered.shape == digits.shape
+    for digit, seen in zip(digits, rendered, strict=True):
+        expected = preprocess.load_digit(255 - digit[..., 0])  # the scan predict would get
+        assert np.abs(seen.astype(np.float32) - expected).max() <= 0.5
+    assert not np.array_equal(rendered, digits)  # re-cropped and re-centred, not a copy
+
+
+def test_render_keeps_a_digit_predict_refuses():
+    blank = np.zeros((1, 28, 28, 1), np.uint8)  # "shows no ink": the training image stays
+    assert np.array_equal(views.render(blank), blank)
+
+
+def test_predict_view_is_cached_per_images_and_code(mnist, tmp_path, monkeypatch):
+    digits = mnist.test_images[:8]
+    first = views.predict_view(digits, tmp_path)
+    cached = list(tmp_path.glob("predict-view-*.npy"))
+    assert len(cached) == 1 and not list(tmp_path.glob(".*"))  # no leftover temporaries
+
+    def fail(_images):
+        raise AssertionError("rendered again despite the cache")
+
+    monkeypatch.setattr(views, "render", fail)
+    assert np.array_equal(views.predict_view(digits, tmp_path), first)
+    monkeypatch.setattr(views, "_code_digest", lambda: "changed")  # new preprocessing code
+    with pytest.raises(AssertionError, match="rendered again"):
+        views.predict_view(digits, tmp_path)
+    monkeypatch.undo()
+    cached[0].write_bytes(b"damaged")
+    assert np.array_equal(views.predict_view(digits, tmp_path), first)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.3, 1.0])
+def test_training_feed_swaps_in_the_alternate_at_its_share(share):
+    images = np.zeros((2000, 28, 28, 1), np.uint8)
+    alternate = np.full_like(images, 255)
+    labels = np.arange(2000) % 10
+    feed = pipeline.train_feed(images, labels, 100, seed=0, alternate=alternate, share=share)
+    epochs = [np.concatenate([b[0].numpy()[:, 0, 0, 0] for b in feed["x"]]) for _ in range(2)]
+    for swapped in epochs:
+        assert len(swapped) == 2000
+        assert abs((swapped == 255).mean() - share) < 0.04
+    if share == 0.3:  # drawn afresh each epoch
+        assert not np.array_equal(epochs[0], epochs[1])
+    numpy_feed = pipeline.train_feed(images, labels, 100, arrays=True, alternate=alternate,
+                                 share=share)
+    assert abs((numpy_feed["x"][:, 0, 0, 0] == 255).mean() - share) < 0.04
+    with pytest.raises(ValueError, match="do not match"):
+        pipeline.train_feed(images, labels, 100, alternate=alternate[:10], share=share or 0.5)
+
+
+def test_digit_models_train_on_predicts_view_and_clothes_do_not():
+    for name in ("mlp", "cnn", "alexnet"):
+        assert models.get_entry(name).recipe_for("mnist").predict_view > 0
+        assert models.get_entry(name).recipe_for("fashion_mnist").predict_view == 0
