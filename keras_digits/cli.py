@@ -58,6 +58,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def share(text: str) -> float:
+    """A fraction from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} must be from 0 to 1")
+    return value
+
+
 def run_cli(main: Callable[[list[str]], int], argv: list[str] | None = None) -> int:
     """Run `main`, turning a `UserError` (or Ctrl-C) into one line on stderr and an exit code."""
     args = sys.argv[1:] if argv is None else list(argv)

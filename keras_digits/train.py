@@ -33,6 +33,7 @@ from keras_digits.cli import (
     positive_float,
     positive_int,
     run_cli,
+    share,
 )
 from keras_digits.plan import TrainConfig, build_compiled
 
@@ -205,6 +206,9 @@ def build_parser() -> Parser:
                         help="XLA compilation (auto: on with a GPU only)")
     parser.add_argument("--limit", type=positive_int,
                         help="use at most N images per split, for quick runs")
+    parser.add_argument("--predict-view", type=share, metavar="SHARE",
+                        help="share of training digits swapped each epoch for predict's "
+                             "rendering of them (default: per model; 0 turns it off)")
     parser.add_argument("--strategy", choices=runtime.STRATEGIES, default="auto",
                         help="TensorFlow backend: one device, or mirrored over all local GPUs "
                              "(or --cpu-devices); --batch-size is per replica. For several "
@@ -235,6 +239,7 @@ def main(argv: list[str]) -> int:
         learning_rate=args.learning_rate, patience=args.patience, seed=args.seed,
         precision=args.precision, jit=args.jit, limit=args.limit, data_dir=args.data_dir,
         deterministic=args.deterministic, verbose=0 if args.quiet else 1,
+        predict_view=args.predict_view,
     )
     strategy, distribution = None, None
     if keras_backend() == "jax":

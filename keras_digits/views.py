@@ -62,7 +62,7 @@ def predict_view(images: np.ndarray, folder: Path | str | None = None) -> np.nda
             cached = np.load(path)
             if cached.shape == images.shape and cached.dtype == images.dtype:
                 return cached
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):
             pass  # a damaged cache file is made again
     rendered = render(images)
     try:

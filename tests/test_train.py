@@ -78,6 +78,7 @@ def test_saved_model_matches_keras(trained_dir, mnist):
         (["linear", "--batch-size", "-5"], "argument --batch-size: -5 must be 1 or more"),
         (["linear", "--limit", "abc"], "'abc' is not a whole number"),
         (["linear", "--dataset", "cifar"], "argument --dataset: invalid choice"),
+        (["cnn", "--predict-view", "1.5"], "argument --predict-view: 1.5 must be from 0 to 1"),
     ],
 )
 def test_bad_arguments_fail_with_one_line(args, message, tmp_path):
@@ -86,6 +87,13 @@ def test_bad_arguments_fail_with_one_line(args, message, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_predict_view_can_be_switched_off(tmp_path):
+    result = run_module("keras_digits.train", "mlp", "--limit", "256", "--epochs", "1",
+                        "--predict-view", "0", "--quiet", "--out-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert artifacts.read_metrics(tmp_path, "mnist", "mlp")["predict_view"] == 0.0
 
 
 def test_unwritable_output_folder(tmp_path):

@@ -66,3 +66,17 @@ def test_digit_models_train_on_predicts_view_and_clothes_do_not():
     for name in ("mlp", "cnn", "alexnet"):
         assert models.get_entry(name).recipe_for("mnist").predict_view > 0
         assert models.get_entry(name).recipe_for("fashion_mnist").predict_view == 0
+
+
+def test_a_cache_that_cannot_be_written_costs_time_not_the_run(mnist, tmp_path, monkeypatch,
+                                                               capsys):
+    """$KERAS_DIGITS_CACHE naming a file (or a read-only folder): the renderings are made, used
+    and not kept, with a one-line note."""
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("a file")
+    monkeypatch.setenv(views.CACHE_ENV, str(not_a_folder))
+    digits = mnist.test_images[:4]
+    assert np.array_equal(views.predict_view(digits), views.render(digits))
+    note = capsys.readouterr().out.strip()
+    assert note.startswith("note: could not cache") and "\n" not in note
+    assert not_a_folder.read_text() == "a file"
