@@ -199,20 +199,26 @@ def mlp(num_classes: int = NUM_CLASSES, augmentation: float = 1.0,
 )
 def cnn(num_classes: int = NUM_CLASSES, width: int = 16, mirror: bool = False,
         augmentation: float = 1.0, clothing: float = 0.0, elastic: float = 0.0,
-        convs: int = 1, hidden: int = 0, square: float = SQUARE) -> keras.Model:
+        convs: int = 1, hidden: int = 0, square: float = SQUARE, batchnorm: bool = False,
+        block_dropout: float = 0.0) -> keras.Model:
     inputs, x = _pixels_in("cnn", augmentation, mirror, clothing, elastic, square)
     # Feature extraction: 28x28 -> 14x14 -> 7x7 -> 3x3, widening as the maps shrink. Narrow and
     # without BatchNorm on purpose: on two CPU cores BatchNorm's training-time reductions cost
     # more than they save, and this reaches 99% test accuracy in three short epochs (see the
     # time-to-accuracy benchmark in docs/RESULTS.md). `convs` > 1 stacks more convolutions per
-    # block (a study option).
+    # block, `batchnorm` puts BatchNorm after each, `block_dropout` drops after each pooling
+    # (study options).
     for block, (filters, kernel) in enumerate(((width, 5), (2 * width, 3), (4 * width, 3)),
                                               start=1):
         for i in range(convs):
-            suffix = "" if i == 0 else f"{i + 1}"
-            x = layers.Conv2D(filters, kernel, padding="same", activation="relu",
-                              name=f"block{block}_conv{suffix}")(x)
+            if batchnorm:
+                x = _conv_bn_relu(x, filters, kernel, f"block{block}" + (f"_{i + 1}" if i else ""))
+            else:
+                x = layers.Conv2D(filters, kernel, padding="same", activation="relu",
+                                  name=f"block{block}_conv{i + 1 if i else ''}")(x)
         x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
+        if block_dropout:
+            x = layers.Dropout(block_dropout, name=f"block{block}_dropout")(x)
     # Classifier: the "good old linear classifier" on the extracted features (with `hidden`, a
     # hidden layer before it: a study option).
     x = layers.Flatten(name="flatten")(x)

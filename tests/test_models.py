@@ -196,3 +196,8 @@ def test_cnn_study_options_deepen_it_and_leave_the_default_alone():
         default.get_layer("hidden")
     probs = deeper.predict(np.zeros((2, 28, 28, 1), np.uint8), verbose=0)
     assert probs.shape == (2, 10) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    normed = models.create_model("cnn", convs=2, batchnorm=True, block_dropout=0.25)
+    assert normed.get_layer("block1_2_bn") and normed.get_layer("block3_dropout").rate == 0.25
+    assert not normed.get_layer("block1_2_conv").use_bias  # BatchNorm brings the offset
+    with pytest.raises(ValueError):
+        default.get_layer("block1_bn")
