@@ -64,8 +64,8 @@ def fit_inputs(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: in
 
     alternate = views.predict_view(images) if predict_view else None
     return pipeline.train_feed(images, labels, batch_size, seed,
-                           arrays=keras.backend.backend() != "tensorflow",
-                           alternate=alternate, share=predict_view)
+                               arrays=keras.backend.backend() != "tensorflow",
+                               alternate=alternate, share=predict_view)
 
 
 def run(model, splits: data.Splits, batch_size: int, max_epochs: int, seed: int,

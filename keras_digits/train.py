@@ -91,9 +91,9 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
     # distribution shards tf.data batches between processes.
     alternate = views.predict_view(splits.train[0]) if plan.predict_view else None
     feeds = pipeline.feeds(splits, batch_size, config.seed,
-                       devices=plan.replicas if distributed else 0,
-                       arrays=not distributed and keras.backend.backend() == "jax",
-                       alternate=alternate, share=plan.predict_view)
+                           devices=plan.replicas if distributed else 0,
+                           arrays=not distributed and keras.backend.backend() == "jax",
+                           alternate=alternate, share=plan.predict_view)
 
     from keras_digits import resume
 
