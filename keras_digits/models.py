@@ -207,9 +207,9 @@ def cnn(num_classes: int = NUM_CLASSES, width: int = 16, mirror: bool = False,
     # Feature extraction: 28x28 -> 14x14 -> 7x7 -> 3x3, widening as the maps shrink. Narrow and
     # without BatchNorm on purpose: on two CPU cores BatchNorm's training-time reductions cost
     # more than they save, and this reaches 99% test accuracy in three short epochs (see the
-    # time-to-accuracy benchmark in docs/RESULTS.md). `convs` > 1 stacks more convolutions per
-    # block, `batchnorm` puts BatchNorm after each, `block_dropout` drops after each pooling
-    # (study options).
+    # time-to-accuracy benchmark in docs/RESULTS.md). Clothes want more (the Fashion-MNIST
+    # tuning): `convs` > 1 stacks more convolutions per block, `batchnorm` puts BatchNorm after
+    # each, `block_dropout` drops after each pooling.
     for block, (filters, kernel) in enumerate(((width, 5), (2 * width, 3), (4 * width, 3)),
                                               start=1):
         for i in range(convs):
