@@ -74,10 +74,6 @@ def label_strokes(mask: np.ndarray) -> tuple[np.ndarray, int]:
     the work grows with the number of runs, not of pixels.
     """
     parent: list[int] = []
-
-    def find(i: int) -> int:
-        return _root(parent, i)
-
     runs_by_row: list[list[tuple[int, int, int]]] = []
     for row in mask:
         edges = np.flatnonzero(np.diff(np.concatenate([[0], row.view(np.int8), [0]])))
@@ -93,7 +89,7 @@ def label_strokes(mask: np.ndarray) -> tuple[np.ndarray, int]:
                     j += 1
                 k = j
                 while k < len(above) and above[k][0] <= end:  # diagonal neighbours touch too
-                    a, b = find(run_id), find(above[k][2])
+                    a, b = _root(parent, run_id), _root(parent, above[k][2])
                     if a != b:
                         parent[max(a, b)] = min(a, b)
                     k += 1
@@ -102,7 +98,7 @@ def label_strokes(mask: np.ndarray) -> tuple[np.ndarray, int]:
     labels = np.zeros(mask.shape, dtype=np.int32)
     for y, runs in enumerate(runs_by_row):
         for start, end, run_id in runs:
-            labels[y, start:end] = roots.setdefault(find(run_id), len(roots) + 1)
+            labels[y, start:end] = roots.setdefault(_root(parent, run_id), len(roots) + 1)
     return labels, len(roots)
 
 
