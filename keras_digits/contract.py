@@ -40,9 +40,11 @@ SEGMENTATION = {
     "SPECK_SHARE": 0.06,  # a mark with less ink than this share of the largest one is a speck
     "SPECK_CHAIN_GAP": 2,  # ... unless small marks stacked at most this many pixels apart
     "SPECK_CHAINS": 96,  # (looked for among up to this many) have that much ink together
+    "SPECK_REACH": 3,  # a speck this close to a mark is part of its stroke, not a speck
     "OVERLAP_SHARE": 0.4,  # marks whose columns overlap by this share of the narrower join
     "FRAGMENT_HEIGHT": 0.6,  # a piece shorter than this is part of the digit beside it
-    "FRAGMENT_GAP": 0.25,  # ... when at most this far from it
+    "FRAGMENT_GAP": 0.25,  # ... when at most this far from it; with the verifier, any two
+    "JOIN_BELOW": 0.5,  # pieces this close, one scored under this, join if surer together
     "WIDE": 0.9,  # a piece at least this wide for its own height may be touching digits,
     "CUT_BELOW": 0.9,  # if read as one digit with less confidence than this,
     "SURELY_TWO": 1.2,  # or if wider than this (however it is read);

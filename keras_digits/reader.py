@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_digits import artifacts, preprocess, segment
+from keras_digits import artifacts, preprocess, segment, strokes
 from keras_digits.catalog import class_names
 from keras_digits.cli import UserError
 from keras_digits.contract import CLASSES_KEY, INPUT_SHAPE, UNSURE
@@ -191,7 +191,7 @@ class DigitReader:
         for image in images:
             ink = preprocess.checked_ink(preprocess.read_gray(image), image)
             pixels.append(preprocess.to_pixels(ink))
-            marks.append(len(segment.marks(ink > 0.5)[1]))
+            marks.append(len(strokes.marks(ink > 0.5)[1]))
         return self._readings(np.stack(pixels), marks=marks)
 
     def read_number(self, image: Source) -> NumberReading:

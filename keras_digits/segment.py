@@ -4,15 +4,18 @@ People photograph numbers (a house number, a meter, "2026" on a page), not lone 
 map from `preprocess.ink_map` is cut into pieces by its strokes:
 
 1. connected strokes (8-connected ink) are the candidate pieces; specks far smaller than the
-   largest mark are dropped, and more than MAX_MARKS marks is not a number;
+   largest mark are dropped unless they lie right beside a mark (a faint stroke broken off),
+   and more than MAX_MARKS marks is not a number (`strokes.marks`);
 2. strokes stacked over one another (the bar of a 5, a 4 written in two strokes) join into one
    digit when their columns overlap, and a short fragment (a stroke broken where the pen
-   skipped) joins the digit beside it;
+   skipped) joins the digit beside it (`strokes.group_strokes`);
 3. a piece wide for its height may be two touching digits: it is cut along the path through the
    least ink, starting near its thinnest middle columns, when the parts score higher than the
    whole (`choose_cut`, given a scoring function, so this module needs no model). The reader's
    score is the classifier's top probability, times the one-digit verifier's probability that
-   the piece is one whole digit when that model is exported (`keras_digits.verifier`).
+   the piece is one whole digit when that model is exported (`keras_digits.verifier`);
+4. with the verifier's score, the mirror of step 3: close neighbours, one of them read unsurely,
+   join when together they score higher than either apart (`choose_joins`).
 
 Each piece then goes through the single-digit MNIST recipe (`preprocess.mnist_style`). numpy and
 Pillow only, like the rest of the predict path.
@@ -28,16 +31,12 @@ from PIL import ImageFilter
 
 from keras_digits.contract import SEGMENTATION
 from keras_digits.preprocess import _pil_filter
+from keras_digits.strokes import box, group_strokes
 
 # The thresholds live in contract.SEGMENTATION, shared with the page's port (web/segment.js).
 MAX_DIGITS = SEGMENTATION["MAX_DIGITS"]
-MAX_MARKS = SEGMENTATION["MAX_MARKS"]
-SPECK_SHARE = SEGMENTATION["SPECK_SHARE"]
-SPECK_CHAIN_GAP = SEGMENTATION["SPECK_CHAIN_GAP"]
-SPECK_CHAINS = SEGMENTATION["SPECK_CHAINS"]
-OVERLAP_SHARE = SEGMENTATION["OVERLAP_SHARE"]
-FRAGMENT_HEIGHT = SEGMENTATION["FRAGMENT_HEIGHT"]
 FRAGMENT_GAP = SEGMENTATION["FRAGMENT_GAP"]
+JOIN_BELOW = SEGMENTATION["JOIN_BELOW"]
 WIDE = SEGMENTATION["WIDE"]
 CUT_BELOW = SEGMENTATION["CUT_BELOW"]
 SURELY_TWO = SEGMENTATION["SURELY_TWO"]
@@ -59,140 +58,43 @@ class Piece:
     ink: np.ndarray  # the digit's ink, cropped to its box with a small margin
 
 
-def _root(parent: list[int] | dict[int, int], i: int) -> int:
-    """The representative of i's set in a union-find forest (halving the path on the way)."""
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
-
-
-def label_strokes(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """8-connected components of a boolean mask: (labels with 0 for background, count).
-
-    Runs of ink per row are joined with the runs they touch in the row above (union-find), so
-    the work grows with the number of runs, not of pixels.
-    """
-    parent: list[int] = []
-    runs_by_row: list[list[tuple[int, int, int]]] = []
-    for row in mask:
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], row.view(np.int8), [0]])))
-        runs = []
-        for start, end in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
-            parent.append(len(parent))
-            runs.append((start, end, len(parent) - 1))
-        if runs_by_row:
-            above = runs_by_row[-1]
-            j = 0
-            for start, end, run_id in runs:
-                while j < len(above) and above[j][1] < start:  # ends before this run's reach
-                    j += 1
-                k = j
-                while k < len(above) and above[k][0] <= end:  # diagonal neighbours touch too
-                    a, b = _root(parent, run_id), _root(parent, above[k][2])
-                    if a != b:
-                        parent[max(a, b)] = min(a, b)
-                    k += 1
-        runs_by_row.append(runs)
-    roots: dict[int, int] = {}
-    labels = np.zeros(mask.shape, dtype=np.int32)
-    for y, runs in enumerate(runs_by_row):
-        for start, end, run_id in runs:
-            labels[y, start:end] = roots.setdefault(_root(parent, run_id), len(roots) + 1)
-    return labels, len(roots)
-
-
-def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
-
-
-def _join(groups: list[list], a: int, b: int) -> None:
-    """Fold group b into group a ([left, top, right, bottom, labels] each)."""
-    ga, gb = groups[a], groups[b]
-    groups[a] = [min(ga[0], gb[0]), min(ga[1], gb[1]), max(ga[2], gb[2]), max(ga[3], gb[3]),
-                 ga[4] + gb[4]]
-    del groups[b]
-
-
-def marks(mask: np.ndarray) -> tuple[np.ndarray, list[int]]:
-    """Stroke labels and the labels of the marks that are not specks.
-
-    A faint thin stroke (a light 1) can come out of the ink map as a column of small
-    fragments, each no bigger than a speck; fragments stacked within SPECK_CHAIN_GAP pixels
-    of one another, their columns overlapping, count together as one mark, so the stroke is
-    kept.
-    """
-    labels, count = label_strokes(mask)
-    if count == 0:
-        return labels, []
-    areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
-    floor = SPECK_SHARE * areas.max()
-    kept = {i + 1 for i in range(count) if areas[i] >= floor}
-    small = [i + 1 for i in range(count) if areas[i] < floor]
-    if 2 <= len(small) <= SPECK_CHAINS:  # more is noise: dropped as specks, as ever
-        boxes = {label: _box(labels == label) for label in small}
-        root = {label: label for label in small}
-        for i, a in enumerate(small):
-            for b in small[i + 1:]:
-                (la, ta, ra, ba), (lb, tb, rb, bb) = boxes[a], boxes[b]
-                if min(ra, rb) > max(la, lb) and max(ta, tb) - min(ba, bb) <= SPECK_CHAIN_GAP:
-                    x, y = _root(root, a), _root(root, b)
-                    root[max(x, y)] = min(x, y)
-        chains: dict[int, list[int]] = {}
-        for label in small:
-            chains.setdefault(_root(root, label), []).append(label)
-        for chain in chains.values():
-            if len(chain) > 1 and sum(areas[label - 1] for label in chain) >= floor:
-                labels[np.isin(labels, chain)] = chain[0]  # one stroke: one mark
-                kept.add(chain[0])
-    return labels, sorted(kept)
-
-
-def group_strokes(mask: np.ndarray) -> list[np.ndarray]:
-    """Masks of the digits in `mask`, left to right: specks dropped, strokes joined where their
-    columns overlap, and short fragments (a stroke broken where the pen skipped) joined to the
-    nearest digit beside them."""
-    labels, kept = marks(mask)
-    if len(kept) > MAX_MARKS:
-        raise ValueError(f"{len(kept)} separate marks")
-    groups = [[*_box(labels == label), [label]] for label in kept]
-    if not groups:
-        return []
-    groups.sort(key=lambda g: g[0] + g[2])
-    joined = True
-    while joined:  # strokes stacked over one another
-        joined = False
-        for a in range(len(groups)):
-            for b in range(a + 1, len(groups)):
-                ga, gb = groups[a], groups[b]
-                overlap = min(ga[2], gb[2]) - max(ga[0], gb[0])
-                if overlap > OVERLAP_SHARE * min(ga[2] - ga[0], gb[2] - gb[0]):
-                    _join(groups, a, b)
-                    joined = True
-                    break
-            if joined:
-                break
-    line = max(g[3] - g[1] for g in groups)
-    while len(groups) > 1:  # the shortest fragment joins its nearest neighbour, if close
-        heights = [g[3] - g[1] for g in groups]
-        short = int(np.argmin(heights))
-        if heights[short] >= FRAGMENT_HEIGHT * line:
+def choose_joins(groups: list[np.ndarray], confidence: Callable[[list[np.ndarray]], list[float]]
+                 ) -> list[np.ndarray]:
+    """Neighbouring pieces (left to right) joined while a pair, at most FRAGMENT_GAP of the
+    tallest piece apart and one of them scored under JOIN_BELOW, scores higher together than
+    either does alone; the best such pair first. The mirror of choose_cut, for a digit whose
+    strokes came apart but are too tall for group_strokes' fragments (the two strokes of an
+    open 4). Beating the surer part, not the product, keeps a slanted 1 that the verifier
+    doubts from being swallowed by the 0 beside it; two close digits each score high, and low
+    together, so they stay apart."""
+    groups = list(groups)
+    if len(groups) < 2:
+        return groups
+    reach = FRAGMENT_GAP * max(box(g)[3] - box(g)[1] for g in groups)
+    scores = confidence(groups)
+    while len(groups) > 1:
+        boxes = [box(g) for g in groups]
+        pairs = [i for i in range(len(groups) - 1) if boxes[i + 1][0] - boxes[i][2] <= reach
+                 and min(scores[i], scores[i + 1]) < JOIN_BELOW]
+        if not pairs:
             break
-        gaps = [max(g[0], groups[short][0]) - min(g[2], groups[short][2]) if i != short
-                else np.inf for i, g in enumerate(groups)]
-        nearest = int(np.argmin(gaps))
-        if gaps[nearest] > FRAGMENT_GAP * line:
+        together = confidence([groups[i] | groups[i + 1] for i in pairs])
+        best, best_gain, best_score = -1, 0.0, 0.0
+        for i, whole in zip(pairs, together, strict=True):
+            gain = whole - max(scores[i], scores[i + 1])
+            if gain > best_gain:
+                best, best_gain, best_score = i, gain, whole
+        if best < 0:
             break
-        _join(groups, min(short, nearest), max(short, nearest))
-    groups.sort(key=lambda g: g[0] + g[2])
-    return [np.isin(labels, g[4]) for g in groups]
+        groups[best:best + 2] = [groups[best] | groups[best + 1]]
+        scores[best:best + 2] = [best_score]
+    return groups
 
 
 def cut_candidates(mask: np.ndarray, limit: int = 3) -> list[int]:
     """Columns where a piece may hold two touching digits: the thinnest columns in its middle,
     each leaving a digit-wide part on both sides."""
-    left, top, right, bottom = _box(mask)
+    left, top, right, bottom = box(mask)
     height, width = bottom - top, right - left
     profile = mask[:, left:right].sum(axis=0).astype(np.float64)
     margin = max(1, int(MIN_DIGIT_WIDTH * height))
@@ -249,7 +151,7 @@ def crossings(mask: np.ndarray, path: np.ndarray) -> int:
 def cut_at(mask: np.ndarray, column: int) -> tuple[tuple[np.ndarray, np.ndarray], int]:
     """The piece cut in two along the least-ink path from near `column`, and how many strokes
     that path crosses."""
-    left, top, right, bottom = _box(mask)
+    left, top, right, bottom = box(mask)
     path = cut_path(mask[top:bottom], column, (right - left) // 4)
     crossed = crossings(mask[top:bottom], path)
     path = np.concatenate([np.full(top, path[0]), path, np.full(mask.shape[0] - bottom, path[-1])])
@@ -268,7 +170,7 @@ def choose_cut(mask: np.ndarray, confidence: Callable[[list[np.ndarray]], list[f
     the score already says how much a piece looks like one whole digit, so any piece from
     VERIFIED_WIDE is tried and the best cut wins when its parts' product beats the whole.
     """
-    left, top, right, bottom = _box(mask)
+    left, top, right, bottom = box(mask)
     aspect = (right - left) / (bottom - top)
     if aspect < (VERIFIED_WIDE if verified else WIDE):
         return [mask]
@@ -294,7 +196,7 @@ def piece_ink(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The ink of one piece with its faint anti-aliased rim (a 3-pixel grown mask), cropped to
     the piece with a margin of RIM pixels: what mnist_style makes of it is the same as of the
     whole map, and much cheaper."""
-    left, top, right, bottom = _box(mask)
+    left, top, right, bottom = box(mask)
     rows = slice(max(0, top - RIM), bottom + RIM)
     cols = slice(max(0, left - RIM), right + RIM)
     grown = _pil_filter(mask[rows, cols].astype(np.float32), ImageFilter.MaxFilter(3)) > 0.5
@@ -307,8 +209,9 @@ def split_number(ink: np.ndarray,
     """The digits of a written number, left to right (see the module docstring).
 
     Without `confidence` no touching digits are cut; `verified` says that it includes the
-    one-digit verifier's opinion (choose_cut). Raises ValueError when there are more than
-    MAX_MARKS marks or MAX_DIGITS pieces (the caller turns that into its own message).
+    one-digit verifier's opinion (choose_cut), and then close pieces may also join
+    (choose_joins). Raises ValueError when there are more than
+    strokes.MAX_MARKS marks or MAX_DIGITS pieces (the caller turns that into its own message).
     """
     mask = ink > 0.5
     groups = group_strokes(mask)
@@ -319,6 +222,8 @@ def split_number(ink: np.ndarray,
             return confidence([piece_ink(ink, m) for m in masks])
 
         groups = [piece for group in groups for piece in choose_cut(group, score, verified)]
+        if verified:
+            groups = choose_joins(groups, score)
         if len(groups) > MAX_DIGITS:
             raise ValueError(f"{len(groups)} digits")
-    return [Piece(box=_box(group), ink=piece_ink(ink, group)) for group in groups]
+    return [Piece(box=box(group), ink=piece_ink(ink, group)) for group in groups]

@@ -12,6 +12,7 @@ numpy and Pillow only, like the preprocessing it calls.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -29,10 +30,10 @@ def cache_dir() -> Path:
 
 
 def _code_digest() -> str:
-    """What the renderings depend on: predict's preprocessing code and its shared constants."""
-    digest = hashlib.sha256()
-    for module in (preprocess, contract):
-        digest.update(Path(module.__file__).read_bytes())
+    """What the renderings depend on: predict's preprocessing code and its shared constants
+    (not the rest of contract.py, so a change to number splitting keeps them)."""
+    digest = hashlib.sha256(Path(preprocess.__file__).read_bytes())
+    digest.update(json.dumps(contract.PREPROCESSING, sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
 

@@ -1,11 +1,14 @@
-"""What to fit the temperature on: the validation split as it is, or through the distortions.
+"""What to fit the temperature on: the validation split as it is, through the distortions, or
+as predict renders it.
 
     .venv/bin/python scripts/calibration_study.py [--models-dir saved_models] [--json out.json]
 
 For each trained MNIST model (its uncalibrated build), fits one temperature on the clean
-validation split (what `calibrate` does) and one on the validation split through the model's own
-training distortions at full and at double strength (a stand-in for other writers), and prints
-the expected calibration error each gives on the MNIST test set and on the Semeion digits.
+validation split (what `calibrate` does), one on the validation split through the model's own
+training distortions at full and at double strength (a stand-in for other writers), one on the
+validation digits as predict renders them (`views`), and one on those with the clean ones (the
+mix the digit models train on), and prints the expected calibration error each gives on the
+MNIST test set and on the Semeion digits.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from keras_digits import artifacts, augment, calibrate, data, folders, models  # noqa: E402
+from keras_digits import artifacts, augment, calibrate, data, folders, models, views  # noqa: E402
 from keras_digits.catalog import MODEL_NAMES  # noqa: E402
 
 
@@ -60,21 +63,25 @@ def main() -> int:
         model = artifacts.load_trained(folder / "model.keras", name, calibrated=False)
         on_test = calibrate.predict(model, test_images)
         on_semeion = calibrate.predict(model, semeion)
-        fits = {"none": None, "clean": splits.validation[0]}
+        images, labels = splits.validation
+        fits = {"none": None, "clean": images}
         for strength in (1.0, 2.0):
-            fits[f"distorted x{strength:g}"] = distorted(splits.validation[0], name, strength)
-        for fit_on, images in fits.items():
-            if fit_on != "none" and images is None:
+            fits[f"distorted x{strength:g}"] = distorted(images, name, strength)
+        fits["predict view"] = views.predict_view(images)
+        fits["clean + predict view"] = np.concatenate([images, fits["predict view"]])
+        for fit_on, fit_images in fits.items():
+            if fit_on != "none" and fit_images is None:
                 continue
-            t = 1.0 if images is None else calibrate.fit_temperature(
-                calibrate.predict(model, images), splits.validation[1])
+            t = 1.0 if fit_images is None else calibrate.fit_temperature(
+                calibrate.predict(model, fit_images),
+                np.tile(labels, len(fit_images) // len(labels)))
             row = {"model": name, "fit_on": fit_on, "temperature": t,
                    "test_ece": calibrate.expected_calibration_error(
                        calibrate.apply_temperature(on_test, t), test_labels),
                    "semeion_ece": calibrate.expected_calibration_error(
                        calibrate.apply_temperature(on_semeion, t), semeion_labels)}
             results.append(row)
-            print(f"{name:8} fitted on {fit_on:14} T = {t:.3f}   MNIST test ECE "
+            print(f"{name:8} fitted on {fit_on:20} T = {t:.3f}   MNIST test ECE "
                   f"{100 * row['test_ece']:5.2f}%   Semeion ECE {100 * row['semeion_ece']:5.2f}%",
                   flush=True)
     if args.json:

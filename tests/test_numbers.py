@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, last_error_line, run_module
 from PIL import Image, ImageDraw, ImageFilter
 
-from keras_digits import preprocess, segment
+from keras_digits import preprocess, segment, strokes
 from keras_digits.compose import compose
 from keras_digits.reader import DigitReader
 
@@ -59,7 +59,7 @@ def test_stroke_labels_match_a_flood_fill():
     rng = np.random.default_rng(0)
     for density in (0.2, 0.45, 0.6):
         mask = rng.random((30, 41)) < density
-        labels, count = segment.label_strokes(mask)
+        labels, count = strokes.label_strokes(mask)
         assert count == _flood_fill_count(mask)
         assert ((labels > 0) == mask).all()
         for label in range(1, count + 1):  # each label is one connected piece
@@ -168,10 +168,62 @@ def faint_one_beside_a_zero() -> np.ndarray:
 
 def test_a_faint_stroke_broken_into_specks_is_still_a_digit():
     ink = _ink(faint_one_beside_a_zero())
-    assert len(segment.marks(ink > 0.5)[1]) == 2  # the 0, and the fragments as one mark
+    assert len(strokes.marks(ink > 0.5)[1]) == 2  # the 0, and the fragments as one mark
     pieces = segment.split_number(ink)
     assert len(pieces) == 2
     assert pieces[1].box[3] - pieces[1].box[1] > 0.9 * (pieces[0].box[3] - pieces[0].box[1])
+
+
+def thin_seven_beside_a_bold_zero() -> np.ndarray:
+    """A bold 0, and a thin 7 whose bar the ink map keeps apart from its stem: the bar has less
+    ink than the speck floor that the 0 sets for the whole number."""
+    image = np.full((60, 90), 255.0, np.float32)
+    image[10:50, 8:40] = 0.0
+    image[16:44, 16:32] = 255.0
+    image[12:14, 52:68] = 0.0  # the bar
+    image[16:50, 64:66] = 0.0  # the stem, two rows of paper below it
+    return image
+
+
+def test_a_stroke_broken_off_a_digit_stays_with_it_beside_a_bold_digit():
+    ink = _ink(thin_seven_beside_a_bold_zero())
+    labels, kept = strokes.marks(ink > 0.5)
+    areas = np.bincount(labels.ravel())
+    assert labels.max() == 3 and areas[2] == 0  # the bar's label now belongs to the stem
+    zero, seven = segment.split_number(ink)
+    assert seven.box[2] - seven.box[0] > 4 * (zero.box[2] - zero.box[0]) / 16  # the bar's width
+
+
+def open_four_and_a_one() -> np.ndarray:
+    """A 4 written as two strokes that do not overlap (an L and its upright, each too tall to be
+    a fragment), then two close 1s."""
+    image = np.full((60, 64), 255.0, np.float32)
+    image[10:37, 4:7] = image[34:37, 4:26] = 0.0  # the L: wider than 0.75 of its height
+    image[10:50, 28:31] = 0.0  # the upright, two columns of paper after the L
+    image[10:50, 44:47] = image[10:50, 50:53] = 0.0  # 1 and 1, three columns apart
+    return image
+
+
+def stand_in_scores(inks: list[np.ndarray]) -> list[float]:
+    """A reader's score as tests/segment_runner.mjs fakes it too, by a piece's width for its
+    height: unsure (0.4) from 0.75, sure (0.95) of a stroke under 0.3, surest (0.99) between."""
+    scores = []
+    for ink in inks:
+        rows, cols = np.flatnonzero((ink > 0.5).any(1)), np.flatnonzero((ink > 0.5).any(0))
+        aspect = (cols[-1] + 1 - cols[0]) / (rows[-1] + 1 - rows[0])
+        scores.append(0.4 if aspect >= 0.75 else 0.95 if aspect < 0.3 else 0.99)
+    return scores
+
+
+def test_close_pieces_join_when_they_score_higher_together():
+    ink = _ink(open_four_and_a_one())
+    assert len(strokes.group_strokes(ink > 0.5)) == 4
+    four, one, other = segment.split_number(ink, stand_in_scores, verified=True)
+    assert four.box[2] - four.box[0] > 2 * (one.box[2] - one.box[0])  # the L and its upright
+    assert other.box[0] > one.box[2]  # the two sure 1s stay apart, close as they are
+    assert len(segment.split_number(ink, stand_in_scores)) == 4  # joins need the verifier
+    # A score no surer of the whole than of its surer part joins nothing.
+    assert len(segment.split_number(ink, lambda inks: [0.3] * len(inks), verified=True)) == 4
 
 
 def test_predict_reads_a_number_with_boxes(mnist, tiny_exported_dir, tmp_path):

@@ -91,23 +91,18 @@ def test_page_preprocessing_equals_predict_preprocessing(tmp_path):
     assert worst < 0.01, worst  # in 0-255 units: the same image up to float rounding
 
 
-def _stand_in_confidence(inks: list[np.ndarray]) -> list[float]:
-    """The reader's confidence as tests/segment_runner.mjs fakes it: sure of narrow pieces."""
-    scores = []
-    for ink in inks:
-        rows, cols = np.flatnonzero((ink > 0.5).any(1)), np.flatnonzero((ink > 0.5).any(0))
-        narrow = cols[-1] + 1 - cols[0] < 0.75 * (rows[-1] + 1 - rows[0])
-        scores.append(0.95 if narrow else 0.5)
-    return scores
-
-
 @pytest.mark.parametrize("verified", [False, True])
 def test_page_number_splitting_equals_predict(mnist, tmp_path, verified):
     """segment.js, run by Node.js, cuts composed numbers (separated, touching, broken) into the
     same pieces with the same 28x28 inputs as segment.py, too many marks included, with the
-    confidence rule and with the verifier's."""
+    confidence rule and with the verifier's (which also joins)."""
     need(shutil.which("node") is not None, "Node.js")
-    from test_numbers import faint_one_beside_a_zero
+    from test_numbers import (
+        faint_one_beside_a_zero,
+        open_four_and_a_one,
+        stand_in_scores,
+        thin_seven_beside_a_bold_zero,
+    )
 
     from keras_digits import segment
     from keras_digits.compose import compose
@@ -122,6 +117,8 @@ def test_page_number_splitting_equals_predict(mnist, tmp_path, verified):
     bars[10:50, 10:20] = bars[10:50, 34:44] = bars[29:31, 20:34] = 0.0
     images.append(bars)
     images.append(faint_one_beside_a_zero())
+    images.append(thin_seven_beside_a_bold_zero())
+    images.append(open_four_and_a_one())
     specks = np.full((120, 300), 255.0, np.float32)
     for y, x in rng.integers(5, 110, size=(30, 2)) * [1, 2.5]:
         specks[int(y):int(y) + 3, int(x):int(x) + 3] = 0.0
@@ -132,8 +129,7 @@ def test_page_number_splitting_equals_predict(mnist, tmp_path, verified):
         gray = preprocess.read_gray(image)
         payload += struct.pack("<ii", gray.shape[1], gray.shape[0]) + gray.astype("<f4").tobytes()
         try:
-            pieces = segment.split_number(preprocess.ink_map(gray), _stand_in_confidence,
-                                          verified)
+            pieces = segment.split_number(preprocess.ink_map(gray), stand_in_scores, verified)
             expected.append([(list(p.box), preprocess.mnist_style(p.ink) * 255) for p in pieces])
         except ValueError as exc:
             expected.append(str(exc))

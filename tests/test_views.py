@@ -43,6 +43,16 @@ def test_predict_view_is_cached_per_images_and_code(mnist, tmp_path, monkeypatch
     assert np.array_equal(views.predict_view(digits, tmp_path), first)
 
 
+def test_cache_key_follows_the_preprocessing_constants_only(monkeypatch):
+    from keras_digits import contract
+
+    before = views._code_digest()
+    monkeypatch.setitem(contract.SEGMENTATION, "MAX_DIGITS", 99)  # number splitting: kept
+    assert views._code_digest() == before
+    monkeypatch.setitem(contract.PREPROCESSING, "PAPER_MARGIN", 3)  # the rendering: made again
+    assert views._code_digest() != before
+
+
 @pytest.mark.parametrize("share", [0.0, 0.3, 1.0])
 def test_training_feed_swaps_in_the_alternate_at_its_share(share):
     images = np.zeros((2000, 28, 28, 1), np.uint8)

@@ -1,7 +1,7 @@
-// The predict command's number splitting (keras_digits/segment.py), step for step, so a number
-// drawn on the page is cut into the same digits as on the command line. Masks are
-// {width, height, data: Uint8Array}; ink images are preprocess.js images. tests/test_serve.py
-// checks both sides agree. The thresholds come from the server (contract.SEGMENTATION).
+// The predict command's number splitting (keras_digits/strokes.py and segment.py), step for
+// step, so a number drawn on the page is cut into the same digits as on the command line. Masks
+// are {width, height, data: Uint8Array}; ink images are preprocess.js images.
+// tests/test_serve.py checks both sides agree. The thresholds come from the server (contract.SEGMENTATION).
 import { inkBox, makeImage, rankFilter } from "./preprocess.js";
 
 let S = null;
@@ -69,7 +69,7 @@ export function labelStrokes(mask) {
   return { labels, count: roots.size };
 }
 
-// Stroke labels and the labels of the marks that are not specks (segment.marks): small marks
+// Stroke labels and the labels of the marks that are not specks (strokes.marks): small marks
 // stacked into a column, a faint stroke broken up, count together.
 export function marks(mask) {
   const { labels, count } = labelStrokes(mask);
@@ -122,7 +122,23 @@ export function marks(mask) {
       }
     }
   }
+  absorbNear(mask, labels, count, kept);
   return { labels, kept: [...kept].sort((a, b) => a - b) };
+}
+
+// Specks within SPECK_REACH pixels of a kept mark become part of it, in place
+// (strokes._absorb_near): a faint stroke broken off a digit stays with it.
+function absorbNear(mask, labels, count, kept) {
+  const keptOnly = makeImage(mask.width, mask.height,
+    Float32Array.from(labels, (label) => (kept.has(label) ? label : 0)));
+  const reach = rankFilter(keptOnly, 2 * S.SPECK_REACH + 1, Math.max).data;
+  const nearest = new Array(count + 1).fill(0);
+  labels.forEach((label, i) => {
+    if (label > 0 && reach[i] > nearest[label]) nearest[label] = reach[i];
+  });
+  labels.forEach((label, i) => {
+    if (label > 0 && !kept.has(label) && nearest[label] > 0) labels[i] = nearest[label];
+  });
 }
 
 function labelMask(mask, labels, wanted) {
@@ -137,7 +153,7 @@ function join(groups, a, b) {
   groups.splice(b, 1);
 }
 
-// The digits of a mask, left to right (segment.group_strokes).
+// The digits of a mask, left to right (strokes.group_strokes).
 export function groupStrokes(mask) {
   const { labels, kept } = marks(mask);
   if (kept.length > S.MAX_MARKS) throw new RangeError(`${kept.length} separate marks`);
@@ -289,6 +305,41 @@ async function chooseCut(mask, confidence, verified) {
   return pieces;
 }
 
+function union(a, b) {
+  return makeMask(a.width, a.height, a.data.map((v, i) => v | b.data[i]));
+}
+
+// Close neighbours, one read unsurely, joined while together they score higher than either
+// apart (segment.choose_joins).
+async function chooseJoins(groups, confidence) {
+  groups = [...groups];
+  if (groups.length < 2) return groups;
+  const reach = S.FRAGMENT_GAP * Math.max(...groups.map((g) => {
+    const [, top, , bottom] = inkBox(g);
+    return bottom - top;
+  }));
+  const scores = await confidence(groups);
+  while (groups.length > 1) {
+    const boxes = groups.map(inkBox);
+    const pairs = [];
+    for (let i = 0; i + 1 < groups.length; i++) {
+      if (boxes[i + 1][0] - boxes[i][2] <= reach &&
+          Math.min(scores[i], scores[i + 1]) < S.JOIN_BELOW) pairs.push(i);
+    }
+    if (!pairs.length) break;
+    const together = await confidence(pairs.map((i) => union(groups[i], groups[i + 1])));
+    let [best, bestGain, bestScore] = [-1, 0, 0];
+    pairs.forEach((i, k) => {
+      const gain = together[k] - Math.max(scores[i], scores[i + 1]);
+      if (gain > bestGain) [best, bestGain, bestScore] = [i, gain, together[k]];
+    });
+    if (best < 0) break;
+    groups.splice(best, 2, union(groups[best], groups[best + 1]));
+    scores.splice(best, 2, bestScore);
+  }
+  return groups;
+}
+
 // The ink of one piece with its faint rim (a 3-pixel grown mask), cropped to the piece with a
 // margin of RIM pixels (segment.piece_ink).
 const RIM = 3;
@@ -316,7 +367,7 @@ export function pieceInk(ink, mask) {
 
 // The digits of a written number, left to right: [{box, ink}], box in ink-map pixels.
 // `confidence(inks)` resolves to the reader's top probability for each (times the one-digit
-// verifier's when `verified`); null cuts nothing.
+// verifier's when `verified`, and then close pieces may also join); null cuts nothing.
 // Throws a RangeError when there are too many marks or digits for a number.
 export async function splitNumber(ink, confidence, verified = false) {
   let groups = groupStrokes(inkMask(ink));
@@ -325,7 +376,7 @@ export async function splitNumber(ink, confidence, verified = false) {
     const score = (masks) => confidence(masks.map((m) => pieceInk(ink, m)));
     const cut = [];
     for (const group of groups) cut.push(...await chooseCut(group, score, verified));
-    groups = cut;
+    groups = verified ? await chooseJoins(cut, score) : cut;
     if (groups.length > S.MAX_DIGITS) throw new RangeError(`${groups.length} digits`);
   }
   return groups.map((group) => ({ box: inkBox(group), ink: pieceInk(ink, group) }));
