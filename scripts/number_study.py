@@ -1,6 +1,7 @@
 """How often a whole written number is read right: numbers composed from MNIST test digits.
 
     .venv/bin/python scripts/number_study.py [--model cnn] [--count 500] [--no-verifier]
+        [--digits 4] [--set JOIN_BELOW=0 ...]
 
 Each number is 2, 4 or 6 MNIST test digits (never seen in training), dark ink on white paper, in
 three layouts: separated (gaps of 2-10 pixels, a little vertical jitter), one touching pair (two
@@ -15,6 +16,10 @@ and as one minus the edits (digits inserted, dropped or changed) per true digit.
 how often a lone digit (MNIST test, Semeion) is split into more than one piece, which number
 mode must not do, and how often numbers composed from the generated drawings of
 tests/drawings.py (fonts in plain, thin, thick and rotated styles, separated) are read whole.
+`--digits` reads only numbers of those lengths (the others are still drawn, so the numbers read
+are the same as in a full run); `--set NAME=VALUE` changes one of contract.SEGMENTATION's
+thresholds for the run, to measure what a step adds (SPECK_REACH=0 keeps no speck beside a
+stroke, JOIN_BELOW=0 joins nothing).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from keras_digits import data, folders  # noqa: E402
+from keras_digits import contract, data, folders, segment, strokes  # noqa: E402
 from keras_digits.compose import LAYOUTS, compose, crop  # noqa: E402
 from keras_digits.reader import DigitReader  # noqa: E402
 
@@ -64,7 +69,23 @@ def edit_distance(read: str, truth: str) -> int:
     return previous[-1]
 
 
-def study(reader: DigitReader, count: int, seed: int, drawn_only: bool = False) -> dict:
+def override(settings: list[str]) -> dict:
+    """Set segmentation thresholds (NAME=VALUE) where the splitting code reads them."""
+    changed = {}
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        if name not in contract.SEGMENTATION or not value:
+            raise SystemExit(f"--set {setting}: give NAME=VALUE with a NAME of "
+                             f"contract.SEGMENTATION ({', '.join(contract.SEGMENTATION)})")
+        changed[name] = type(contract.SEGMENTATION[name])(float(value))
+        for module in (strokes, segment):
+            if hasattr(module, name):
+                setattr(module, name, changed[name])
+    return changed
+
+
+def study(reader: DigitReader, count: int, seed: int, drawn_only: bool = False,
+          lengths: tuple[int, ...] = (2, 4, 6)) -> dict:
     arrays = data.load_arrays("mnist")
     images, labels = arrays.test_images[..., 0], arrays.test_labels
     rng = np.random.default_rng(seed)
@@ -77,8 +98,10 @@ def study(reader: DigitReader, count: int, seed: int, drawn_only: bool = False) 
                 chosen = rng.choice(len(images), length, replace=False)
                 truth = "".join(str(labels[i]) for i in chosen)
                 placed: list[np.ndarray] = []
-                number = reader.read_number(compose([images[i] for i in chosen], layout, rng,
-                                                    placed))
+                image = compose([images[i] for i in chosen], layout, rng, placed)
+                if length not in lengths:
+                    continue  # drawn all the same, so the numbers read match a full run
+                number = reader.read_number(image)
                 right += number.text == truth
                 count_right += len(number.digits) == length
                 if len(number.digits) == length:
@@ -88,6 +111,8 @@ def study(reader: DigitReader, count: int, seed: int, drawn_only: bool = False) 
                 single = reader.read_many([255.0 - np.pad(p, 4) for p in placed])
                 single_right += sum(r.label == labels[i] for r, i in zip(single, chosen,
                                                                          strict=True))
+            if length not in lengths:
+                continue
             rows.append({"digits": length, "layout": layout, "numbers": count,
                          "whole_number": right / count, "count_right": count_right / count,
                          "per_digit": digits_right / digits_total,
@@ -104,7 +129,11 @@ def study(reader: DigitReader, count: int, seed: int, drawn_only: bool = False) 
         for _ in range(count):
             chosen = rng.choice(len(drawn), length, replace=False)
             image = compose([drawn[i][0] for i in chosen], "separated", rng)
+            if length not in lengths:
+                continue
             right += reader.read_number(image).text == "".join(str(drawn[i][1]) for i in chosen)
+        if length not in lengths:
+            continue
         rows.append({"digits": length, "layout": "drawn", "numbers": count,
                      "whole_number": right / count})
         print(f"{length} digits, drawn    : whole {100 * right / count:6.2f}%", flush=True)
@@ -130,13 +159,19 @@ def main() -> int:
                         help="only the numbers made of generated drawings")
     parser.add_argument("--no-verifier", action="store_true",
                         help="cut touching digits without the one-digit verifier")
+    parser.add_argument("--digits", type=int, nargs="+", choices=(2, 4, 6), default=(2, 4, 6),
+                        help="read only numbers of these lengths")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a contract.SEGMENTATION threshold for this run (repeatable)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
+    changed = override(args.set)
     reader = DigitReader(args.model, export_dir=args.export_dir)
     if args.no_verifier:
         reader.verifier = None
-    result = study(reader, args.count, args.seed, args.drawn_only)
+    result = study(reader, args.count, args.seed, args.drawn_only, tuple(args.digits))
     result["verifier"] = reader.verifier is not None
+    result["segmentation_changed"] = changed
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0
