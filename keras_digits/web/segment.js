@@ -1,7 +1,8 @@
 // The predict command's number splitting (keras_digits/strokes.py and segment.py), step for
 // step, so a number drawn on the page is cut into the same digits as on the command line. Masks
 // are {width, height, data: Uint8Array}; ink images are preprocess.js images.
-// tests/test_serve.py checks both sides agree. The thresholds come from the server (contract.SEGMENTATION).
+// tests/test_serve.py checks both sides agree. The thresholds come from the server
+// (contract.SEGMENTATION).
 import { inkBox, makeImage, rankFilter } from "./preprocess.js";
 
 let S = null;
@@ -318,7 +319,7 @@ async function chooseJoins(groups, confidence) {
     const [, top, , bottom] = inkBox(g);
     return bottom - top;
   }));
-  const scores = await confidence(groups);
+  const scores = [...await confidence(groups)]; // spliced below, so a plain array
   while (groups.length > 1) {
     const boxes = groups.map(inkBox);
     const pairs = [];
