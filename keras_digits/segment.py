@@ -68,14 +68,15 @@ def choose_joins(groups: list[np.ndarray], confidence: Callable[[list[np.ndarray
     doubts from being swallowed by the 0 beside it; two close digits each score high, and low
     together, so they stay apart."""
     groups = list(groups)
-    if len(groups) < 2:
-        return groups
-    reach = FRAGMENT_GAP * max(box(g)[3] - box(g)[1] for g in groups)
-    scores = confidence(groups)
+    boxes = [box(g) for g in groups]
+    reach = FRAGMENT_GAP * max((b[3] - b[1] for b in boxes), default=0)
+    scores: list[float] | None = None  # asked for only once some neighbours are close
     while len(groups) > 1:
-        boxes = [box(g) for g in groups]
-        pairs = [i for i in range(len(groups) - 1) if boxes[i + 1][0] - boxes[i][2] <= reach
-                 and min(scores[i], scores[i + 1]) < JOIN_BELOW]
+        close = [i for i in range(len(groups) - 1) if boxes[i + 1][0] - boxes[i][2] <= reach]
+        if not close:
+            break
+        scores = scores or confidence(groups)
+        pairs = [i for i in close if min(scores[i], scores[i + 1]) < JOIN_BELOW]
         if not pairs:
             break
         together = confidence([groups[i] | groups[i + 1] for i in pairs])
@@ -87,6 +88,7 @@ def choose_joins(groups: list[np.ndarray], confidence: Callable[[list[np.ndarray
         if best < 0:
             break
         groups[best:best + 2] = [groups[best] | groups[best + 1]]
+        boxes[best:best + 2] = [box(groups[best])]
         scores[best:best + 2] = [best_score]
     return groups
 

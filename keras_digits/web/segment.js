@@ -314,19 +314,17 @@ function union(a, b) {
 // apart (segment.choose_joins).
 async function chooseJoins(groups, confidence) {
   groups = [...groups];
-  if (groups.length < 2) return groups;
-  const reach = S.FRAGMENT_GAP * Math.max(...groups.map((g) => {
-    const [, top, , bottom] = inkBox(g);
-    return bottom - top;
-  }));
-  const scores = [...await confidence(groups)]; // spliced below, so a plain array
+  const boxes = groups.map(inkBox);
+  const reach = S.FRAGMENT_GAP * Math.max(0, ...boxes.map((b) => b[3] - b[1]));
+  let scores = null; // asked for only once some neighbours are close
   while (groups.length > 1) {
-    const boxes = groups.map(inkBox);
-    const pairs = [];
+    const close = [];
     for (let i = 0; i + 1 < groups.length; i++) {
-      if (boxes[i + 1][0] - boxes[i][2] <= reach &&
-          Math.min(scores[i], scores[i + 1]) < S.JOIN_BELOW) pairs.push(i);
+      if (boxes[i + 1][0] - boxes[i][2] <= reach) close.push(i);
     }
+    if (!close.length) break;
+    scores ??= [...await confidence(groups)]; // spliced below, so a plain array
+    const pairs = close.filter((i) => Math.min(scores[i], scores[i + 1]) < S.JOIN_BELOW);
     if (!pairs.length) break;
     const together = await confidence(pairs.map((i) => union(groups[i], groups[i + 1])));
     let [best, bestGain, bestScore] = [-1, 0, 0];
@@ -336,6 +334,7 @@ async function chooseJoins(groups, confidence) {
     });
     if (best < 0) break;
     groups.splice(best, 2, union(groups[best], groups[best + 1]));
+    boxes.splice(best, 2, inkBox(groups[best]));
     scores.splice(best, 2, bestScore);
   }
   return groups;
