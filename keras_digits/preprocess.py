@@ -3,25 +3,23 @@
 MNIST digits are white ink on black, cropped to the ink, scaled so the longer side fits a
 20-pixel box (aspect kept), anti-aliased, and placed in a 28x28 frame by their centre of mass.
 A model trained on them fails on a naive resize of a real drawing, so this module recreates that
-recipe: decode safely, find the ink and its polarity, remove uneven background (shadows, grid
-lines), crop, match MNIST's stroke width, scale, and centre by mass.
+recipe on the grey image `decode` makes: find the ink and its polarity, remove uneven background
+(shadows, grid lines), crop, match MNIST's stroke width, scale, and centre by mass.
 
 numpy and Pillow only: the predict path must not import TensorFlow.
 """
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFilter
 
 from keras_digits.cli import UserError
 from keras_digits.contract import PREPROCESSING
+from keras_digits.decode import IMAGE_DATA, read_gray
 
-MAX_PIXELS = 40_000_000  # about 6300 x 6300: every phone camera, but no decompression bomb
-WORK_SIZE = 512  # longest side the analysis runs at
 # MNIST's geometry and the thresholds, shared with the page (contract.PREPROCESSING says why).
 BOX = PREPROCESSING["BOX"]
 FRAME = PREPROCESSING["FRAME"]
@@ -29,85 +27,8 @@ MNIST_STROKE_AT_80 = PREPROCESSING["MNIST_STROKE_AT_80"]
 MIN_CONTRAST = PREPROCESSING["MIN_CONTRAST"]
 PAPER_MARGIN = PREPROCESSING["PAPER_MARGIN"]
 RULE_THICKNESS = PREPROCESSING["RULE_THICKNESS"]
-
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow itself refuses anything past twice this
-# How messages name an image given as a file's bytes (an upload) rather than a path.
-IMAGE_DATA = "the image data"
-
-
-def _open(path: Path | bytes) -> Image.Image:
-    """A file, or the bytes of one (an upload), opened and checked before decoding."""
-    if isinstance(path, bytes):
-        content, path = path, IMAGE_DATA
-        if not content:
-            raise UserError(f"{path} is empty; send a PNG, JPEG, BMP, GIF or WebP image")
-        path_or_file = io.BytesIO(content)
-    elif path.is_dir():
-        raise UserError(f"{path} is a directory; pass an image file")
-    elif not path.exists():
-        raise UserError(f"{path} does not exist; check the path")
-    elif path.stat().st_size == 0:
-        raise UserError(f"{path} is an empty file; pass a PNG, JPEG, BMP, GIF or WebP image")
-    else:
-        path_or_file = path
-    try:
-        image = Image.open(path_or_file)
-    except UnidentifiedImageError:
-        raise UserError(f"{path} is not an image Pillow can read; "
-                        "pass a PNG, JPEG, BMP, GIF or WebP") from None
-    except Image.DecompressionBombError:
-        raise UserError(f"{path} is too large to decode safely (over {MAX_PIXELS:,} pixels); "
-                        "scale it down first") from None
-    except OSError as exc:
-        raise UserError(f"{path} is truncated or damaged ({exc}); re-save or re-export it") \
-            from None
-    width, height = image.size
-    if width * height > MAX_PIXELS:
-        raise UserError(f"{path} is {width}x{height}, too large to decode safely; "
-                        "scale it down first")
-    if getattr(image, "n_frames", 1) > 1:
-        raise UserError(f"{path} is an animation of {image.n_frames} frames; "
-                        "save the frame with the digit as a still image")
-    return image
-
-
-def _to_gray(image: Image.Image, path: Path | str) -> np.ndarray:
-    """Decode to float32 luminance in [0, 1] at most WORK_SIZE on a side, flattening alpha."""
-    try:
-        if image.format == "JPEG":
-            image.draft("L" if image.mode == "L" else "RGB", (WORK_SIZE, WORK_SIZE))
-        image.load()
-        # Phones store the camera's orientation in EXIF instead of turning the pixels: apply it,
-        # as every image viewer does, or an upright photo is read sideways.
-        image = ImageOps.exif_transpose(image)
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise UserError(f"{path} is truncated or damaged ({exc}); "
-                        "re-save or re-export it") from None
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        # 16-bit and float greyscale: scale by the type's range, not by the content.
-        array = np.asarray(image, dtype=np.float32)
-        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
-        image = Image.fromarray(np.clip(array / top * 255, 0, 255).astype(np.uint8), "L")
-    if image.mode == "P" or image.mode == "PA":
-        image = image.convert("RGBA")
-    elif image.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
-        image = image.convert("RGB" if image.mode != "1" else "L")
-    elif image.mode == "LA":
-        image = image.convert("RGBA")
-    image.thumbnail((WORK_SIZE, WORK_SIZE), Image.Resampling.BOX)
-
-    if image.mode == "RGBA":
-        rgba = np.asarray(image, dtype=np.float32) / 255.0
-        gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        alpha = rgba[..., 3]
-        if alpha.min() < 0.98:
-            # Strokes on a transparent canvas: lay them on a background that contrasts with them.
-            opaque = alpha > 0.5
-            ink_is_dark = opaque.any() and gray[opaque].mean() < 0.5
-            background = 1.0 if ink_is_dark else 0.0
-            gray = gray * alpha + background * (1.0 - alpha)
-        return gray
-    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+POLARITY_SIDE = PREPROCESSING["POLARITY_SIDE"]
+SLIVER = PREPROCESSING["SLIVER"]
 
 
 def _pil_filter(array: np.ndarray, filt: ImageFilter.Filter) -> np.ndarray:
@@ -154,6 +75,32 @@ def _rule_lines(cover: np.ndarray, thickness_limit: float) -> np.ndarray:
     return rules
 
 
+def _survives_erosion(phase: np.ndarray) -> float:
+    """The share of a mask left after one 3x3 erosion: low for strokes, high for open paper."""
+    eroded = _pil_filter(phase.astype(np.float32), ImageFilter.MinFilter(3)) > 0.5
+    return float(eroded.sum() / max(int(phase.sum()), 1))
+
+
+def _paper_is_light(gray: np.ndarray, light_border: float) -> bool:
+    """Whether the paper is lighter than the ink, given the share of the border that is light.
+
+    The border is mostly paper: two thirds of it in one tone settles it. Less is a tight crop
+    whose strokes run along the edges (a scanner's digit stretched to fill its box, a bold 8
+    or 0), where the ink is the thinner phase: at 16 pixels a stroke is one or two pixels wide,
+    so one erosion removes most of it and little of the paper. A sliver (a tight crop of a 1)
+    is all thin, so there the border's majority decides.
+    """
+    if not 1 / 3 < light_border < 2 / 3:
+        return light_border >= 2 / 3
+    height, width = gray.shape
+    if min(height, width) < SLIVER * max(height, width):
+        return light_border >= 0.5
+    scale = min(1.0, POLARITY_SIDE / max(height, width))
+    small = _resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))))
+    light = small > (small.min() + small.max()) / 2
+    return _survives_erosion(~light) <= _survives_erosion(light)
+
+
 def paper_margin(shape: tuple[int, ...]) -> int:
     """The paper `ink_map` adds on each side of an image of this shape."""
     return max(shape[:2]) // PAPER_MARGIN
@@ -167,11 +114,15 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     """
     height, width = gray.shape
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if np.median(border) > (gray.min() + gray.max()) / 2:  # dark on light: flip to MNIST's
-        gray = 1.0 - gray  # white ink on black
-        border = 1.0 - border
+    light = border > (gray.min() + gray.max()) / 2
+    paper_light = _paper_is_light(gray, float(light.mean()))
+    paper = border[light == paper_light]
+    paper_tone = float(np.median(paper if paper.size else border))
+    if paper_light:  # dark on light: flip to MNIST's white ink on black
+        gray = 1.0 - gray
+        paper_tone = 1.0 - paper_tone
     margin = paper_margin(gray.shape)
-    gray = np.pad(gray, margin, constant_values=float(np.median(border)))
+    gray = np.pad(gray, margin, constant_values=paper_tone)
     padded_height, padded_width = gray.shape
     # Background (shadows, paper tint) from a grey opening at low resolution: strokes are thin
     # there, so min-then-max filtering erases them and keeps only the slowly varying paper.
@@ -264,36 +215,6 @@ def mnist_style(ink: np.ndarray) -> np.ndarray:
     left = int(np.clip(round(FRAME / 2 - 0.5 - com_x), 0, FRAME - width))
     frame[top:top + height, left:left + width] = digit
     return frame
-
-
-def _array_to_gray(array: np.ndarray) -> np.ndarray:
-    """A numpy image (H, W), (H, W, 1), RGB or RGBA; uint8 0-255 or float 0-1) as grey in [0, 1]."""
-    array = np.asarray(array)
-    if array.ndim == 3 and array.shape[-1] in (1, 3, 4):
-        mode = {1: "L", 3: "RGB", 4: "RGBA"}[array.shape[-1]]
-        array = array[..., 0] if mode == "L" else array
-    elif array.ndim == 2:
-        mode = "L"
-    else:
-        raise UserError(f"an array shaped {array.shape} is not an image; pass (H, W) grey, "
-                        "(H, W, 3) RGB or (H, W, 4) RGBA")
-    if array.size == 0 or not np.issubdtype(array.dtype, np.number) or \
-            not np.isfinite(array).all():
-        raise UserError("the array is empty or holds non-numbers; pass pixel values")
-    if np.issubdtype(array.dtype, np.floating) and array.max() <= 1.0:
-        array = array * 255.0
-    image = Image.fromarray(np.clip(array, 0, 255).astype(np.uint8), mode)
-    return _to_gray(image, Path("the array"))
-
-
-def read_gray(source: str | Path | np.ndarray | bytes) -> np.ndarray:
-    """An image file, a file's bytes or a numpy image as float32 grey in [0, 1], at most
-    WORK_SIZE on a side."""
-    if isinstance(source, np.ndarray):
-        return _array_to_gray(source)
-    opened = source if isinstance(source, bytes) else Path(source)
-    with _open(opened) as image:
-        return _to_gray(image, IMAGE_DATA if isinstance(source, bytes) else opened)
 
 
 def checked_ink(gray: np.ndarray, source: str | Path | np.ndarray | bytes) -> np.ndarray:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_digits import artifacts, preprocess, segment, strokes
+from keras_digits import artifacts, decode, preprocess, segment, strokes
 from keras_digits.catalog import class_names
 from keras_digits.cli import UserError
 from keras_digits.contract import CLASSES_KEY, INPUT_SHAPE, UNSURE
@@ -189,7 +189,7 @@ class DigitReader:
         """Many single digits in one model call (an error names the image that caused it)."""
         pixels, marks = [], []
         for image in images:
-            ink = preprocess.checked_ink(preprocess.read_gray(image), image)
+            ink = preprocess.checked_ink(decode.read_gray(image), image)
             pixels.append(preprocess.to_pixels(ink))
             marks.append(len(strokes.marks(ink > 0.5)[1]))
         return self._readings(np.stack(pixels), marks=marks)
@@ -201,7 +201,7 @@ class DigitReader:
         if self.classes != class_names("mnist"):
             raise UserError(f"{self.path} reads {', '.join(self.classes[:2])}…, not digits; "
                             "read one item at a time with read()")
-        gray = preprocess.read_gray(image)
+        gray = decode.read_gray(image)
         ink = preprocess.checked_ink(gray, image)
 
         def confidence(inks: list[np.ndarray]) -> list[float]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_digits import artifacts, atomic, data, preprocess, segment
+from keras_digits import artifacts, atomic, data, decode, preprocess, segment
 from keras_digits.cli import Parser, UserError, positive_int, run_cli
 from keras_digits.compose import compose
 
@@ -32,7 +32,7 @@ PAIR_LAYOUTS = ("touching", "touching", "separated")  # neighbours, mostly touch
 
 def _ink(image: np.ndarray) -> np.ndarray:
     """The ink map of a composed image, as number mode makes it."""
-    return preprocess.ink_map(preprocess.read_gray(image))
+    return preprocess.ink_map(decode.read_gray(image))
 
 
 def _cut_sides(ink: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:

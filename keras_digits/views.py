@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_digits import atomic, contract, preprocess
+from keras_digits import atomic, contract, decode, preprocess
 from keras_digits.cli import UserError
 
 CACHE_ENV = "KERAS_DIGITS_CACHE"
@@ -30,9 +30,10 @@ def cache_dir() -> Path:
 
 
 def _code_digest() -> str:
-    """What the renderings depend on: predict's preprocessing code and its shared constants
-    (not the rest of contract.py, so a change to number splitting keeps them)."""
-    digest = hashlib.sha256(Path(preprocess.__file__).read_bytes())
+    """What the renderings depend on: predict's decoding and preprocessing code and their
+    shared constants (not the rest of contract.py, so a change to number splitting keeps them)."""
+    digest = hashlib.sha256(Path(decode.__file__).read_bytes())
+    digest.update(Path(preprocess.__file__).read_bytes())
     digest.update(json.dumps(contract.PREPROCESSING, sort_keys=True).encode())
     return digest.hexdigest()[:16]
 

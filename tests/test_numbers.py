@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, last_error_line, run_module
 from PIL import Image, ImageDraw, ImageFilter
 
-from keras_digits import preprocess, segment, strokes
+from keras_digits import decode, preprocess, segment, strokes
 from keras_digits.compose import compose
 from keras_digits.reader import DigitReader
 
@@ -32,7 +32,7 @@ def _narrow_digits(mnist, count: int, seed: int) -> list[int]:
 
 
 def _ink(image: np.ndarray) -> np.ndarray:
-    return preprocess.ink_map(preprocess.read_gray(image))
+    return preprocess.ink_map(decode.read_gray(image))
 
 
 def _flood_fill_count(mask: np.ndarray) -> int:

@@ -18,7 +18,7 @@ LAYERS = [
     {"cli", "catalog", "contract", "atomic"},
     {"runtime", "augment", "cluster"},  # cluster: the processes of a data-parallel run
     # views: training digits rendered through predict's preprocessing
-    {"data", "preprocess", "strokes", "segment", "compose", "folders", "views",
+    {"data", "decode", "preprocess", "strokes", "segment", "compose", "folders", "views",
      "pipeline"},  # pipeline: the splits as tf.data (or numpy) feeds
     {"models"},
     {"artifacts"},  # loads trained models, so after models (lazily: predict stays TF-free)

@@ -12,11 +12,15 @@ let MNIST_STROKE_AT_80;
 let MIN_CONTRAST;
 let PAPER_MARGIN;
 let RULE_THICKNESS;
+let POLARITY_SIDE;
+let SLIVER;
 
 export function configure(constants) {
-  ({ BOX, FRAME, MNIST_STROKE_AT_80, MIN_CONTRAST, PAPER_MARGIN, RULE_THICKNESS } = constants);
+  ({ BOX, FRAME, MNIST_STROKE_AT_80, MIN_CONTRAST, PAPER_MARGIN, RULE_THICKNESS, POLARITY_SIDE,
+    SLIVER } = constants);
   const missing = Object.entries({ BOX, FRAME, MNIST_STROKE_AT_80, MIN_CONTRAST, PAPER_MARGIN,
-    RULE_THICKNESS }).filter(([, v]) => typeof v !== "number").map(([k]) => k);
+    RULE_THICKNESS, POLARITY_SIDE, SLIVER }).filter(([, v]) => typeof v !== "number")
+    .map(([k]) => k);
   if (missing.length) throw new Error(`preprocessing constants missing: ${missing.join(", ")}`);
 }
 
@@ -247,20 +251,46 @@ function ruleLines(cover, thicknessLimit) {
   return rules;
 }
 
+// The share of a 0/1 mask left after one 3x3 erosion (preprocess._survives_erosion).
+function survivesErosion(mask) {
+  const eroded = minFilter(mask, 3);
+  return countInk(eroded.data) / Math.max(countInk(mask.data), 1);
+}
+
+// Whether the paper is lighter than the ink, from the light share of the border; a tight crop
+// is judged by which phase is thinner at POLARITY_SIDE pixels (preprocess._paper_is_light).
+function paperIsLight(gray, lightBorder) {
+  if (!(lightBorder > 1 / 3 && lightBorder < 2 / 3)) return lightBorder >= 2 / 3;
+  const { width, height } = gray;
+  if (Math.min(height, width) < SLIVER * Math.max(height, width)) return lightBorder >= 0.5;
+  const scale = Math.min(1, POLARITY_SIDE / Math.max(height, width));
+  const small = resize(gray, Math.max(1, roundHalfEven(width * scale)),
+    Math.max(1, roundHalfEven(height * scale)));
+  const mid = f32(f32(minOf(small.data) + maxOf(small.data)) / 2);
+  const light = makeImage(small.width, small.height, small.data.map((v) => (v > mid ? 1 : 0)));
+  const dark = makeImage(small.width, small.height, light.data.map((v) => 1 - v));
+  return survivesErosion(dark) <= survivesErosion(light);
+}
+
 // Ink strength in [0, 1] with polarity fixed and background removed, on the image with a margin
 // of paper around it (preprocess.ink_map).
 export function inkMap(grayImage) {
   const { width, height } = grayImage;
   let gray = grayImage;
-  let border = [];
+  const border = [];
   for (let x = 0; x < width; x++) border.push(gray.data[x], gray.data[(height - 1) * width + x]);
   for (let y = 0; y < height; y++) border.push(gray.data[y * width], gray.data[y * width + width - 1]);
-  if (median(border) > (minOf(gray.data) + maxOf(gray.data)) / 2) {
+  const mid = f32(f32(minOf(gray.data) + maxOf(gray.data)) / 2);
+  const lightBorder = border.filter((v) => v > mid).length / border.length;
+  const paperLight = paperIsLight(gray, lightBorder);
+  const paper = border.filter((v) => (v > mid) === paperLight);
+  let paperTone = f32(median(paper.length ? paper : border));
+  if (paperLight) {  // dark on light: flip to MNIST's white ink on black
     gray = makeImage(width, height, gray.data.map((v) => 1 - v));
-    border = border.map((v) => f32(1 - v));
+    paperTone = f32(1 - paperTone);
   }
   const margin = Math.floor(Math.max(height, width) / PAPER_MARGIN);
-  gray = pad(gray, margin, f32(median(border)));
+  gray = pad(gray, margin, paperTone);
   const paddedWidth = gray.width;
   const paddedHeight = gray.height;
   const scale = Math.min(1, 64 / Math.max(paddedHeight, paddedWidth));
