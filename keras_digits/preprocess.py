@@ -94,7 +94,7 @@ def _paper_is_light(gray: np.ndarray, light_border: float) -> bool:
         return light_border >= 2 / 3
     height, width = gray.shape
     if min(height, width) < SLIVER * max(height, width):
-        return light_border >= 0.5
+        return light_border > 0.5
     scale = min(1.0, POLARITY_SIDE / max(height, width))
     small = _resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))))
     light = small > (small.min() + small.max()) / 2

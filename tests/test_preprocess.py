@@ -98,7 +98,7 @@ def test_a_tight_crop_of_a_one_keeps_its_polarity_either_way(mnist):
             middle = (gray.min() + gray.max()) / 2
             border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
             light = float((border > middle).mean())
-            majority_wrong += (light >= 0.5) != paper_light
+            majority_wrong += (light > 0.5) != paper_light
             rule_wrong += preprocess._paper_is_light(gray, light) != paper_light
     assert rule_wrong <= majority_wrong
 

@@ -262,7 +262,7 @@ function survivesErosion(mask) {
 function paperIsLight(gray, lightBorder) {
   if (!(lightBorder > 1 / 3 && lightBorder < 2 / 3)) return lightBorder >= 2 / 3;
   const { width, height } = gray;
-  if (Math.min(height, width) < SLIVER * Math.max(height, width)) return lightBorder >= 0.5;
+  if (Math.min(height, width) < SLIVER * Math.max(height, width)) return lightBorder > 0.5;
   const scale = Math.min(1, POLARITY_SIDE / Math.max(height, width));
   const small = resize(gray, Math.max(1, roundHalfEven(width * scale)),
     Math.max(1, roundHalfEven(height * scale)));
