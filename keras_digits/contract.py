@@ -29,10 +29,7 @@ PREPROCESSING = {
     "MIN_CONTRAST": 0.08,  # below this ink-to-paper difference the image counts as blank
     "PAPER_MARGIN": 2,  # paper added on each side before the analysis: half the longer side
     "RULE_THICKNESS": 0.02,  # a page rule is at most this share of the page thick
-    # A tight crop's polarity is judged at this side (preprocess._paper_is_light), unless it is
-    # a sliver, its short side under this share of its long one.
-    "POLARITY_SIDE": 16,
-    "SLIVER": 0.3,
+    "POLARITY_SIDE": 32,  # a tight crop's paper is told from its ink at this size
 }
 
 # How `segment` splits a written number into digits, shared with the page's port. Shares are of

@@ -28,7 +28,6 @@ MIN_CONTRAST = PREPROCESSING["MIN_CONTRAST"]
 PAPER_MARGIN = PREPROCESSING["PAPER_MARGIN"]
 RULE_THICKNESS = PREPROCESSING["RULE_THICKNESS"]
 POLARITY_SIDE = PREPROCESSING["POLARITY_SIDE"]
-SLIVER = PREPROCESSING["SLIVER"]
 
 
 def _pil_filter(array: np.ndarray, filt: ImageFilter.Filter) -> np.ndarray:
@@ -75,30 +74,68 @@ def _rule_lines(cover: np.ndarray, thickness_limit: float) -> np.ndarray:
     return rules
 
 
-def _survives_erosion(phase: np.ndarray) -> float:
-    """The share of a mask left after one 3x3 erosion: low for strokes, high for open paper."""
-    eroded = _pil_filter(phase.astype(np.float32), ImageFilter.MinFilter(3)) > 0.5
-    return float(eroded.sum() / max(int(phase.sum()), 1))
+def _root(parent: list[int] | dict[int, int], i: int) -> int:
+    """The representative of i's set in a union-find forest (halving the path on the way)."""
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-connected components of a boolean mask: (labels with 0 for background, count).
+
+    Runs of ink per row are joined with the runs they touch in the row above (union-find), so
+    the work grows with the number of runs, not of pixels.
+    """
+    parent: list[int] = []
+    runs_by_row: list[list[tuple[int, int, int]]] = []
+    for row in mask:
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], row.view(np.int8), [0]])))
+        runs = []
+        for start, end in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
+            parent.append(len(parent))
+            runs.append((start, end, len(parent) - 1))
+        if runs_by_row:
+            above = runs_by_row[-1]
+            j = 0
+            for start, end, run_id in runs:
+                while j < len(above) and above[j][1] < start:  # ends before this run's reach
+                    j += 1
+                k = j
+                while k < len(above) and above[k][0] <= end:  # diagonal neighbours touch too
+                    a, b = _root(parent, run_id), _root(parent, above[k][2])
+                    if a != b:
+                        parent[max(a, b)] = min(a, b)
+                    k += 1
+        runs_by_row.append(runs)
+    roots: dict[int, int] = {}
+    labels = np.zeros(mask.shape, dtype=np.int32)
+    for y, runs in enumerate(runs_by_row):
+        for start, end, run_id in runs:
+            labels[y, start:end] = roots.setdefault(_root(parent, run_id), len(roots) + 1)
+    return labels, len(roots)
 
 
 def _paper_is_light(gray: np.ndarray, light_border: float) -> bool:
     """Whether the paper is lighter than the ink, given the share of the border that is light.
 
     The border is mostly paper: two thirds of it in one tone settles it. Less is a tight crop
-    whose strokes run along the edges (a scanner's digit stretched to fill its box, a bold 8
-    or 0), where the ink is the thinner phase: at 16 pixels a stroke is one or two pixels wide,
-    so one erosion removes most of it and little of the paper. A sliver (a tight crop of a 1)
-    is all thin, so there the border's majority decides.
+    whose strokes run along the edges (a scanner's digit stretched to fill its box). There the
+    ink is the tone in fewer pieces: a digit is one stroke or a few, while its strokes cut the
+    paper into corners and the holes of 0, 6, 8 and 9. A tie goes to the border's majority.
+    Judged at POLARITY_SIDE pixels, where paper grain and JPEG noise leave no pieces of their own.
     """
     if not 1 / 3 < light_border < 2 / 3:
         return light_border >= 2 / 3
     height, width = gray.shape
-    if min(height, width) < SLIVER * max(height, width):
-        return light_border > 0.5
     scale = min(1.0, POLARITY_SIDE / max(height, width))
     small = _resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))))
     light = small > (small.min() + small.max()) / 2
-    return _survives_erosion(~light) <= _survives_erosion(light)
+    light_pieces, dark_pieces = label_components(light)[1], label_components(~light)[1]
+    if light_pieces == dark_pieces:
+        return light_border > 0.5
+    return dark_pieces < light_pieces
 
 
 def paper_margin(shape: tuple[int, ...]) -> int:

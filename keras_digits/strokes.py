@@ -12,7 +12,7 @@ import numpy as np
 from PIL import ImageFilter
 
 from keras_digits.contract import SEGMENTATION
-from keras_digits.preprocess import _pil_filter
+from keras_digits.preprocess import _pil_filter, _root, label_components
 
 # The thresholds live in contract.SEGMENTATION, shared with the page's port (web/segment.js).
 MAX_MARKS = SEGMENTATION["MAX_MARKS"]
@@ -23,49 +23,6 @@ SPECK_REACH = SEGMENTATION["SPECK_REACH"]
 OVERLAP_SHARE = SEGMENTATION["OVERLAP_SHARE"]
 FRAGMENT_HEIGHT = SEGMENTATION["FRAGMENT_HEIGHT"]
 FRAGMENT_GAP = SEGMENTATION["FRAGMENT_GAP"]
-
-
-def _root(parent: list[int] | dict[int, int], i: int) -> int:
-    """The representative of i's set in a union-find forest (halving the path on the way)."""
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
-
-
-def label_strokes(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """8-connected components of a boolean mask: (labels with 0 for background, count).
-
-    Runs of ink per row are joined with the runs they touch in the row above (union-find), so
-    the work grows with the number of runs, not of pixels.
-    """
-    parent: list[int] = []
-    runs_by_row: list[list[tuple[int, int, int]]] = []
-    for row in mask:
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], row.view(np.int8), [0]])))
-        runs = []
-        for start, end in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
-            parent.append(len(parent))
-            runs.append((start, end, len(parent) - 1))
-        if runs_by_row:
-            above = runs_by_row[-1]
-            j = 0
-            for start, end, run_id in runs:
-                while j < len(above) and above[j][1] < start:  # ends before this run's reach
-                    j += 1
-                k = j
-                while k < len(above) and above[k][0] <= end:  # diagonal neighbours touch too
-                    a, b = _root(parent, run_id), _root(parent, above[k][2])
-                    if a != b:
-                        parent[max(a, b)] = min(a, b)
-                    k += 1
-        runs_by_row.append(runs)
-    roots: dict[int, int] = {}
-    labels = np.zeros(mask.shape, dtype=np.int32)
-    for y, runs in enumerate(runs_by_row):
-        for start, end, run_id in runs:
-            labels[y, start:end] = roots.setdefault(_root(parent, run_id), len(roots) + 1)
-    return labels, len(roots)
 
 
 def box(mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -90,7 +47,7 @@ def marks(mask: np.ndarray) -> tuple[np.ndarray, list[int]]:
     of one another, their columns overlapping, count together as one mark, so the stroke is
     kept.
     """
-    labels, count = label_strokes(mask)
+    labels, count = label_components(mask)
     if count == 0:
         return labels, []
     areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]

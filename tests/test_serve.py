@@ -78,7 +78,8 @@ def test_page_preprocessing_equals_predict_preprocessing(tmp_path):
         with decode.open_image(path) as image:
             grays.append(decode.to_gray(image, path))
     # Tight crops whose polarity the border cannot settle: bold scanned digits whose strokes
-    # cover most of the border (judged by stroke width), and a sliver (a 1 cropped to its ink).
+    # cover most of the border (judged by which tone is in fewer pieces), and a 1 cropped to
+    # its ink.
     masks, _ = folders.load_semeion()
     lined = [m for m in masks if np.concatenate([m[0], m[-1], m[:, 0], m[:, -1]]).mean() > 0.5]
     grays += [1.0 - m.astype(np.float32) for m in lined[:4]]

@@ -13,14 +13,12 @@ let MIN_CONTRAST;
 let PAPER_MARGIN;
 let RULE_THICKNESS;
 let POLARITY_SIDE;
-let SLIVER;
 
 export function configure(constants) {
-  ({ BOX, FRAME, MNIST_STROKE_AT_80, MIN_CONTRAST, PAPER_MARGIN, RULE_THICKNESS, POLARITY_SIDE,
-    SLIVER } = constants);
+  ({ BOX, FRAME, MNIST_STROKE_AT_80, MIN_CONTRAST, PAPER_MARGIN, RULE_THICKNESS,
+    POLARITY_SIDE } = constants);
   const missing = Object.entries({ BOX, FRAME, MNIST_STROKE_AT_80, MIN_CONTRAST, PAPER_MARGIN,
-    RULE_THICKNESS, POLARITY_SIDE, SLIVER }).filter(([, v]) => typeof v !== "number")
-    .map(([k]) => k);
+    RULE_THICKNESS, POLARITY_SIDE }).filter(([, v]) => typeof v !== "number").map(([k]) => k);
   if (missing.length) throw new Error(`preprocessing constants missing: ${missing.join(", ")}`);
 }
 
@@ -251,25 +249,72 @@ function ruleLines(cover, thicknessLimit) {
   return rules;
 }
 
-// The share of a 0/1 mask left after one 3x3 erosion (preprocess._survives_erosion).
-function survivesErosion(mask) {
-  const eroded = minFilter(mask, 3);
-  return countInk(eroded.data) / Math.max(countInk(mask.data), 1);
+// 8-connected components of a mask {width, height, data: Uint8Array}: runs of ones per row
+// joined with the runs they touch above (preprocess.label_components).
+export function labelComponents(mask) {
+  const { width, height, data } = mask;
+  const parent = [];
+  const find = (i) => {
+    while (parent[i] !== i) {
+      parent[i] = parent[parent[i]];
+      i = parent[i];
+    }
+    return i;
+  };
+  const runsByRow = [];
+  for (let y = 0; y < height; y++) {
+    const runs = [];
+    let start = -1;
+    for (let x = 0; x <= width; x++) {
+      const on = x < width && data[y * width + x];
+      if (on && start < 0) start = x;
+      if (!on && start >= 0) {
+        parent.push(parent.length);
+        runs.push([start, x, parent.length - 1]);
+        start = -1;
+      }
+    }
+    if (runsByRow.length) {
+      const above = runsByRow[runsByRow.length - 1];
+      let j = 0;
+      for (const [s, e, id] of runs) {
+        while (j < above.length && above[j][1] < s) j += 1;
+        for (let k = j; k < above.length && above[k][0] <= e; k++) {
+          const a = find(id);
+          const b = find(above[k][2]);
+          if (a !== b) parent[Math.max(a, b)] = Math.min(a, b);
+        }
+      }
+    }
+    runsByRow.push(runs);
+  }
+  const roots = new Map();
+  const labels = new Int32Array(width * height);
+  runsByRow.forEach((runs, y) => {
+    for (const [s, e, id] of runs) {
+      const root = find(id);
+      if (!roots.has(root)) roots.set(root, roots.size + 1);
+      labels.fill(roots.get(root), y * width + s, y * width + e);
+    }
+  });
+  return { labels, count: roots.size };
 }
 
-// Whether the paper is lighter than the ink, from the light share of the border; a tight crop
-// is judged by which phase is thinner at POLARITY_SIDE pixels (preprocess._paper_is_light).
+// Whether the paper is lighter than the ink, from the light share of the border; in a tight
+// crop the ink is the tone in fewer pieces, judged at POLARITY_SIDE (preprocess._paper_is_light).
 function paperIsLight(gray, lightBorder) {
   if (!(lightBorder > 1 / 3 && lightBorder < 2 / 3)) return lightBorder >= 2 / 3;
   const { width, height } = gray;
-  if (Math.min(height, width) < SLIVER * Math.max(height, width)) return lightBorder > 0.5;
   const scale = Math.min(1, POLARITY_SIDE / Math.max(height, width));
   const small = resize(gray, Math.max(1, roundHalfEven(width * scale)),
     Math.max(1, roundHalfEven(height * scale)));
   const mid = f32(f32(minOf(small.data) + maxOf(small.data)) / 2);
-  const light = makeImage(small.width, small.height, small.data.map((v) => (v > mid ? 1 : 0)));
-  const dark = makeImage(small.width, small.height, light.data.map((v) => 1 - v));
-  return survivesErosion(dark) <= survivesErosion(light);
+  const mask = (light) => ({ width: small.width, height: small.height,
+    data: Uint8Array.from(small.data, (v) => ((v > mid) === light ? 1 : 0)) });
+  const lightPieces = labelComponents(mask(true)).count;
+  const darkPieces = labelComponents(mask(false)).count;
+  if (lightPieces === darkPieces) return lightBorder > 0.5;
+  return darkPieces < lightPieces;
 }
 
 // Ink strength in [0, 1] with polarity fixed and background removed, on the image with a margin

@@ -3,7 +3,7 @@
 // are {width, height, data: Uint8Array}; ink images are preprocess.js images.
 // tests/test_serve.py checks both sides agree. The thresholds come from the server
 // (contract.SEGMENTATION).
-import { inkBox, makeImage, rankFilter } from "./preprocess.js";
+import { inkBox, labelComponents, makeImage, rankFilter } from "./preprocess.js";
 
 let S = null;
 
@@ -20,60 +20,10 @@ export function inkMask(ink) {
   return makeMask(ink.width, ink.height, Uint8Array.from(ink.data, (v) => (v > 0.5 ? 1 : 0)));
 }
 
-// 8-connected components: runs of ink per row joined with the runs they touch above.
-export function labelStrokes(mask) {
-  const { width, height, data } = mask;
-  const parent = [];
-  const find = (i) => {
-    while (parent[i] !== i) {
-      parent[i] = parent[parent[i]];
-      i = parent[i];
-    }
-    return i;
-  };
-  const runsByRow = [];
-  for (let y = 0; y < height; y++) {
-    const runs = [];
-    let start = -1;
-    for (let x = 0; x <= width; x++) {
-      const on = x < width && data[y * width + x];
-      if (on && start < 0) start = x;
-      if (!on && start >= 0) {
-        parent.push(parent.length);
-        runs.push([start, x, parent.length - 1]);
-        start = -1;
-      }
-    }
-    if (runsByRow.length) {
-      const above = runsByRow[runsByRow.length - 1];
-      let j = 0;
-      for (const [s, e, id] of runs) {
-        while (j < above.length && above[j][1] < s) j += 1;
-        for (let k = j; k < above.length && above[k][0] <= e; k++) {
-          const a = find(id);
-          const b = find(above[k][2]);
-          if (a !== b) parent[Math.max(a, b)] = Math.min(a, b);
-        }
-      }
-    }
-    runsByRow.push(runs);
-  }
-  const roots = new Map();
-  const labels = new Int32Array(width * height);
-  runsByRow.forEach((runs, y) => {
-    for (const [s, e, id] of runs) {
-      const root = find(id);
-      if (!roots.has(root)) roots.set(root, roots.size + 1);
-      labels.fill(roots.get(root), y * width + s, y * width + e);
-    }
-  });
-  return { labels, count: roots.size };
-}
-
 // Stroke labels and the labels of the marks that are not specks (strokes.marks): small marks
 // stacked into a column, a faint stroke broken up, count together.
 export function marks(mask) {
-  const { labels, count } = labelStrokes(mask);
+  const { labels, count } = labelComponents(mask);
   const areas = new Array(count + 1).fill(0);
   for (const label of labels) areas[label] += 1;
   const floor = S.SPECK_SHARE * Math.max(0, ...areas.slice(1));
