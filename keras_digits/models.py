@@ -252,6 +252,12 @@ def cnn_fast(num_classes: int = NUM_CLASSES) -> keras.Model:
     return keras.Model(inputs, _probabilities(x, num_classes), name="cnn_fast")
 
 
+def _alexnet_pool(x: keras.KerasTensor, name: str, dropout: float) -> keras.KerasTensor:
+    """Overlapping 3x3 max-pooling with stride 2, then dropout when asked."""
+    x = layers.MaxPooling2D(3, strides=2, name=name)(x)
+    return layers.Dropout(dropout, name=f"{name}_dropout")(x) if dropout else x
+
+
 @register_model(
     # Its dense layers are half of each step; in bfloat16 they run twice as fast where the CPU
     # has bfloat16 instructions, at the same accuracy (docs/RESULTS.md).
@@ -267,25 +273,27 @@ def cnn_fast(num_classes: int = NUM_CLASSES) -> keras.Model:
 def alexnet(num_classes: int = NUM_CLASSES,
             widths: tuple[int, ...] = (32, 64, 96, 96, 64),
             augmentation: float = 1.0, mirror: bool = False,
-            clothing: float = 0.0, elastic: float = 0.0, square: float = SQUARE) -> keras.Model:
+            clothing: float = 0.0, elastic: float = 0.0, square: float = SQUARE,
+            dense: int = 4096, block_dropout: float = 0.0) -> keras.Model:
     inputs, x = _pixels_in("alexnet", augmentation, mirror, clothing, elastic, square)
     # Five convolutions with ReLU; BatchNorm stands in for the original local response norm.
     # Overlapping 3x3/2 pooling as in the paper: 28 -> 13 -> 6 -> 2. The widths are a third of
     # the paper's: on two CPU cores the two 4096-unit layers already cost half of each step,
-    # and wider convolutions only made epochs longer (study in docs/RESULTS.md).
+    # and wider convolutions only made epochs longer (study in docs/RESULTS.md). Study options:
+    # `block_dropout` drops after each pooling, `dense` narrows the two dense layers.
     w1, w2, w3, w4, w5 = widths
     x = _conv_bn_relu(x, w1, 5, "conv1")
-    x = layers.MaxPooling2D(3, strides=2, name="pool1")(x)
+    x = _alexnet_pool(x, "pool1", block_dropout)
     x = _conv_bn_relu(x, w2, 3, "conv2")
-    x = layers.MaxPooling2D(3, strides=2, name="pool2")(x)
+    x = _alexnet_pool(x, "pool2", block_dropout)
     x = _conv_bn_relu(x, w3, 3, "conv3")
     x = _conv_bn_relu(x, w4, 3, "conv4")
     x = _conv_bn_relu(x, w5, 3, "conv5")
-    x = layers.MaxPooling2D(3, strides=2, name="pool5")(x)
+    x = _alexnet_pool(x, "pool5", block_dropout)
     # Two 4096-unit fully connected layers: the 8,192 neurons of the original classifier.
     x = layers.Flatten(name="flatten")(x)
     for i in (6, 7):
-        x = layers.Dense(4096, activation="relu", name=f"fc{i}")(x)
+        x = layers.Dense(dense, activation="relu", name=f"fc{i}")(x)
         x = layers.Dropout(0.5, name=f"dropout{i}")(x)
     return keras.Model(inputs, _probabilities(x, num_classes), name="alexnet")
 
