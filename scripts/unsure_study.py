@@ -24,7 +24,7 @@ from keras_digits import data, folders  # noqa: E402
 from keras_digits.contract import UNSURE  # noqa: E402
 from keras_digits.reader import DigitReader  # noqa: E402
 
-THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99)
+THRESHOLDS = (0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99)
 
 
 def digit_sets() -> dict[str, tuple[list[np.ndarray], np.ndarray]]:
