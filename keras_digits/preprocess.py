@@ -28,6 +28,8 @@ MIN_CONTRAST = PREPROCESSING["MIN_CONTRAST"]
 PAPER_MARGIN = PREPROCESSING["PAPER_MARGIN"]
 RULE_THICKNESS = PREPROCESSING["RULE_THICKNESS"]
 POLARITY_SIDE = PREPROCESSING["POLARITY_SIDE"]
+BACKGROUND_SIDE = PREPROCESSING["BACKGROUND_SIDE"]
+BACKGROUND_FILTER = PREPROCESSING["BACKGROUND_FILTER"]
 
 
 def _pil_filter(array: np.ndarray, filt: ImageFilter.Filter) -> np.ndarray:
@@ -161,12 +163,14 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     margin = paper_margin(gray.shape)
     gray = np.pad(gray, margin, constant_values=paper_tone)
     padded_height, padded_width = gray.shape
-    # Background (shadows, paper tint) from a grey opening at low resolution: strokes are thin
-    # there, so min-then-max filtering erases them and keeps only the slowly varying paper.
-    scale = min(1.0, 64 / max(padded_height, padded_width))
+    # Background (shadows, paper tint) from a grey opening at low resolution: strokes are
+    # narrower than the filter there, so min-then-max filtering erases them and keeps only the
+    # slowly varying paper.
+    scale = min(1.0, BACKGROUND_SIDE / max(padded_height, padded_width))
     small = _resize(gray, (max(1, round(padded_width * scale)),
                            max(1, round(padded_height * scale))))
-    background = _pil_filter(_pil_filter(small, ImageFilter.MinFilter(9)), ImageFilter.MaxFilter(9))
+    background = _pil_filter(_pil_filter(small, ImageFilter.MinFilter(BACKGROUND_FILTER)),
+                             ImageFilter.MaxFilter(BACKGROUND_FILTER))
     flat = np.clip(gray - _resize(background, (padded_width, padded_height)), 0.0, 1.0)
     if flat.max() < MIN_CONTRAST:
         return np.zeros_like(flat)

@@ -13,12 +13,15 @@ let MIN_CONTRAST;
 let PAPER_MARGIN;
 let RULE_THICKNESS;
 let POLARITY_SIDE;
+let BACKGROUND_SIDE;
+let BACKGROUND_FILTER;
 
 export function configure(constants) {
   ({ BOX, FRAME, MNIST_STROKE_AT_80, MIN_CONTRAST, PAPER_MARGIN, RULE_THICKNESS,
-    POLARITY_SIDE } = constants);
+    POLARITY_SIDE, BACKGROUND_SIDE, BACKGROUND_FILTER } = constants);
   const missing = Object.entries({ BOX, FRAME, MNIST_STROKE_AT_80, MIN_CONTRAST, PAPER_MARGIN,
-    RULE_THICKNESS, POLARITY_SIDE }).filter(([, v]) => typeof v !== "number").map(([k]) => k);
+    RULE_THICKNESS, POLARITY_SIDE, BACKGROUND_SIDE, BACKGROUND_FILTER })
+    .filter(([, v]) => typeof v !== "number").map(([k]) => k);
   if (missing.length) throw new Error(`preprocessing constants missing: ${missing.join(", ")}`);
 }
 
@@ -338,10 +341,11 @@ export function inkMap(grayImage) {
   gray = pad(gray, margin, paperTone);
   const paddedWidth = gray.width;
   const paddedHeight = gray.height;
-  const scale = Math.min(1, 64 / Math.max(paddedHeight, paddedWidth));
+  const scale = Math.min(1, BACKGROUND_SIDE / Math.max(paddedHeight, paddedWidth));
   const small = resize(gray, Math.max(1, roundHalfEven(paddedWidth * scale)),
     Math.max(1, roundHalfEven(paddedHeight * scale)));
-  const background = resize(maxFilter(minFilter(small, 9), 9), paddedWidth, paddedHeight);
+  const background = resize(maxFilter(minFilter(small, BACKGROUND_FILTER), BACKGROUND_FILTER),
+    paddedWidth, paddedHeight);
   const flat = new Float32Array(paddedWidth * paddedHeight);
   for (let i = 0; i < flat.length; i++) {
     flat[i] = Math.min(1, Math.max(0, gray.data[i] - background.data[i]));
