@@ -119,6 +119,12 @@ def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return labels, len(roots)
 
 
+def border_tones(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The image's border pixels, and which of them are lighter than its middle tone."""
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    return border, border > (gray.min() + gray.max()) / 2
+
+
 def _paper_is_light(gray: np.ndarray, light_border: float) -> bool:
     """Whether the paper is lighter than the ink, given the share of the border that is light.
 
@@ -152,11 +158,10 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     (a tight crop) is kept whole; cropping to the ink removes the margin again.
     """
     height, width = gray.shape
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    light = border > (gray.min() + gray.max()) / 2
+    border, light = border_tones(gray)
     paper_light = _paper_is_light(gray, float(light.mean()))
-    paper = border[light == paper_light]
-    paper_tone = float(np.median(paper if paper.size else border))
+    # Both tones are on the border unless it is all one, and then that tone is the paper.
+    paper_tone = float(np.median(border[light == paper_light]))
     if paper_light:  # dark on light: flip to MNIST's white ink on black
         gray = 1.0 - gray
         paper_tone = 1.0 - paper_tone

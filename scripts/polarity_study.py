@@ -28,12 +28,6 @@ from format_study import scanned  # noqa: E402
 from keras_digits import data, folders, preprocess  # noqa: E402
 
 
-def light_border_share(gray: np.ndarray) -> float:
-    """The share of the border lighter than the middle tone, as ink_map measures it."""
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    return float((border > (gray.min() + gray.max()) / 2).mean())
-
-
 def wrong_polarity(inks: list[np.ndarray]) -> dict[str, tuple[int, int]]:
     """For images of ink in [0, 1] (1 = full stroke): how many the border's majority and
     predict's rule read inverted, drawn dark on light and light on dark."""
@@ -42,7 +36,7 @@ def wrong_polarity(inks: list[np.ndarray]) -> dict[str, tuple[int, int]]:
         majority = rule = 0
         for ink in inks:
             gray = 1.0 - ink if paper_light else ink
-            share = light_border_share(gray)
+            share = float(preprocess.border_tones(gray)[1].mean())
             majority += (share > 0.5) != paper_light
             rule += preprocess._paper_is_light(gray, share) != paper_light
         counts[drawn] = (majority, rule)

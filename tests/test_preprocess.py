@@ -121,9 +121,7 @@ def test_tight_mnist_digits_keep_their_polarity_at_least_as_often_as_before(mnis
             rows, cols = np.flatnonzero(digit.max(1) > 0.1), np.flatnonzero(digit.max(0) > 0.1)
             ink = digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
         for gray, paper_light in ((ink, False), (1.0 - ink, True)):
-            middle = (gray.min() + gray.max()) / 2
-            border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-            light = float((border > middle).mean())
+            light = float(preprocess.border_tones(gray)[1].mean())
             majority_wrong += (light > 0.5) != paper_light
             rule_wrong += preprocess._paper_is_light(gray, light) != paper_light
     assert rule_wrong <= majority_wrong, (rule_wrong, majority_wrong)

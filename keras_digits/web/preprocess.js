@@ -331,8 +331,8 @@ export function inkMap(grayImage) {
   const mid = f32(f32(minOf(gray.data) + maxOf(gray.data)) / 2);
   const lightBorder = border.filter((v) => v > mid).length / border.length;
   const paperLight = paperIsLight(gray, lightBorder);
-  const paper = border.filter((v) => (v > mid) === paperLight);
-  let paperTone = f32(median(paper.length ? paper : border));
+  // Both tones are on the border unless it is all one, and then that tone is the paper.
+  let paperTone = f32(median(border.filter((v) => (v > mid) === paperLight)));
   if (paperLight) {  // dark on light: flip to MNIST's white ink on black
     gray = makeImage(width, height, gray.data.map((v) => 1 - v));
     paperTone = f32(1 - paperTone);
