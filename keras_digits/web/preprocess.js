@@ -476,8 +476,8 @@ export function mnistStyle(ink) {
     const shrink = roundHalfEven((width - MNIST_STROKE_AT_80) / 2) | 1;
     const thinner = minFilter(digit, shrink);
     if (countInk(thinner.data) > 0.2 * countInk(digit.data)) digit = thinner;
-  } else {
-    digit = cropped;
+  } else if (Math.max(cropped.width, cropped.height) >= 80) {
+    digit = cropped;  // a small crop keeps its smoothed 80-pixel version (preprocess.mnist_style)
   }
   digit = fitBox(digit, BOX);
   const peak = Math.max(maxOf(digit.data), 1e-6);
