@@ -172,10 +172,14 @@ def linear(num_classes: int = NUM_CLASSES, augmentation: float = 0.0) -> keras.M
 
 
 @register_model(
-    Recipe(epochs=40, batch_size=128, learning_rate=1e-3, patience=8, weight_decay=1e-4,
+    # The whole cosine schedule (patience = epochs): its last, small steps are where the
+    # distorted digits settle. Stopped by patience 8 at epoch 24 of 40, one run read MNIST
+    # 98.23% and Semeion 86.63%; the whole schedule 98.81% and 88.26% (docs/RESULTS.md).
+    Recipe(epochs=40, batch_size=128, learning_rate=1e-3, patience=40, weight_decay=1e-4,
            predict_view=PREDICT_VIEW),
     "two 256-unit hidden layers with dropout",
-    tuning={"fashion_mnist": Tuning(build={"augmentation": 0.0}, recipe={"predict_view": 0.0})},
+    tuning={"fashion_mnist": Tuning(build={"augmentation": 0.0},
+                                    recipe={"predict_view": 0.0, "patience": 8})},
 )
 def mlp(num_classes: int = NUM_CLASSES, augmentation: float = 1.0,
         elastic: float = 0.0, square: float = SQUARE) -> keras.Model:
