@@ -24,6 +24,7 @@ from keras_digits.decode import IMAGE_DATA, read_gray
 BOX = PREPROCESSING["BOX"]
 FRAME = PREPROCESSING["FRAME"]
 MNIST_STROKE_AT_80 = PREPROCESSING["MNIST_STROKE_AT_80"]
+STROKE_BOX = 80  # the size at which stroke width is measured and mended
 MIN_CONTRAST = PREPROCESSING["MIN_CONTRAST"]
 PAPER_MARGIN = PREPROCESSING["PAPER_MARGIN"]
 RULE_THICKNESS = PREPROCESSING["RULE_THICKNESS"]
@@ -238,7 +239,7 @@ def _fit_box(ink: np.ndarray, box: int) -> np.ndarray:
 def mnist_style(ink: np.ndarray) -> np.ndarray:
     """Crop, normalise stroke width, scale into the 20-pixel box and centre by mass in 28x28."""
     cropped = _crop_to_ink(ink)
-    digit = _fit_box(cropped, 80)
+    digit = _fit_box(cropped, STROKE_BOX)
     width = stroke_width(digit)
     if 0 < width < 0.6 * MNIST_STROKE_AT_80:  # fine pen: thicken to MNIST's stroke
         grow = int(round(MNIST_STROKE_AT_80 - width)) | 1  # odd filter size
@@ -248,7 +249,7 @@ def mnist_style(ink: np.ndarray) -> np.ndarray:
         thinner = _pil_filter(digit, ImageFilter.MinFilter(shrink))
         if (thinner > 0.5).sum() > 0.2 * (digit > 0.5).sum():
             digit = thinner
-    elif max(cropped.shape) >= 80:  # MNIST-like strokes, a large crop: resample it just once
+    elif max(cropped.shape) >= STROKE_BOX:  # MNIST-like strokes, a large crop: resample once
         digit = cropped
     # A small crop keeps its 80-pixel version: enlarged smoothly, then averaged into the box, a
     # low-resolution binary scan loses its staircase edges (MNIST's are smooth). Shrunk straight

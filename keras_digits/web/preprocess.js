@@ -26,6 +26,7 @@ export function configure(constants) {
 }
 
 const f32 = Math.fround;
+const STROKE_BOX = 80;  // the size at which stroke width is measured and mended (preprocess.py)
 
 export function makeImage(width, height, data) {
   return { width, height, data: data ?? new Float32Array(width * height) };
@@ -467,7 +468,7 @@ function fitBox(image, box) {
 // Crop, normalise stroke width, scale into the 20-pixel box and centre by mass in 28x28.
 export function mnistStyle(ink) {
   const cropped = cropToInk(ink);
-  let digit = fitBox(cropped, 80);
+  let digit = fitBox(cropped, STROKE_BOX);
   const width = strokeWidth(digit);
   if (width > 0 && width < 0.6 * MNIST_STROKE_AT_80) {
     const grow = roundHalfEven(MNIST_STROKE_AT_80 - width) | 1;
@@ -476,7 +477,7 @@ export function mnistStyle(ink) {
     const shrink = roundHalfEven((width - MNIST_STROKE_AT_80) / 2) | 1;
     const thinner = minFilter(digit, shrink);
     if (countInk(thinner.data) > 0.2 * countInk(digit.data)) digit = thinner;
-  } else if (Math.max(cropped.width, cropped.height) >= 80) {
+  } else if (Math.max(cropped.width, cropped.height) >= STROKE_BOX) {
     digit = cropped;  // a small crop keeps its smoothed 80-pixel version (preprocess.mnist_style)
   }
   digit = fitBox(digit, BOX);
