@@ -7,7 +7,7 @@ Keras is imported inside the functions: importing this module stays cheap.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from keras_digits import cluster, runtime
@@ -31,6 +31,7 @@ class TrainConfig:
     deterministic: bool = False
     verbose: int = 1
     build_options: tuple[tuple[str, Any], ...] = ()  # builder overrides, for studies
+    recipe_options: tuple[tuple[str, Any], ...] = ()  # Recipe overrides (label_smoothing, ...)
     predict_view: float | None = None  # the recipe's share of predict-path renderings
 
 
@@ -101,7 +102,8 @@ def build_compiled(config: TrainConfig, n_train: int, strategy=None,
 
     from keras_digits import models
 
-    recipe = models.get_entry(config.model).recipe_for(config.dataset)
+    recipe = replace(models.get_entry(config.model).recipe_for(config.dataset),
+                     **dict(config.recipe_options))
     epochs = config.epochs or recipe.epochs
     replicas = (strategy.num_replicas_in_sync if strategy is not None
                 else cluster.device_count(distribution) if distribution is not None else 1)

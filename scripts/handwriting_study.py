@@ -7,9 +7,10 @@ With `--dataset fashion_mnist` it trains on clothes and reports the test accurac
 
     .venv/bin/python scripts/handwriting_study.py cnn:augmentation=1.0:epochs=12 ...
 
-A variant is `model[:key=value...]`: `epochs`, `seed` and `predict_view` go to training, every
-other key to the model builder (`width`, `augmentation`, ...). MNIST test is scored twice: as
-given, and as predict renders it (`mnist_predict`).
+A variant is `model[:key=value...]`: `epochs`, `seed` and `predict_view` go to training, the
+other fields of the model's `Recipe` (`label_smoothing`, `weight_decay`, ...) replace the
+recipe's, and every other key goes to the model builder (`width`, `augmentation`, ...). MNIST
+test is scored twice: as given, and as predict renders it (`mnist_predict`).
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import fields
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from keras_digits import data, folders, preprocess, views  # noqa: E402
+from keras_digits.models import Recipe  # noqa: E402
 from keras_digits.plan import TrainConfig  # noqa: E402
 from keras_digits.train import train_and_evaluate  # noqa: E402
 
@@ -40,18 +43,20 @@ def semeion_inputs(cache: Path):
 
 
 TRAINING_KEYS = ("epochs", "seed", "predict_view")
+RECIPE_KEYS = tuple(f.name for f in fields(Recipe) if f.name not in TRAINING_KEYS)
 
 
-def parse_variant(text: str) -> tuple[str, dict, dict]:
+def parse_variant(text: str) -> tuple[str, dict, dict, dict]:
+    """`model:key=value...` as (model, training settings, recipe fields, builder options)."""
     name, *pairs = text.split(":")
-    train, build = {}, {}
+    train, recipe, build = {}, {}, {}
     for pair in pairs:
         key, value = pair.split("=")
         parsed = json.loads(value) if value[0] in "[0123456789-." else value
         if isinstance(parsed, list):
             parsed = tuple(parsed)
-        (train if key in TRAINING_KEYS else build)[key] = parsed
-    return name, train, build
+        (train if key in TRAINING_KEYS else recipe if key in RECIPE_KEYS else build)[key] = parsed
+    return name, train, recipe, build
 
 
 def main() -> None:
@@ -71,12 +76,13 @@ def main() -> None:
         x_test, y_test = mnist_arrays.test_images, mnist_arrays.test_labels
         x_test_view = views.predict_view(x_test)
     for variant in args.variants:
-        name, train, build = parse_variant(variant)
+        name, train, recipe, build = parse_variant(variant)
         config = TrainConfig(model=name, dataset=args.dataset, epochs=train.get("epochs"),
                              seed=train.get("seed", 0),
                              patience=train.get("epochs"), verbose=2,
                              predict_view=train.get("predict_view"),
-                             build_options=tuple(sorted(build.items())))
+                             build_options=tuple(sorted(build.items())),
+                             recipe_options=tuple(sorted(recipe.items())))
         started = time.time()
         metrics = train_and_evaluate(config, work / variant.replace(":", "_"))
         row = {"variant": variant, "dataset": args.dataset, "commit": commit,

@@ -154,7 +154,9 @@ def test_two_processes_train_one_model_and_publish_once(tmp_path):
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["kill -9", "kill"])
 def test_a_killed_peer_stops_the_other_with_one_line(how, tmp_path):
     port = free_port()
-    runs = [start(tmp_path, i, port, "--epochs", "30", "--peer-timeout", "20") for i in (0, 1)]
+    # 30 s of missed heartbeats: under a loaded CI machine 20 s once let a process be declared
+    # dead while it was still compiling its first epoch.
+    runs = [start(tmp_path, i, port, "--epochs", "30", "--peer-timeout", "30") for i in (0, 1)]
     peer_state = artifacts.work_dir(tmp_path, "mnist", "cnn", process=1) / "history.csv"
     deadline = time.monotonic() + 240
     while not artifacts.read_history(peer_state):  # let the peer finish an epoch

@@ -231,3 +231,18 @@ def test_the_jax_backend_trains_without_tensorflow(tmp_path):
     assert {"model.keras", "metrics.json", "history.csv", "calibration.json"} <= {
         p.name for p in folder.iterdir()}
     assert not (folder / "saved_model").exists()
+
+
+def test_a_study_can_replace_recipe_fields():
+    """`recipe_options` reach the compiled model: weight decay switches Adam for AdamW and the
+    label smoothing goes into the loss (studies compare recipes through them)."""
+    from keras_digits.plan import TrainConfig, build_compiled
+
+    plain = build_compiled(TrainConfig(model="linear"), n_train=1000).model
+    studied = build_compiled(TrainConfig(model="linear", recipe_options=(
+        ("label_smoothing", 0.2), ("weight_decay", 0.01))), n_train=1000).model
+    assert type(plain.optimizer).__name__ == "Adam"
+    assert type(studied.optimizer).__name__ == "AdamW"
+    assert studied.optimizer.weight_decay == pytest.approx(0.01)
+    labels, probabilities = np.array([0]), np.eye(10, dtype="float32")[:1] * 0.99 + 0.001
+    assert float(studied.loss(labels, probabilities)) > float(plain.loss(labels, probabilities))
