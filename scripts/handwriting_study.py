@@ -10,7 +10,8 @@ With `--dataset fashion_mnist` it trains on clothes and reports the test accurac
 A variant is `model[:key=value...]`: `epochs`, `seed` and `predict_view` go to training, the
 other fields of the model's `Recipe` (`label_smoothing`, `weight_decay`, ...) replace the
 recipe's, and every other key goes to the model builder (`width`, `augmentation`, ...). MNIST
-test is scored twice: as given, and as predict renders it (`mnist_predict`).
+test is scored twice: as given, and as predict renders it (`mnist_predict`); Semeion's expected
+calibration error (`semeion_ece`, 15 bins) is of the calibrated model.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from keras_digits import data, folders, preprocess, views  # noqa: E402
+from keras_digits import calibrate, data, folders, preprocess, views  # noqa: E402
 from keras_digits.models import Recipe  # noqa: E402
 from keras_digits.plan import TrainConfig  # noqa: E402
 from keras_digits.train import train_and_evaluate  # noqa: E402
@@ -95,10 +96,13 @@ def main() -> None:
 
             model = keras.models.load_model(
                 work / variant.replace(":", "_") / "mnist" / name / "model.keras")
-            predicted = model.predict(x_semeion, verbose=0).argmax(axis=1)
+            semeion_probabilities = model.predict(x_semeion, verbose=0)
+            predicted = semeion_probabilities.argmax(axis=1)
             through_predict = model.predict(x_test_view, verbose=0).argmax(axis=1)
             row["mnist_predict"] = round(100 * float((through_predict == y_test).mean()), 2)
             row["semeion"] = round(100 * float((predicted == y_semeion).mean()), 2)
+            row["semeion_ece"] = round(100 * calibrate.expected_calibration_error(
+                semeion_probabilities, y_semeion), 2)
             row["semeion_per_class"] = [
                 round(100 * float((predicted[y_semeion == c] == c).mean())) for c in range(10)]
         print(json.dumps(row), flush=True)
