@@ -23,7 +23,8 @@ INPUT_KEY = "keras_digits.input"
 PREPROCESSING = {
     "FRAME": 28,  # the model's input side
     "BOX": 20,  # MNIST fits the longer side of each digit into this box
-    # Median stroke width of MNIST digits after cropping and scaling to an 80-pixel box,
+    "STROKE_BOX": 80,  # the size at which stroke width is measured and mended
+    # Median stroke width of MNIST digits after cropping and scaling to the 80-pixel STROKE_BOX,
     # measured with `preprocess.stroke_width` on 2,000 training images (a test re-measures it).
     "MNIST_STROKE_AT_80": 7.8,
     "MIN_CONTRAST": 0.08,  # below this ink-to-paper difference the image counts as blank

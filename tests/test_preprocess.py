@@ -158,7 +158,7 @@ def test_mnist_stroke_width_constant_is_measured(mnist):
     for image in mnist.train_images[:2000, ..., 0]:
         ink = image.astype(np.float32) / 255
         widths.append(preprocess.stroke_width(
-            preprocess._fit_box(preprocess._crop_to_ink(ink), 80)))
+            preprocess._fit_box(preprocess._crop_to_ink(ink), preprocess.STROKE_BOX)))
     assert np.median(widths) == pytest.approx(preprocess.MNIST_STROKE_AT_80, abs=0.3)
 
 

@@ -8,6 +8,7 @@
 // place they are written): call configure() with /api/config's `preprocessing` before use.
 export let BOX;
 export let FRAME;
+let STROKE_BOX;
 let MNIST_STROKE_AT_80;
 let MIN_CONTRAST;
 let PAPER_MARGIN;
@@ -17,16 +18,15 @@ let BACKGROUND_SIDE;
 let BACKGROUND_FILTER;
 
 export function configure(constants) {
-  ({ BOX, FRAME, MNIST_STROKE_AT_80, MIN_CONTRAST, PAPER_MARGIN, RULE_THICKNESS,
+  ({ BOX, FRAME, STROKE_BOX, MNIST_STROKE_AT_80, MIN_CONTRAST, PAPER_MARGIN, RULE_THICKNESS,
     POLARITY_SIDE, BACKGROUND_SIDE, BACKGROUND_FILTER } = constants);
-  const missing = Object.entries({ BOX, FRAME, MNIST_STROKE_AT_80, MIN_CONTRAST, PAPER_MARGIN,
-    RULE_THICKNESS, POLARITY_SIDE, BACKGROUND_SIDE, BACKGROUND_FILTER })
+  const missing = Object.entries({ BOX, FRAME, STROKE_BOX, MNIST_STROKE_AT_80, MIN_CONTRAST,
+    PAPER_MARGIN, RULE_THICKNESS, POLARITY_SIDE, BACKGROUND_SIDE, BACKGROUND_FILTER })
     .filter(([, v]) => typeof v !== "number").map(([k]) => k);
   if (missing.length) throw new Error(`preprocessing constants missing: ${missing.join(", ")}`);
 }
 
 const f32 = Math.fround;
-const STROKE_BOX = 80;  // the size at which stroke width is measured and mended (preprocess.py)
 
 export function makeImage(width, height, data) {
   return { width, height, data: data ?? new Float32Array(width * height) };
