@@ -25,6 +25,7 @@ BOX = PREPROCESSING["BOX"]
 FRAME = PREPROCESSING["FRAME"]
 MNIST_STROKE_AT_80 = PREPROCESSING["MNIST_STROKE_AT_80"]
 STROKE_BOX = PREPROCESSING["STROKE_BOX"]
+SMALL_CROP = PREPROCESSING["SMALL_CROP"]
 MIN_CONTRAST = PREPROCESSING["MIN_CONTRAST"]
 PAPER_MARGIN = PREPROCESSING["PAPER_MARGIN"]
 RULE_THICKNESS = PREPROCESSING["RULE_THICKNESS"]
@@ -37,10 +38,15 @@ def _pil_filter(array: np.ndarray, filt: ImageFilter.Filter) -> np.ndarray:
     return np.asarray(Image.fromarray(array.astype(np.float32), "F").filter(filt))
 
 
-def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize a float image to (width, height); box-averaging when shrinking keeps thin strokes."""
+def _resize(array: np.ndarray, size: tuple[int, int], cubic: bool = False) -> np.ndarray:
+    """Resize a float image to (width, height); box-averaging when shrinking keeps thin strokes.
+    `cubic` enlarges with a cubic filter, clipped to the input's range (it overshoots)."""
     height, width = array.shape
     shrinking = size[0] <= width and size[1] <= height
+    if cubic and not shrinking:
+        out = np.asarray(Image.fromarray(array.astype(np.float32), "F").resize(
+            size, Image.Resampling.BICUBIC))
+        return np.clip(out, float(array.min()), float(array.max()))
     method = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
     return np.asarray(Image.fromarray(array.astype(np.float32), "F").resize(size, method))
 
@@ -229,17 +235,17 @@ def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
     return ink[top:bottom, left:right]
 
 
-def _fit_box(ink: np.ndarray, box: int) -> np.ndarray:
+def _fit_box(ink: np.ndarray, box: int, cubic: bool = False) -> np.ndarray:
     height, width = ink.shape
     factor = box / max(height, width)
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    return _resize(ink, size)
+    return _resize(ink, size, cubic)
 
 
 def mnist_style(ink: np.ndarray) -> np.ndarray:
     """Crop, normalise stroke width, scale into the 20-pixel box and centre by mass in 28x28."""
     cropped = _crop_to_ink(ink)
-    digit = _fit_box(cropped, STROKE_BOX)
+    digit = _fit_box(cropped, STROKE_BOX, cubic=max(cropped.shape) < SMALL_CROP)
     width = stroke_width(digit)
     if 0 < width < 0.6 * MNIST_STROKE_AT_80:  # fine pen: thicken to MNIST's stroke
         grow = int(round(MNIST_STROKE_AT_80 - width)) | 1  # odd filter size

@@ -4,8 +4,8 @@
 
 Renders MNIST test digits the way Semeion stores its digits (cropped to the ink, scaled to a
 16x16 box, thresholded to black and white: once keeping the aspect ratio and once stretched to
-fill the square), as a grey-level 16x16 scan, and as the 8x8 grid of counts of the UCI optical
-digits (17 grey levels), then reads them, and the plain MNIST test digits, through
+fill the square), as a grey-level 16x16 scan (both ways), and as the 8x8 grid of counts of the
+UCI optical digits (17 grey levels), then reads them, and the plain MNIST test digits, through
 `DigitReader.read_many` (the predict path: preprocessing and the exported ONNX model). The
 same writers in another format: what is lost here is lost to the format, whatever the
 handwriting.
@@ -91,6 +91,8 @@ def main() -> None:
                "16x16_aspect_kept": [scanned(d, stretch=False) for d in digits],
                "16x16_stretched": [scanned(d, stretch=True) for d in digits],
                "16x16_grey": [scanned(d, stretch=False, threshold=False) for d in digits],
+               "16x16_grey_stretched": [scanned(d, stretch=True, threshold=False)
+                                        for d in digits],
                "8x8_block_counts": [block_counts(d) for d in digits]}
     for model in args.model:
         reader = DigitReader(model, export_dir=args.export_dir)

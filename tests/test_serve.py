@@ -89,6 +89,8 @@ def test_page_preprocessing_equals_predict_preprocessing(tmp_path):
         left = 2 - row * 3 // 20
         sliver[row, left:left + 3] = 1.0
     grays.append(sliver)
+    # Thumbnails under SMALL_CROP pixels, enlarged with the cubic filter: 8x8 block averages.
+    grays += [m.astype(np.float32).reshape(8, 2, 8, 2).mean(axis=(1, 3)) for m in masks[:2]]
     payload = bytearray(struct.pack("<i", len(grays)))
     expected = []
     for gray in grays:
@@ -100,7 +102,7 @@ def test_page_preprocessing_equals_predict_preprocessing(tmp_path):
                     str(tmp_path / "out.bin"), json.dumps(contract.PREPROCESSING)],
                    check=True, timeout=120, cwd=REPO)
     got = np.frombuffer((tmp_path / "out.bin").read_bytes(), "<f4").reshape(-1, 28, 28)
-    assert len(got) == len(grays) == 10 * len(VARIANTS) // step + 6
+    assert len(got) == len(grays) == 10 * len(VARIANTS) // step + 8
     worst = max(float(np.abs(g - e).max()) for g, e in zip(got, expected, strict=True))
     assert worst < 0.01, worst  # in 0-255 units: the same image up to float rounding
 

@@ -1,14 +1,16 @@
 // The predict command's preprocessing (keras_digits/preprocess.py), step for step, so a drawing
 // gets the same 28x28 input in the browser as on the command line. Images are
 // {width, height, data: Float32Array} in row-major order; every resize reproduces Pillow's
-// separable BOX / BILINEAR filters on float images (horizontal pass first, float32 between),
-// because the Python side uses them. tests/test_serve.py checks both sides agree on drawings.
+// separable BOX / BILINEAR / BICUBIC filters on float images (horizontal pass first, float32
+// between), because the Python side uses them. tests/test_serve.py checks both sides agree on
+// drawings.
 
 // MNIST's geometry and the thresholds come from the server (keras_digits/contract.py, the one
 // place they are written): call configure() with /api/config's `preprocessing` before use.
 export let BOX;
 export let FRAME;
 let STROKE_BOX;
+let SMALL_CROP;
 let MNIST_STROKE_AT_80;
 let MIN_CONTRAST;
 let PAPER_MARGIN;
@@ -18,10 +20,11 @@ let BACKGROUND_SIDE;
 let BACKGROUND_FILTER;
 
 export function configure(constants) {
-  ({ BOX, FRAME, STROKE_BOX, MNIST_STROKE_AT_80, MIN_CONTRAST, PAPER_MARGIN, RULE_THICKNESS,
-    POLARITY_SIDE, BACKGROUND_SIDE, BACKGROUND_FILTER } = constants);
-  const missing = Object.entries({ BOX, FRAME, STROKE_BOX, MNIST_STROKE_AT_80, MIN_CONTRAST,
-    PAPER_MARGIN, RULE_THICKNESS, POLARITY_SIDE, BACKGROUND_SIDE, BACKGROUND_FILTER })
+  ({ BOX, FRAME, STROKE_BOX, SMALL_CROP, MNIST_STROKE_AT_80, MIN_CONTRAST, PAPER_MARGIN,
+    RULE_THICKNESS, POLARITY_SIDE, BACKGROUND_SIDE, BACKGROUND_FILTER } = constants);
+  const missing = Object.entries({ BOX, FRAME, STROKE_BOX, SMALL_CROP, MNIST_STROKE_AT_80,
+    MIN_CONTRAST, PAPER_MARGIN, RULE_THICKNESS, POLARITY_SIDE, BACKGROUND_SIDE,
+    BACKGROUND_FILTER })
     .filter(([, v]) => typeof v !== "number").map(([k]) => k);
   if (missing.length) throw new Error(`preprocessing constants missing: ${missing.join(", ")}`);
 }
@@ -43,6 +46,14 @@ export function roundHalfEven(x) {
 
 const boxFilter = (x) => (x > -0.5 && x <= 0.5 ? 1 : 0);
 const bilinearFilter = (x) => (Math.abs(x) < 1 ? 1 - Math.abs(x) : 0);
+// Pillow's cubic kernel (a = -0.5), support 2.
+function bicubicFilter(x) {
+  const a = -0.5;
+  const t = Math.abs(x);
+  if (t < 1) return ((a + 2) * t - (a + 3)) * t * t + 1;
+  if (t < 2) return (((t - 5) * t + 8) * t - 4) * a;
+  return 0;
+}
 
 // Per output pixel: the first input index and the normalised weights (Pillow's precompute_coeffs).
 function coefficients(inSize, outSize, filter, filterSupport) {
@@ -66,13 +77,24 @@ function coefficients(inSize, outSize, filter, filterSupport) {
   return taps;
 }
 
-// Resize to (width, height): box averaging when shrinking keeps thin strokes, bilinear otherwise.
-export function resize(image, width, height) {
+// Resize to (width, height): box averaging when shrinking keeps thin strokes, bilinear otherwise;
+// `cubic` enlarges with the cubic filter, clipped to the input's range (preprocess._resize).
+export function resize(image, width, height, cubic = false) {
   if (width === image.width && height === image.height) {
     return makeImage(width, height, image.data.slice());
   }
   const shrinking = width <= image.width && height <= image.height;
+  if (cubic && !shrinking) {
+    const low = minOf(image.data);
+    const high = maxOf(image.data);
+    const out = resizeWith(image, width, height, bicubicFilter, 2.0);
+    return makeImage(width, height, out.data.map((v) => Math.min(Math.max(v, low), high)));
+  }
   const [filter, support] = shrinking ? [boxFilter, 0.5] : [bilinearFilter, 1.0];
+  return resizeWith(image, width, height, filter, support);
+}
+
+function resizeWith(image, width, height, filter, support) {
   const vertical = coefficients(image.height, height, filter, support);
   let source = image;
   let rowOffset = 0;
@@ -459,16 +481,16 @@ function cropToInk(ink) {
   return crop(ink, top, bottom, left, right);
 }
 
-function fitBox(image, box) {
+function fitBox(image, box, cubic = false) {
   const factor = box / Math.max(image.height, image.width);
   return resize(image, Math.max(1, roundHalfEven(image.width * factor)),
-    Math.max(1, roundHalfEven(image.height * factor)));
+    Math.max(1, roundHalfEven(image.height * factor)), cubic);
 }
 
 // Crop, normalise stroke width, scale into the 20-pixel box and centre by mass in 28x28.
 export function mnistStyle(ink) {
   const cropped = cropToInk(ink);
-  let digit = fitBox(cropped, STROKE_BOX);
+  let digit = fitBox(cropped, STROKE_BOX, Math.max(cropped.width, cropped.height) < SMALL_CROP);
   const width = strokeWidth(digit);
   if (width > 0 && width < 0.6 * MNIST_STROKE_AT_80) {
     const grow = roundHalfEven(MNIST_STROKE_AT_80 - width) | 1;
