@@ -25,9 +25,9 @@ PREPROCESSING = {
     "BOX": 20,  # MNIST fits the longer side of each digit into this box
     "STROKE_BOX": 80,  # the size at which stroke width is measured and mended
     # A crop shorter than this on its longer side (an 8x8 grid, a thumbnail) is enlarged with a
-    # cubic filter: linear enlargement leaves its few pixels as blurred plateaus, and MNIST in
-    # the UCI optical digits' 8x8 format read 0.4 pp better for the cnn, alexnet and the mlp
-    # (scripts/format_study.py). Crops of 12 pixels and up are read as before.
+    # cubic filter: linear enlargement leaves its few pixels as blurred plateaus. MNIST test in
+    # the UCI optical digits' 8x8 format then reads 0.2-0.5 pp better (scripts/format_study.py,
+    # docs/RESULTS.md); a limit of 17 took in Semeion's 16-pixel scans too and read them worse.
     "SMALL_CROP": 12,
     # Median stroke width of MNIST digits after cropping and scaling to the 80-pixel STROKE_BOX,
     # measured with `preprocess.stroke_width` on 2,000 training images (a test re-measures it).
