@@ -42,6 +42,16 @@ PREPROCESSING = {
     # background and erased them (bold fonts cropped tightly: 36 of 40 read before, 40 now).
     "BACKGROUND_SIDE": 64,
     "BACKGROUND_FILTER": 13,
+    # A sheet photographed on a darker desk, looked for in images of twice BACKGROUND_SIDE and
+    # more: the largest light piece (at BACKGROUND_SIDE pixels) with the dark marks it encloses
+    # is a sheet when the rest, all dark and far darker than the paper, is at least DESK of
+    # the image, the marks at most SHEET_INK of the sheet, and the sheet at least SHEET_CONVEX
+    # of its convex hull (paper is straight-edged; paper cut by strokes is not, and bold white
+    # 0s on black, whose holes are 12-19% of the filled 0 in MNIST, fail SHEET_INK). The desk
+    # then takes the paper's tone.
+    "DESK": 0.05,
+    "SHEET_INK": 0.1,
+    "SHEET_CONVEX": 0.93,
 }
 
 # How `segment` splits a written number into digits, shared with the page's port. Shares are of

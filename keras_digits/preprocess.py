@@ -11,6 +11,7 @@ numpy and Pillow only: the predict path must not import TensorFlow.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,9 @@ RULE_THICKNESS = PREPROCESSING["RULE_THICKNESS"]
 POLARITY_SIDE = PREPROCESSING["POLARITY_SIDE"]
 BACKGROUND_SIDE = PREPROCESSING["BACKGROUND_SIDE"]
 BACKGROUND_FILTER = PREPROCESSING["BACKGROUND_FILTER"]
+DESK = PREPROCESSING["DESK"]
+SHEET_INK = PREPROCESSING["SHEET_INK"]
+SHEET_CONVEX = PREPROCESSING["SHEET_CONVEX"]
 
 
 def _pil_filter(array: np.ndarray, filt: ImageFilter.Filter) -> np.ndarray:
@@ -153,6 +157,71 @@ def _paper_is_light(gray: np.ndarray, light_border: float) -> bool:
     return dark_pieces < light_pieces
 
 
+def _hull_pixels(mask: np.ndarray) -> float:
+    """How many pixels the convex hull of a mask's pixels holds (Pick's theorem on the hull of
+    their centres), so that a convex mask fills its hull at any resolution."""
+    points = []
+    for y in np.flatnonzero(mask.any(axis=1)).tolist():
+        xs = np.flatnonzero(mask[y])
+        points += [(int(xs[0]), y), (int(xs[-1]), y)]
+    points = sorted(set(points))
+
+    def chain(ordered: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        for p in ordered:
+            while len(out) >= 2 and ((out[-1][0] - out[-2][0]) * (p[1] - out[-2][1]) -
+                                     (out[-1][1] - out[-2][1]) * (p[0] - out[-2][0])) <= 0:
+                out.pop()
+            out.append(p)
+        return out[:-1]
+
+    hull = chain(points) + chain(points[::-1]) if len(points) > 1 else points
+    edges = list(zip(hull, hull[1:] + hull[:1], strict=True))
+    area = 0.5 * abs(sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in edges))
+    boundary = sum(math.gcd(x1 - x0, y1 - y0) for (x0, y0), (x1, y1) in edges)
+    return area + boundary / 2 + 1
+
+
+def without_desk(gray: np.ndarray) -> np.ndarray:
+    """The grey image with the desk around a photographed sheet of paper painted in the paper's
+    tone; any other image unchanged. Left in, a dark desk on the border passes for the paper
+    and the sheet for the ink (a note on a desk was read as a 0)."""
+    height, width = gray.shape
+    if max(height, width) < 2 * BACKGROUND_SIDE:  # a scan or a crop, not a photo of a page
+        return gray
+    scale = BACKGROUND_SIDE / max(height, width)
+    small = _resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))))
+    low, high = float(small.min()), float(small.max())
+    if high - low < MIN_CONTRAST:
+        return gray
+    light = small > np.float32(low + _otsu((small - low) / (high - low)) * (high - low))
+    labels, count = label_components(light)
+    if count == 0:
+        return gray
+    paper = labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
+    rest = label_components(~paper)[0]
+    on_edge = np.unique(np.concatenate([rest[0], rest[-1], rest[:, 0], rest[:, -1]]))
+    desk = np.isin(rest, on_edge[on_edge > 0])
+    sheet = ~desk
+    marks = sheet & ~light
+    if not (desk.mean() >= DESK and (desk & light).sum() <= 0.05 * desk.sum()
+            and 0.005 * sheet.sum() <= marks.sum() <= SHEET_INK * sheet.sum()):
+        return gray
+    # The marks are pen strokes, thin at this size (the holes of a bold white digit on black
+    # are not), the desk far darker than the paper (not a shade of uneven light on one sheet),
+    # and the sheet straight-edged.
+    cores = _pil_filter(marks.astype(np.float32), ImageFilter.MinFilter(3)) > 0.5
+    paper_tone = float(np.median(small[paper]))
+    if (cores.sum() > 0.25 * marks.sum()
+            or paper_tone - float(np.median(small[desk])) < 0.4 * (paper_tone - float(np.median(
+                small[marks]))) or sheet.sum() < SHEET_CONVEX * _hull_pixels(sheet)):
+        return gray
+    # The sheet's rim, a pixel in from its edge at this size, goes too: its shadow is no ink.
+    inside = _pil_filter(sheet.astype(np.float32), ImageFilter.MinFilter(3))
+    keep = _resize(inside, (width, height)) > 0.99
+    return np.where(keep, gray, np.float32(paper_tone)).astype(np.float32)
+
+
 def paper_margin(shape: tuple[int, ...]) -> int:
     """The paper `ink_map` adds on each side of an image of this shape."""
     return max(shape[:2]) // PAPER_MARGIN
@@ -164,6 +233,7 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     The result is the image with a margin of paper around it, so ink that touches the frame
     (a tight crop) is kept whole; cropping to the ink removes the margin again.
     """
+    gray = without_desk(gray)
     height, width = gray.shape
     border, light = border_tones(gray)
     paper_light = _paper_is_light(gray, float(light.mean()))

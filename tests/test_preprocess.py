@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from drawings import FONT_DIR, available_fonts, make_set
+from drawings import FONT_DIR, available_fonts, make_set, on_a_desk
 from PIL import Image
 
 from keras_digits import folders, preprocess
@@ -40,6 +40,29 @@ def test_a_bold_digit_cropped_tightly_keeps_its_strokes(tmp_path):
     paths = {(variant, digit): path for path, digit, variant in items}
     for digit in range(10):
         assert difference(paths[("tight", digit)], paths[("plain", digit)]) < 12, digit
+
+
+@pytest.mark.parametrize("sheet_box, tilted", [((140, 60, 500, 420), False),
+                                               ((120, 80, 700, 560), False),
+                                               ((30, 25, 615, 460), False),
+                                               ((0, 0, 0, 0), True)])
+def test_a_sheet_photographed_on_a_dark_desk_reads_like_the_sheet_alone(sheet_box, tilted):
+    """The dark desk around the sheet passed for the paper and the sheet for the ink: a note
+    inside the frame read as a 0, a sheet with desk along two edges as a 1."""
+    if not (FONT_DIR / "DejaVuSans.ttf").is_file():
+        pytest.skip("DejaVu fonts are not installed")
+    for digit in (2, 4, 7, 9):
+        photo = on_a_desk(digit, sheet_box, tilted)
+        assert difference(photo, on_a_desk(digit, sheet_box, tilted, desk=235)) < 3, digit
+
+
+def test_digits_and_scans_are_never_taken_for_a_sheet_on_a_desk(mnist):
+    """White-on-black MNIST digits (bold 0s enclose dark holes in a light shape) and Semeion's
+    tight crops (paper cut into pieces by strokes) keep every pixel."""
+    masks, _ = folders.load_semeion()
+    images = [d.astype(np.float32) / 255 for d in mnist.test_images[:2000, ..., 0]]
+    images += [1.0 - m.astype(np.float32) for m in masks]
+    assert all(np.array_equal(preprocess.without_desk(g), g) for g in images)
 
 
 def test_a_small_scan_reads_the_same_with_its_pixels_doubled():

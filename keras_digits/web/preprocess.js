@@ -18,13 +18,17 @@ let RULE_THICKNESS;
 let POLARITY_SIDE;
 let BACKGROUND_SIDE;
 let BACKGROUND_FILTER;
+let DESK;
+let SHEET_INK;
+let SHEET_CONVEX;
 
 export function configure(constants) {
   ({ BOX, FRAME, STROKE_BOX, SMALL_CROP, MNIST_STROKE_AT_80, MIN_CONTRAST, PAPER_MARGIN,
-    RULE_THICKNESS, POLARITY_SIDE, BACKGROUND_SIDE, BACKGROUND_FILTER } = constants);
+    RULE_THICKNESS, POLARITY_SIDE, BACKGROUND_SIDE, BACKGROUND_FILTER, DESK, SHEET_INK,
+    SHEET_CONVEX } = constants);
   const missing = Object.entries({ BOX, FRAME, STROKE_BOX, SMALL_CROP, MNIST_STROKE_AT_80,
     MIN_CONTRAST, PAPER_MARGIN, RULE_THICKNESS, POLARITY_SIDE, BACKGROUND_SIDE,
-    BACKGROUND_FILTER })
+    BACKGROUND_FILTER, DESK, SHEET_INK, SHEET_CONVEX })
     .filter(([, v]) => typeof v !== "number").map(([k]) => k);
   if (missing.length) throw new Error(`preprocessing constants missing: ${missing.join(", ")}`);
 }
@@ -343,11 +347,134 @@ function paperIsLight(gray, lightBorder) {
   return darkPieces < lightPieces;
 }
 
+function gcd(a, b) {
+  let [x, y] = [Math.abs(a), Math.abs(b)];
+  while (y) [x, y] = [y, x % y];
+  return x;
+}
+
+// How many pixels the convex hull of a mask's pixels holds: Pick's theorem on the hull of their
+// centres (preprocess._hull_pixels).
+function hullPixels(mask) {
+  const { width, height, data } = mask;
+  const seen = new Set();
+  const points = [];
+  for (let y = 0; y < height; y++) {
+    let first = -1;
+    let last = -1;
+    for (let x = 0; x < width; x++) {
+      if (data[y * width + x]) {
+        if (first < 0) first = x;
+        last = x;
+      }
+    }
+    if (first < 0) continue;
+    for (const x of [first, last]) {
+      if (!seen.has(x * height + y)) {
+        seen.add(x * height + y);
+        points.push([x, y]);
+      }
+    }
+  }
+  points.sort((p, q) => p[0] - q[0] || p[1] - q[1]);
+  const chain = (ordered) => {
+    const out = [];
+    for (const p of ordered) {
+      while (out.length >= 2) {
+        const [a, b] = [out[out.length - 2], out[out.length - 1]];
+        if ((b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]) > 0) break;
+        out.pop();
+      }
+      out.push(p);
+    }
+    return out.slice(0, -1);
+  };
+  const hull = points.length > 1 ? chain(points).concat(chain(points.slice().reverse())) : points;
+  let twice = 0;
+  let boundary = 0;
+  hull.forEach(([x0, y0], i) => {
+    const [x1, y1] = hull[(i + 1) % hull.length];
+    twice += x0 * y1 - x1 * y0;
+    boundary += gcd(x1 - x0, y1 - y0);
+  });
+  return Math.abs(twice) / 2 + boundary / 2 + 1;
+}
+
+// The grey image with the desk around a photographed sheet of paper painted in the paper's tone;
+// any other image unchanged (preprocess.without_desk).
+export function withoutDesk(gray) {
+  const { width, height } = gray;
+  if (Math.max(height, width) < 2 * BACKGROUND_SIDE) return gray;  // a scan or a crop
+  const scale = BACKGROUND_SIDE / Math.max(height, width);
+  const small = resize(gray, Math.max(1, roundHalfEven(width * scale)),
+    Math.max(1, roundHalfEven(height * scale)));
+  const low = minOf(small.data);
+  const high = maxOf(small.data);
+  if (high - low < MIN_CONTRAST) return gray;
+  const span = f32(high - low);
+  const level = otsu(small.data.map((v) => f32(f32(v - low) / span)));
+  const threshold = f32(low + level * (high - low));
+  const n = small.data.length;
+  const light = Uint8Array.from(small.data, (v) => (v > threshold ? 1 : 0));
+  const lit = labelComponents({ width: small.width, height: small.height, data: light });
+  if (lit.count === 0) return gray;
+  const sizes = new Int32Array(lit.count + 1);
+  for (const label of lit.labels) sizes[label] += 1;
+  let biggest = 1;
+  for (let k = 2; k <= lit.count; k++) if (sizes[k] > sizes[biggest]) biggest = k;
+  const paper = Uint8Array.from(lit.labels, (label) => (label === biggest ? 1 : 0));
+  const rest = labelComponents({ width: small.width, height: small.height,
+    data: paper.map((v) => 1 - v) }).labels;
+  const onEdge = new Set();
+  for (let x = 0; x < small.width; x++) {
+    onEdge.add(rest[x]).add(rest[(small.height - 1) * small.width + x]);
+  }
+  for (let y = 0; y < small.height; y++) {
+    onEdge.add(rest[y * small.width]).add(rest[y * small.width + small.width - 1]);
+  }
+  onEdge.delete(0);
+  const desk = rest.map((label) => (onEdge.has(label) ? 1 : 0));
+  let deskCount = 0;
+  let deskLight = 0;
+  let sheetCount = 0;
+  const paperTones = [];
+  const deskTones = [];
+  const markTones = [];
+  for (let i = 0; i < n; i++) {
+    if (desk[i]) {
+      deskCount += 1;
+      deskLight += light[i];
+      deskTones.push(small.data[i]);
+    } else {
+      sheetCount += 1;
+      if (!light[i]) markTones.push(small.data[i]);
+    }
+    if (paper[i]) paperTones.push(small.data[i]);
+  }
+  const marks = markTones.length;
+  if (!(deskCount / n >= DESK && deskLight <= 0.05 * deskCount
+    && 0.005 * sheetCount <= marks && marks <= SHEET_INK * sheetCount)) return gray;
+  // The marks are pen strokes, thin at this size (the holes of a bold white digit on black are
+  // not), the desk far darker than the paper (not a shade of uneven light on one sheet), and
+  // the sheet straight-edged.
+  const sheet = { width: small.width, height: small.height, data: desk.map((v) => 1 - v) };
+  const markMask = Float32Array.from(light, (v, i) => (sheet.data[i] && !v ? 1 : 0));
+  const cores = countInk(minFilter(makeImage(small.width, small.height, markMask), 3).data);
+  const paperTone = f32(median(paperTones));
+  if (cores > 0.25 * marks
+    || paperTone - f32(median(deskTones)) < 0.4 * (paperTone - f32(median(markTones)))
+    || sheetCount < SHEET_CONVEX * hullPixels(sheet)) return gray;
+  // The sheet's rim, a pixel in from its edge at this size, goes too: its shadow is no ink.
+  const inside = minFilter(makeImage(small.width, small.height, Float32Array.from(sheet.data)), 3);
+  const keep = resize(inside, width, height);
+  return makeImage(width, height, gray.data.map((v, i) => (keep.data[i] > 0.99 ? v : paperTone)));
+}
+
 // Ink strength in [0, 1] with polarity fixed and background removed, on the image with a margin
 // of paper around it (preprocess.ink_map).
 export function inkMap(grayImage) {
   const { width, height } = grayImage;
-  let gray = grayImage;
+  let gray = withoutDesk(grayImage);
   const border = [];
   for (let x = 0; x < width; x++) border.push(gray.data[x], gray.data[(height - 1) * width + x]);
   for (let y = 0; y < height; y++) border.push(gray.data[y * width], gray.data[y * width + width - 1]);

@@ -1,0 +1,97 @@
+"""Photos of a page on a desk: does predict read the digit, not the page?
+
+    .venv/bin/python scripts/desk_study.py [--model cnn] [--count 200]
+
+Pastes MNIST test digits (dark ink, enlarged to 168 pixels) on a light sheet and photographs it,
+in grey at 640x480, on a desk that shows around it: the sheet inside the frame, running off two
+edges, filling all but a thin rim, and turned 45 degrees, on a dark desk and on a mid-tone one.
+Reads each photo through `DigitReader.read_many` (the predict path) with the desk removal of
+`preprocess.without_desk` and without it, and the same digits on the sheet alone. Then checks
+that the removal leaves lone digits and scans alone: white-on-black MNIST digits and Semeion's
+scans, both enlarged ten times to photo size, and the generated drawings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from drawings import make_set  # noqa: E402
+from format_study import answers  # noqa: E402
+
+from keras_digits import data, decode, folders, preprocess  # noqa: E402
+from keras_digits.reader import DigitReader  # noqa: E402
+
+PAPER = 235
+LAYOUTS = {"inside": (140, 60, 500, 420), "off_two_edges": (120, 80, 700, 560),
+           "thin_rim": (30, 25, 615, 460), "tilted": None}
+
+
+def photo(digit: np.ndarray, layout: str, desk: int) -> np.ndarray:
+    """One MNIST digit (white on black, 28x28) written on a sheet on a desk: grey 640x480."""
+    image = Image.new("L", (640, 480), desk)
+    draw = ImageDraw.Draw(image)
+    box = LAYOUTS[layout]
+    if box is None:
+        draw.polygon([(320, 40), (560, 240), (320, 450), (80, 240)], fill=PAPER)
+    else:
+        draw.rectangle(box, fill=PAPER)
+    ink = np.asarray(Image.fromarray(digit).resize((168, 168), Image.Resampling.BILINEAR),
+                     np.float32) / 255
+    page = np.asarray(image, np.float32)
+    page[156:324, 236:404] = page[156:324, 236:404] * (1 - ink) + 25 * ink
+    return page / 255
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="cnn")
+    parser.add_argument("--export-dir", default="export")
+    parser.add_argument("--count", type=int, default=200, help="MNIST test digits per layout")
+    args = parser.parse_args()
+    arrays = data.load_arrays("mnist")
+    digits = arrays.test_images[:args.count, ..., 0]
+    labels = arrays.test_labels[:args.count]
+    reader = DigitReader(args.model, export_dir=args.export_dir)
+    removal = preprocess.without_desk
+    row: dict = {"model": str(reader.path), "digits": len(labels)}
+    row["sheet_alone"] = round(100 * float((answers(reader, [
+        photo(d, "thin_rim", PAPER) for d in digits]) == labels).mean()), 2)
+    for desk in (50, 110):
+        for layout in LAYOUTS:
+            images = [photo(d, layout, desk) for d in digits]
+            for name, step in (("removed", removal), ("kept", lambda gray: gray)):
+                preprocess.without_desk = step
+                read = answers(reader, images)
+                row[f"desk{desk}_{layout}_{name}"] = round(100 * float((read == labels).mean()), 2)
+            preprocess.without_desk = removal
+        print(json.dumps(row), flush=True)
+
+    def enlarged(image: np.ndarray, method: Image.Resampling) -> np.ndarray:
+        return np.asarray(Image.fromarray(image.astype(np.float32)).resize(
+            (image.shape[1] * 10, image.shape[0] * 10), method))
+
+    masks, _ = folders.load_semeion()
+    with tempfile.TemporaryDirectory() as folder:
+        drawn = [decode.read_gray(path) for path, _, _ in make_set(Path(folder))]
+    lone = {"mnist_white_on_black_x10": [enlarged(d, Image.Resampling.BILINEAR) / 255
+                                         for d in arrays.test_images[:2000, ..., 0]],
+            "semeion_x10": [enlarged(1.0 - m.astype(np.float32), Image.Resampling.NEAREST)
+                            for m in masks],
+            "drawings": drawn}
+    changed = {name: sum(not np.array_equal(removal(g), g) for g in images)
+               for name, images in lone.items()}
+    print(json.dumps({"taken_for_a_desk": changed,
+                      "of": {name: len(images) for name, images in lone.items()}}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
