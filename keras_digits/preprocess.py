@@ -11,7 +11,6 @@ numpy and Pillow only: the predict path must not import TensorFlow.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from PIL import Image, ImageFilter
 from keras_digits.cli import UserError
 from keras_digits.contract import PREPROCESSING
 from keras_digits.decode import IMAGE_DATA, read_gray
+from keras_digits.raster import hull_pixels, label_components, otsu, pil_filter, resize
 
 # MNIST's geometry and the thresholds, shared with the page (contract.PREPROCESSING says why).
 BOX = PREPROCESSING["BOX"]
@@ -38,37 +38,6 @@ SHEET_INK = PREPROCESSING["SHEET_INK"]
 SHEET_CONVEX = PREPROCESSING["SHEET_CONVEX"]
 
 
-def _pil_filter(array: np.ndarray, filt: ImageFilter.Filter) -> np.ndarray:
-    return np.asarray(Image.fromarray(array.astype(np.float32), "F").filter(filt))
-
-
-def _resize(array: np.ndarray, size: tuple[int, int], cubic: bool = False) -> np.ndarray:
-    """Resize a float image to (width, height); box-averaging when shrinking keeps thin strokes.
-    `cubic` enlarges with a cubic filter, clipped to the input's range (it overshoots)."""
-    height, width = array.shape
-    shrinking = size[0] <= width and size[1] <= height
-    if cubic and not shrinking:
-        out = np.asarray(Image.fromarray(array.astype(np.float32), "F").resize(
-            size, Image.Resampling.BICUBIC))
-        return np.clip(out, float(array.min()), float(array.max()))
-    method = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
-    return np.asarray(Image.fromarray(array.astype(np.float32), "F").resize(size, method))
-
-
-def _otsu(values: np.ndarray) -> float:
-    """Otsu's threshold on values in [0, 1]."""
-    hist, edges = np.histogram(values, bins=256, range=(0.0, 1.0))
-    centers = (edges[:-1] + edges[1:]) / 2
-    weight = np.cumsum(hist).astype(np.float64)
-    total = weight[-1]
-    mass = np.cumsum(hist * centers)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean_low = mass / weight
-        mean_high = (mass[-1] - mass) / (total - weight)
-        between = weight * (total - weight) * (mean_low - mean_high) ** 2
-    return float(centers[int(np.nanargmax(between))])
-
-
 def _rule_lines(cover: np.ndarray, thickness_limit: float) -> np.ndarray:
     """Which rows (or columns) are page rules, from the share of each that holds visible ink.
 
@@ -85,49 +54,6 @@ def _rule_lines(cover: np.ndarray, thickness_limit: float) -> np.ndarray:
         for start, end in runs:
             rules[start:end] = True
     return rules
-
-
-def _root(parent: list[int] | dict[int, int], i: int) -> int:
-    """The representative of i's set in a union-find forest (halving the path on the way)."""
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
-
-
-def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """8-connected components of a boolean mask: (labels with 0 for background, count).
-
-    Runs of ink per row are joined with the runs they touch in the row above (union-find), so
-    the work grows with the number of runs, not of pixels.
-    """
-    parent: list[int] = []
-    runs_by_row: list[list[tuple[int, int, int]]] = []
-    for row in mask:
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], row.view(np.int8), [0]])))
-        runs = []
-        for start, end in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
-            parent.append(len(parent))
-            runs.append((start, end, len(parent) - 1))
-        if runs_by_row:
-            above = runs_by_row[-1]
-            j = 0
-            for start, end, run_id in runs:
-                while j < len(above) and above[j][1] < start:  # ends before this run's reach
-                    j += 1
-                k = j
-                while k < len(above) and above[k][0] <= end:  # diagonal neighbours touch too
-                    a, b = _root(parent, run_id), _root(parent, above[k][2])
-                    if a != b:
-                        parent[max(a, b)] = min(a, b)
-                    k += 1
-        runs_by_row.append(runs)
-    roots: dict[int, int] = {}
-    labels = np.zeros(mask.shape, dtype=np.int32)
-    for y, runs in enumerate(runs_by_row):
-        for start, end, run_id in runs:
-            labels[y, start:end] = roots.setdefault(_root(parent, run_id), len(roots) + 1)
-    return labels, len(roots)
 
 
 def border_tones(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -149,37 +75,12 @@ def _paper_is_light(gray: np.ndarray, light_border: float) -> bool:
         return light_border >= 2 / 3
     height, width = gray.shape
     scale = min(1.0, POLARITY_SIDE / max(height, width))
-    small = _resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))))
+    small = resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))))
     light = small > (small.min() + small.max()) / 2
     light_pieces, dark_pieces = label_components(light)[1], label_components(~light)[1]
     if light_pieces == dark_pieces:
         return light_border > 0.5
     return dark_pieces < light_pieces
-
-
-def _hull_pixels(mask: np.ndarray) -> float:
-    """How many pixels the convex hull of a mask's pixels holds (Pick's theorem on the hull of
-    their centres), so that a convex mask fills its hull at any resolution."""
-    points = []
-    for y in np.flatnonzero(mask.any(axis=1)).tolist():
-        xs = np.flatnonzero(mask[y])
-        points += [(int(xs[0]), y), (int(xs[-1]), y)]
-    points = sorted(set(points))
-
-    def chain(ordered: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        out: list[tuple[int, int]] = []
-        for p in ordered:
-            while len(out) >= 2 and ((out[-1][0] - out[-2][0]) * (p[1] - out[-2][1]) -
-                                     (out[-1][1] - out[-2][1]) * (p[0] - out[-2][0])) <= 0:
-                out.pop()
-            out.append(p)
-        return out[:-1]
-
-    hull = chain(points) + chain(points[::-1]) if len(points) > 1 else points
-    edges = list(zip(hull, hull[1:] + hull[:1], strict=True))
-    area = 0.5 * abs(sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in edges))
-    boundary = sum(math.gcd(x1 - x0, y1 - y0) for (x0, y0), (x1, y1) in edges)
-    return area + boundary / 2 + 1
 
 
 def without_desk(gray: np.ndarray) -> np.ndarray:
@@ -190,11 +91,11 @@ def without_desk(gray: np.ndarray) -> np.ndarray:
     if max(height, width) < 2 * BACKGROUND_SIDE:  # a scan or a crop, not a photo of a page
         return gray
     scale = BACKGROUND_SIDE / max(height, width)
-    small = _resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))))
+    small = resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))))
     low, high = float(small.min()), float(small.max())
     if high - low < MIN_CONTRAST:
         return gray
-    light = small > np.float32(low + _otsu((small - low) / (high - low)) * (high - low))
+    light = small > np.float32(low + otsu((small - low) / (high - low)) * (high - low))
     labels, count = label_components(light)
     if count == 0:
         return gray
@@ -210,15 +111,15 @@ def without_desk(gray: np.ndarray) -> np.ndarray:
     # The marks are pen strokes, thin at this size (the holes of a bold white digit on black
     # are not), the desk far darker than the paper (not a shade of uneven light on one sheet),
     # and the sheet straight-edged.
-    cores = _pil_filter(marks.astype(np.float32), ImageFilter.MinFilter(3)) > 0.5
+    cores = pil_filter(marks.astype(np.float32), ImageFilter.MinFilter(3)) > 0.5
     paper_tone = float(np.median(small[paper]))
     if (cores.sum() > 0.25 * marks.sum()
             or paper_tone - float(np.median(small[desk])) < 0.4 * (paper_tone - float(np.median(
-                small[marks]))) or sheet.sum() < SHEET_CONVEX * _hull_pixels(sheet)):
+                small[marks]))) or sheet.sum() < SHEET_CONVEX * hull_pixels(sheet)):
         return gray
     # The sheet's rim, a pixel in from its edge at this size, goes too: its shadow is no ink.
-    inside = _pil_filter(sheet.astype(np.float32), ImageFilter.MinFilter(3))
-    keep = _resize(inside, (width, height)) > 0.99
+    inside = pil_filter(sheet.astype(np.float32), ImageFilter.MinFilter(3))
+    keep = resize(inside, (width, height)) > 0.99
     return np.where(keep, gray, np.float32(paper_tone)).astype(np.float32)
 
 
@@ -249,14 +150,14 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     # narrower than the filter there, so min-then-max filtering erases them and keeps only the
     # slowly varying paper.
     scale = min(1.0, BACKGROUND_SIDE / max(padded_height, padded_width))
-    small = _resize(gray, (max(1, round(padded_width * scale)),
+    small = resize(gray, (max(1, round(padded_width * scale)),
                            max(1, round(padded_height * scale))))
-    background = _pil_filter(_pil_filter(small, ImageFilter.MinFilter(BACKGROUND_FILTER)),
+    background = pil_filter(pil_filter(small, ImageFilter.MinFilter(BACKGROUND_FILTER)),
                              ImageFilter.MaxFilter(BACKGROUND_FILTER))
-    flat = np.clip(gray - _resize(background, (padded_width, padded_height)), 0.0, 1.0)
+    flat = np.clip(gray - resize(background, (padded_width, padded_height)), 0.0, 1.0)
     if flat.max() < MIN_CONTRAST:
         return np.zeros_like(flat)
-    threshold = max(_otsu(flat / flat.max()) * flat.max(), MIN_CONTRAST / 2)
+    threshold = max(otsu(flat / flat.max()) * flat.max(), MIN_CONTRAST / 2)
     low = threshold / 2  # where ink starts to count
     # Ruled or squared paper: drop thin lines that cross nearly the whole page, faint ones too,
     # or they would stretch the crop across the page.
@@ -286,7 +187,7 @@ def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
     """The bounding box of the ink, faint anti-aliased edges included, ignoring specks."""
     mask = ink > 0.5
     # Specks: take the box from an opened mask, unless opening erases most of the digit.
-    opened = _pil_filter(_pil_filter(mask.astype(np.float32), ImageFilter.MinFilter(3)),
+    opened = pil_filter(pil_filter(mask.astype(np.float32), ImageFilter.MinFilter(3)),
                          ImageFilter.MaxFilter(3)) > 0.5
     if opened.sum() >= 0.7 * mask.sum():
         mask = opened
@@ -309,7 +210,7 @@ def _fit_box(ink: np.ndarray, box: int, cubic: bool = False) -> np.ndarray:
     height, width = ink.shape
     factor = box / max(height, width)
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    return _resize(ink, size, cubic)
+    return resize(ink, size, cubic)
 
 
 def mnist_style(ink: np.ndarray) -> np.ndarray:
@@ -319,10 +220,10 @@ def mnist_style(ink: np.ndarray) -> np.ndarray:
     width = stroke_width(digit)
     if 0 < width < 0.6 * MNIST_STROKE_AT_80:  # fine pen: thicken to MNIST's stroke
         grow = int(round(MNIST_STROKE_AT_80 - width)) | 1  # odd filter size
-        digit = _pil_filter(np.pad(digit, grow), ImageFilter.MaxFilter(grow))
+        digit = pil_filter(np.pad(digit, grow), ImageFilter.MaxFilter(grow))
     elif width > 1.5 * MNIST_STROKE_AT_80:  # marker: thin it, or loops fill in when scaled down
         shrink = int(round((width - MNIST_STROKE_AT_80) / 2)) | 1
-        thinner = _pil_filter(digit, ImageFilter.MinFilter(shrink))
+        thinner = pil_filter(digit, ImageFilter.MinFilter(shrink))
         if (thinner > 0.5).sum() > 0.2 * (digit > 0.5).sum():
             digit = thinner
     elif max(cropped.shape) >= STROKE_BOX:  # MNIST-like strokes, a large crop: resample once
@@ -363,7 +264,7 @@ def load_digit(source: str | Path | np.ndarray | bytes) -> np.ndarray:
     return to_pixels(checked_ink(read_gray(source), source))
 
 
-def naive_resize(path: str | Path) -> np.ndarray:
+def naiveresize(path: str | Path) -> np.ndarray:
     """The tutorial approach, kept for comparison: grey, invert if light, squash to 28x28."""
     with Image.open(path) as image:
         gray = np.asarray(image.convert("L").resize((FRAME, FRAME)), dtype=np.float32)

@@ -30,7 +30,7 @@ import numpy as np
 from PIL import ImageFilter
 
 from keras_digits.contract import SEGMENTATION
-from keras_digits.preprocess import _pil_filter
+from keras_digits.raster import pil_filter
 from keras_digits.strokes import box, group_strokes
 
 # The thresholds live in contract.SEGMENTATION, shared with the page's port (web/segment.js).
@@ -201,7 +201,7 @@ def piece_ink(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     left, top, right, bottom = box(mask)
     rows = slice(max(0, top - RIM), bottom + RIM)
     cols = slice(max(0, left - RIM), right + RIM)
-    grown = _pil_filter(mask[rows, cols].astype(np.float32), ImageFilter.MaxFilter(3)) > 0.5
+    grown = pil_filter(mask[rows, cols].astype(np.float32), ImageFilter.MaxFilter(3)) > 0.5
     return np.where(grown, ink[rows, cols], 0.0).astype(np.float32)
 
 

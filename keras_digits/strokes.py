@@ -12,7 +12,7 @@ import numpy as np
 from PIL import ImageFilter
 
 from keras_digits.contract import SEGMENTATION
-from keras_digits.preprocess import _pil_filter, _root, label_components
+from keras_digits.raster import find_root, label_components, pil_filter
 
 # The thresholds live in contract.SEGMENTATION, shared with the page's port (web/segment.js).
 MAX_MARKS = SEGMENTATION["MAX_MARKS"]
@@ -61,11 +61,11 @@ def marks(mask: np.ndarray) -> tuple[np.ndarray, list[int]]:
             for b in small[i + 1:]:
                 (la, ta, ra, ba), (lb, tb, rb, bb) = boxes[a], boxes[b]
                 if min(ra, rb) > max(la, lb) and max(ta, tb) - min(ba, bb) <= SPECK_CHAIN_GAP:
-                    x, y = _root(root, a), _root(root, b)
+                    x, y = find_root(root, a), find_root(root, b)
                     root[max(x, y)] = min(x, y)
         chains: dict[int, list[int]] = {}
         for label in small:
-            chains.setdefault(_root(root, label), []).append(label)
+            chains.setdefault(find_root(root, label), []).append(label)
         for chain in chains.values():
             if len(chain) > 1 and sum(areas[label - 1] for label in chain) >= floor:
                 labels[np.isin(labels, chain)] = chain[0]  # one stroke: one mark
@@ -82,7 +82,7 @@ def _absorb_near(labels: np.ndarray, count: int, kept: set[int]) -> np.ndarray:
     if loose.size == 0 or not kept:
         return labels
     kept_only = np.where(np.isin(labels, sorted(kept)), labels, 0)
-    reach = _pil_filter(kept_only, ImageFilter.MaxFilter(2 * SPECK_REACH + 1))
+    reach = pil_filter(kept_only, ImageFilter.MaxFilter(2 * SPECK_REACH + 1))
     nearest = np.zeros(count + 1, np.int64)
     touched = (labels > 0) & (reach > 0)
     np.maximum.at(nearest, labels[touched], reach[touched].astype(np.int64))

@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, last_error_line, run_module
 from PIL import Image, ImageDraw, ImageFilter
 
-from keras_digits import decode, preprocess, segment, strokes
+from keras_digits import decode, preprocess, raster, segment, strokes
 from keras_digits.compose import compose
 from keras_digits.reader import DigitReader
 
@@ -59,7 +59,7 @@ def test_stroke_labels_match_a_flood_fill():
     rng = np.random.default_rng(0)
     for density in (0.2, 0.45, 0.6):
         mask = rng.random((30, 41)) < density
-        labels, count = preprocess.label_components(mask)
+        labels, count = raster.label_components(mask)
         assert count == _flood_fill_count(mask)
         assert ((labels > 0) == mask).all()
         for label in range(1, count + 1):  # each label is one connected piece

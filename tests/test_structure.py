@@ -15,7 +15,7 @@ from keras_digits import catalog, contract
 PACKAGE = REPO / "keras_digits"
 # Stages in the order data flows; a module may import only modules at its level or before it.
 LAYERS = [
-    {"cli", "catalog", "contract", "atomic"},
+    {"cli", "catalog", "contract", "atomic", "raster"},
     {"runtime", "augment", "cluster"},  # cluster: the processes of a data-parallel run
     # views: training digits rendered through predict's preprocessing
     {"data", "decode", "preprocess", "strokes", "segment", "compose", "folders", "views",
