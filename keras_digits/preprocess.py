@@ -264,7 +264,7 @@ def load_digit(source: str | Path | np.ndarray | bytes) -> np.ndarray:
     return to_pixels(checked_ink(read_gray(source), source))
 
 
-def naiveresize(path: str | Path) -> np.ndarray:
+def naive_resize(path: str | Path) -> np.ndarray:
     """The tutorial approach, kept for comparison: grey, invert if light, squash to 28x28."""
     with Image.open(path) as image:
         gray = np.asarray(image.convert("L").resize((FRAME, FRAME)), dtype=np.float32)

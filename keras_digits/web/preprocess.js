@@ -1,5 +1,5 @@
-// The predict command's preprocessing (keras_digits/preprocess.py), step for step, so a drawing
-// gets the same 28x28 input in the browser as on the command line. Images are
+// The predict command's preprocessing (keras_digits/preprocess.py and raster.py), step for step,
+// so a drawing gets the same 28x28 input in the browser as on the command line. Images are
 // {width, height, data: Float32Array} in row-major order; every resize reproduces Pillow's
 // separable BOX / BILINEAR / BICUBIC filters on float images (horizontal pass first, float32
 // between), because the Python side uses them. tests/test_serve.py checks both sides agree on
@@ -82,7 +82,7 @@ function coefficients(inSize, outSize, filter, filterSupport) {
 }
 
 // Resize to (width, height): box averaging when shrinking keeps thin strokes, bilinear otherwise;
-// `cubic` enlarges with the cubic filter, clipped to the input's range (preprocess._resize).
+// `cubic` enlarges with the cubic filter, clipped to the input's range (raster.resize).
 export function resize(image, width, height, cubic = false) {
   if (width === image.width && height === image.height) {
     return makeImage(width, height, image.data.slice());
@@ -280,7 +280,7 @@ function ruleLines(cover, thicknessLimit) {
 }
 
 // 8-connected components of a mask {width, height, data: Uint8Array}: runs of ones per row
-// joined with the runs they touch above (preprocess.label_components).
+// joined with the runs they touch above (raster.label_components).
 export function labelComponents(mask) {
   const { width, height, data } = mask;
   const parent = [];
@@ -354,7 +354,7 @@ function gcd(a, b) {
 }
 
 // How many pixels the convex hull of a mask's pixels holds: Pick's theorem on the hull of their
-// centres (preprocess._hull_pixels).
+// centres (raster.hull_pixels).
 function hullPixels(mask) {
   const { width, height, data } = mask;
   const seen = new Set();
