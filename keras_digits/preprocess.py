@@ -151,9 +151,9 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     # slowly varying paper.
     scale = min(1.0, BACKGROUND_SIDE / max(padded_height, padded_width))
     small = resize(gray, (max(1, round(padded_width * scale)),
-                           max(1, round(padded_height * scale))))
+                          max(1, round(padded_height * scale))))
     background = pil_filter(pil_filter(small, ImageFilter.MinFilter(BACKGROUND_FILTER)),
-                             ImageFilter.MaxFilter(BACKGROUND_FILTER))
+                            ImageFilter.MaxFilter(BACKGROUND_FILTER))
     flat = np.clip(gray - resize(background, (padded_width, padded_height)), 0.0, 1.0)
     if flat.max() < MIN_CONTRAST:
         return np.zeros_like(flat)
@@ -188,7 +188,7 @@ def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
     mask = ink > 0.5
     # Specks: take the box from an opened mask, unless opening erases most of the digit.
     opened = pil_filter(pil_filter(mask.astype(np.float32), ImageFilter.MinFilter(3)),
-                         ImageFilter.MaxFilter(3)) > 0.5
+                        ImageFilter.MaxFilter(3)) > 0.5
     if opened.sum() >= 0.7 * mask.sum():
         mask = opened
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
