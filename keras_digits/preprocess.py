@@ -113,9 +113,10 @@ def without_desk(gray: np.ndarray) -> np.ndarray:
     # and the sheet straight-edged.
     cores = pil_filter(marks.astype(np.float32), ImageFilter.MinFilter(3)) > 0.5
     paper_tone = float(np.median(small[paper]))
+    desk_tone, ink_tone = float(np.median(small[desk])), float(np.median(small[marks]))
     if (cores.sum() > 0.25 * marks.sum()
-            or paper_tone - float(np.median(small[desk])) < 0.4 * (paper_tone - float(np.median(
-                small[marks]))) or sheet.sum() < SHEET_CONVEX * hull_pixels(sheet)):
+            or paper_tone - desk_tone < 0.4 * (paper_tone - ink_tone)
+            or sheet.sum() < SHEET_CONVEX * hull_pixels(sheet)):
         return gray
     # The sheet's rim, a pixel in from its edge at this size, goes too: its shadow is no ink.
     inside = pil_filter(sheet.astype(np.float32), ImageFilter.MinFilter(3))

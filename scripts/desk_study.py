@@ -20,33 +20,25 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-from drawings import make_set  # noqa: E402
+from drawings import SHEET_TONE, desk_photo, make_set  # noqa: E402
 from format_study import answers  # noqa: E402
 
 from keras_digits import data, decode, folders, preprocess  # noqa: E402
 from keras_digits.reader import DigitReader  # noqa: E402
 
-PAPER = 235
 LAYOUTS = {"inside": (140, 60, 500, 420), "off_two_edges": (120, 80, 700, 560),
            "thin_rim": (30, 25, 615, 460), "tilted": None}
 
 
 def photo(digit: np.ndarray, layout: str, desk: int) -> np.ndarray:
     """One MNIST digit (white on black, 28x28) written on a sheet on a desk: grey 640x480."""
-    image = Image.new("L", (640, 480), desk)
-    draw = ImageDraw.Draw(image)
-    box = LAYOUTS[layout]
-    if box is None:
-        draw.polygon([(320, 40), (560, 240), (320, 450), (80, 240)], fill=PAPER)
-    else:
-        draw.rectangle(box, fill=PAPER)
     ink = np.asarray(Image.fromarray(digit).resize((168, 168), Image.Resampling.BILINEAR),
                      np.float32) / 255
-    page = np.asarray(image, np.float32)
+    page = np.asarray(desk_photo(LAYOUTS[layout], desk), np.float32)
     page[156:324, 236:404] = page[156:324, 236:404] * (1 - ink) + 25 * ink
     return page / 255
 
@@ -64,7 +56,7 @@ def main() -> None:
     removal = preprocess.without_desk
     row: dict = {"model": str(reader.path), "digits": len(labels)}
     row["sheet_alone"] = round(100 * float((answers(reader, [
-        photo(d, "thin_rim", PAPER) for d in digits]) == labels).mean()), 2)
+        photo(d, "thin_rim", SHEET_TONE) for d in digits]) == labels).mean()), 2)
     for desk in (50, 110):
         for layout in LAYOUTS:
             images = [photo(d, layout, desk) for d in digits]

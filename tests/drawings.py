@@ -118,17 +118,26 @@ def make_set(folder: Path, variants=VARIANTS, fonts=None) -> list[tuple[Path, in
     return items
 
 
-def on_a_desk(digit: int, sheet_box: tuple[int, int, int, int], tilted: bool = False,
-              desk: int = 50) -> np.ndarray:
-    """A digit written on a sheet, photographed on a desk of tone `desk` (640x480 grey in [0, 1],
-    the sheet at `sheet_box`, possibly running off the frame, or turned 45 degrees). With the
-    desk in the paper's tone (235) it is the sheet alone."""
-    font = ImageFont.truetype(str(FONT_DIR / "DejaVuSans.ttf"), 160)
+SHEET_TONE = 235  # a photographed sheet's paper
+
+
+def desk_photo(sheet_box: tuple[int, int, int, int] | None, desk: int = 50) -> Image.Image:
+    """A blank sheet photographed on a desk of tone `desk` (640x480 grey): the sheet at
+    `sheet_box`, possibly running off the frame, or turned 45 degrees when it is None."""
     photo = Image.new("L", (640, 480), desk)
     draw = ImageDraw.Draw(photo)
-    if tilted:
-        draw.polygon([(320, 40), (560, 240), (320, 450), (80, 240)], fill=235)
+    if sheet_box is None:
+        draw.polygon([(320, 40), (560, 240), (320, 450), (80, 240)], fill=SHEET_TONE)
     else:
-        draw.rectangle(sheet_box, fill=235)
-    draw.text((320, 240), str(digit), fill=25, font=font, anchor="mm")
+        draw.rectangle(sheet_box, fill=SHEET_TONE)
+    return photo
+
+
+def on_a_desk(digit: int, sheet_box: tuple[int, int, int, int], tilted: bool = False,
+              desk: int = 50) -> np.ndarray:
+    """A digit written on a sheet, photographed on a desk (`desk_photo`), grey in [0, 1]. With
+    the desk in the paper's tone it is the sheet alone."""
+    font = ImageFont.truetype(str(FONT_DIR / "DejaVuSans.ttf"), 160)
+    photo = desk_photo(None if tilted else sheet_box, desk)
+    ImageDraw.Draw(photo).text((320, 240), str(digit), fill=25, font=font, anchor="mm")
     return np.asarray(photo, np.float32) / 255
