@@ -56,6 +56,21 @@ def _rule_lines(cover: np.ndarray, thickness_limit: float) -> np.ndarray:
     return rules
 
 
+def _bridge_rules(ink: np.ndarray, rules: np.ndarray, threshold: float) -> None:
+    """Mend, in place, the strokes that crossed the removed rule rows of `ink`.
+
+    A stroke that crosses a rule has ink just above and just below it: the rule's rows get
+    the fainter of the two where both are ink. Without this, every rule a digit crosses
+    cuts it into pieces, and a digit on ruled or squared paper counts as many marks.
+    """
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], rules.astype(np.int8), [0]])))
+    for start, end in zip(edges[::2], edges[1::2], strict=True):
+        if start == 0 or end == len(rules):
+            continue
+        across = np.minimum(ink[start - 1], ink[end])
+        ink[start:end] = np.where(across > threshold, across, 0.0)
+
+
 def border_tones(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The image's border pixels, and which of them are lighter than its middle tone."""
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
@@ -164,8 +179,13 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     # or they would stretch the crop across the page.
     inner = flat[margin:margin + height, margin:margin + width]
     visible = inner > low
-    inner[_rule_lines(visible.mean(axis=1), RULE_THICKNESS * height), :] = 0.0
-    inner[:, _rule_lines(visible.mean(axis=0), RULE_THICKNESS * width)] = 0.0
+    rule_rows = _rule_lines(visible.mean(axis=1), RULE_THICKNESS * height)
+    rule_cols = _rule_lines(visible.mean(axis=0), RULE_THICKNESS * width)
+    inner[rule_rows, :] = 0.0
+    inner[:, rule_cols] = 0.0
+    # A stroke that crossed a rule is now cut there: mend it, so it stays one stroke.
+    _bridge_rules(inner, rule_rows, threshold)
+    _bridge_rules(inner.T, rule_cols, threshold)
     mask = flat > threshold
     if not mask.any():
         return np.zeros_like(flat)

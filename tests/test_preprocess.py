@@ -8,7 +8,8 @@ import pytest
 from drawings import FONT_DIR, available_fonts, make_set, on_a_desk
 from PIL import Image
 
-from keras_digits import folders, preprocess
+from keras_digits import folders, preprocess, strokes
+from keras_digits.decode import read_gray
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +200,21 @@ def test_page_rules_are_removed_but_a_single_full_width_bar_is_not():
     alone = np.zeros(300)
     alone[100:102] = 0.95
     assert not preprocess._rule_lines(alone, 6).any()
+
+
+def test_strokes_that_cross_page_rules_stay_whole(drawings):
+    """Removing a rule cut every stroke that crossed it: a digit on ruled or squared paper came
+    out in pieces, read right but marked unsure as "5 separate marks, not one digit"."""
+    for digit in range(10):
+        plain = preprocess.ink_map(read_gray(drawings[("plain", digit)]))
+        page = np.asarray(Image.open(drawings[("plain", digit)]).convert("L"), dtype=np.uint8)
+        squared = page.copy()
+        squared[5::page.shape[0] // 7, :] = 170  # squared paper: rules across and down
+        squared[:, 5::page.shape[1] // 7] = 170
+        squared = np.minimum(squared, page)
+        for ruled in (read_gray(drawings[("lined", digit)]), squared / 255.0):
+            ink = preprocess.ink_map(ruled)
+            assert len(strokes.marks(ink > 0.5)[1]) == len(strokes.marks(plain > 0.5)[1]), digit
 
 
 def test_mnist_stroke_width_constant_is_measured(mnist):

@@ -279,6 +279,26 @@ function ruleLines(cover, thicknessLimit) {
   return rules;
 }
 
+// Mend the strokes that crossed removed rules: a rule's pixels get the fainter of the ink
+// just before and just after it, where both are ink (preprocess._bridge_rules). `index(line, i)`
+// is the pixel i along rule line `line`, of `span` pixels.
+function bridgeRules(flat, rules, span, index, threshold) {
+  let start = -1;
+  for (let line = 0; line <= rules.length; line++) {
+    const on = line < rules.length && rules[line];
+    if (on && start < 0) start = line;
+    if (!on && start >= 0) {
+      if (start > 0 && line < rules.length) {
+        for (let i = 0; i < span; i++) {
+          const across = Math.min(flat[index(start - 1, i)], flat[index(line, i)]);
+          for (let k = start; k < line; k++) flat[index(k, i)] = across > threshold ? across : 0;
+        }
+      }
+      start = -1;
+    }
+  }
+}
+
 // 8-connected components of a mask {width, height, data: Uint8Array}: runs of ones per row
 // joined with the runs they touch above (raster.label_components).
 export function labelComponents(mask) {
@@ -523,6 +543,8 @@ export function inkMap(grayImage) {
       if (rows[y] || cols[x]) flat[at(y, x)] = 0;
     }
   }
+  bridgeRules(flat, rows, width, (line, i) => at(line, i), threshold);
+  bridgeRules(flat, cols, height, (line, i) => at(i, line), threshold);
   const strokes = flat.filter((v) => v > threshold);
   if (strokes.length === 0) return makeImage(paddedWidth, paddedHeight);
   const strong = f32(percentile(strokes, 90));
