@@ -52,6 +52,14 @@ PREPROCESSING = {
     "DESK": 0.05,
     "SHEET_INK": 0.1,
     "SHEET_CONVEX": 0.93,
+    # A thinner strip of desk, shadow or scanner edge along the frame, in images of twice
+    # BACKGROUND_SIDE and more: ink touching the frame that stays within FRAME_STRIP_DEPTH of
+    # the shorter side from it and runs along at least FRAME_STRIP_SPAN of a side, while the
+    # rest of the ink keeps away from that side (FRAME_STRIP_GAP of the shorter side, and the
+    # strip's own depth, beyond it), is no writing: the digit is inside, the strip is not.
+    "FRAME_STRIP_DEPTH": 0.1,
+    "FRAME_STRIP_SPAN": 0.5,
+    "FRAME_STRIP_GAP": 0.05,
 }
 
 # How `segment` splits a written number into digits, shared with the page's port. Shares are of

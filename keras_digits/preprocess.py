@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from keras_digits import paper
 from keras_digits.cli import UserError
 from keras_digits.contract import PREPROCESSING
 from keras_digits.decode import IMAGE_DATA, read_gray
-from keras_digits.raster import hull_pixels, label_components, otsu, pil_filter, resize
+from keras_digits.raster import label_components, otsu, pil_filter, resize
 
 # MNIST's geometry and the thresholds, shared with the page (contract.PREPROCESSING says why).
 BOX = PREPROCESSING["BOX"]
@@ -33,42 +34,6 @@ RULE_THICKNESS = PREPROCESSING["RULE_THICKNESS"]
 POLARITY_SIDE = PREPROCESSING["POLARITY_SIDE"]
 BACKGROUND_SIDE = PREPROCESSING["BACKGROUND_SIDE"]
 BACKGROUND_FILTER = PREPROCESSING["BACKGROUND_FILTER"]
-DESK = PREPROCESSING["DESK"]
-SHEET_INK = PREPROCESSING["SHEET_INK"]
-SHEET_CONVEX = PREPROCESSING["SHEET_CONVEX"]
-
-
-def _rule_lines(cover: np.ndarray, thickness_limit: float) -> np.ndarray:
-    """Which rows (or columns) are page rules, from the share of each that holds visible ink.
-
-    A rule crosses nearly the whole page, is thin against the page (a stroke of a tightly
-    cropped digit is not), and comes with at least one more: a page has several rules, while a
-    digit's bar that spans its box (the top of a 7, the base of a 1) comes alone.
-    """
-    crossing = np.concatenate([[False], cover > 0.85, [False]])
-    edges = np.flatnonzero(np.diff(crossing.astype(np.int8)))
-    runs = [(start, end) for start, end in zip(edges[::2], edges[1::2], strict=True)
-            if end - start <= thickness_limit]
-    rules = np.zeros(len(cover), dtype=bool)
-    if len(runs) >= 2:
-        for start, end in runs:
-            rules[start:end] = True
-    return rules
-
-
-def _bridge_rules(ink: np.ndarray, rules: np.ndarray, threshold: float) -> None:
-    """Mend, in place, the strokes that crossed the removed rule rows of `ink`.
-
-    A stroke that crosses a rule has ink just above and just below it: the rule's rows get
-    the fainter of the two where both are ink. Without this, every rule a digit crosses
-    cuts it into pieces, and a digit on ruled or squared paper counts as many marks.
-    """
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], rules.astype(np.int8), [0]])))
-    for start, end in zip(edges[::2], edges[1::2], strict=True):
-        if start == 0 or end == len(rules):
-            continue
-        across = np.minimum(ink[start - 1], ink[end])
-        ink[start:end] = np.where(across > threshold, across, 0.0)
 
 
 def border_tones(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -98,47 +63,6 @@ def _paper_is_light(gray: np.ndarray, light_border: float) -> bool:
     return dark_pieces < light_pieces
 
 
-def without_desk(gray: np.ndarray) -> np.ndarray:
-    """The grey image with the desk around a photographed sheet of paper painted in the paper's
-    tone; any other image unchanged. Left in, a dark desk on the border passes for the paper
-    and the sheet for the ink (a note on a desk was read as a 0)."""
-    height, width = gray.shape
-    if max(height, width) < 2 * BACKGROUND_SIDE:  # a scan or a crop, not a photo of a page
-        return gray
-    scale = BACKGROUND_SIDE / max(height, width)
-    small = resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))))
-    low, high = float(small.min()), float(small.max())
-    if high - low < MIN_CONTRAST:
-        return gray
-    light = small > np.float32(low + otsu((small - low) / (high - low)) * (high - low))
-    labels, count = label_components(light)
-    if count == 0:
-        return gray
-    paper = labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
-    rest = label_components(~paper)[0]
-    on_edge = np.unique(np.concatenate([rest[0], rest[-1], rest[:, 0], rest[:, -1]]))
-    desk = np.isin(rest, on_edge[on_edge > 0])
-    sheet = ~desk
-    marks = sheet & ~light
-    if not (desk.mean() >= DESK and (desk & light).sum() <= 0.05 * desk.sum()
-            and 0.005 * sheet.sum() <= marks.sum() <= SHEET_INK * sheet.sum()):
-        return gray
-    # The marks are pen strokes, thin at this size (the holes of a bold white digit on black
-    # are not), the desk far darker than the paper (not a shade of uneven light on one sheet),
-    # and the sheet straight-edged.
-    cores = pil_filter(marks.astype(np.float32), ImageFilter.MinFilter(3)) > 0.5
-    paper_tone = float(np.median(small[paper]))
-    desk_tone, ink_tone = float(np.median(small[desk])), float(np.median(small[marks]))
-    if (cores.sum() > 0.25 * marks.sum()
-            or paper_tone - desk_tone < 0.4 * (paper_tone - ink_tone)
-            or sheet.sum() < SHEET_CONVEX * hull_pixels(sheet)):
-        return gray
-    # The sheet's rim, a pixel in from its edge at this size, goes too: its shadow is no ink.
-    inside = pil_filter(sheet.astype(np.float32), ImageFilter.MinFilter(3))
-    keep = resize(inside, (width, height)) > 0.99
-    return np.where(keep, gray, np.float32(paper_tone)).astype(np.float32)
-
-
 def paper_margin(shape: tuple[int, ...]) -> int:
     """The paper `ink_map` adds on each side of an image of this shape."""
     return max(shape[:2]) // PAPER_MARGIN
@@ -150,7 +74,7 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     The result is the image with a margin of paper around it, so ink that touches the frame
     (a tight crop) is kept whole; cropping to the ink removes the margin again.
     """
-    gray = without_desk(gray)
+    gray = paper.without_desk(gray)
     height, width = gray.shape
     border, light = border_tones(gray)
     paper_light = _paper_is_light(gray, float(light.mean()))
@@ -179,13 +103,14 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     # or they would stretch the crop across the page.
     inner = flat[margin:margin + height, margin:margin + width]
     visible = inner > low
-    rule_rows = _rule_lines(visible.mean(axis=1), RULE_THICKNESS * height)
-    rule_cols = _rule_lines(visible.mean(axis=0), RULE_THICKNESS * width)
+    rule_rows = paper.rule_lines(visible.mean(axis=1), RULE_THICKNESS * height)
+    rule_cols = paper.rule_lines(visible.mean(axis=0), RULE_THICKNESS * width)
     inner[rule_rows, :] = 0.0
     inner[:, rule_cols] = 0.0
     # A stroke that crossed a rule is now cut there: mend it, so it stays one stroke.
-    _bridge_rules(inner, rule_rows, threshold)
-    _bridge_rules(inner.T, rule_cols, threshold)
+    paper.bridge_rules(inner, rule_rows, threshold)
+    paper.bridge_rules(inner.T, rule_cols, threshold)
+    inner[paper.frame_strips(inner, low)] = 0.0
     mask = flat > threshold
     if not mask.any():
         return np.zeros_like(flat)

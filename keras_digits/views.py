@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_digits import atomic, contract, decode, preprocess, raster
+from keras_digits import atomic, contract, decode, paper, preprocess, raster
 from keras_digits.cli import UserError
 
 CACHE_ENV = "KERAS_DIGITS_CACHE"
@@ -30,11 +30,12 @@ def cache_dir() -> Path:
 
 
 def _code_digest() -> str:
-    """What the renderings depend on: predict's decoding and preprocessing code (its raster
-    primitives too) and their shared constants (not the rest of contract.py, so a change to
-    number splitting keeps them)."""
+    """What the renderings depend on: predict's decoding and preprocessing code (its paper
+    steps and raster primitives too) and their shared constants (not the rest of contract.py,
+    so a change to number splitting keeps them)."""
     digest = hashlib.sha256(Path(decode.__file__).read_bytes())
     digest.update(Path(preprocess.__file__).read_bytes())
+    digest.update(Path(paper.__file__).read_bytes())
     digest.update(Path(raster.__file__).read_bytes())
     digest.update(json.dumps(contract.PREPROCESSING, sort_keys=True).encode())
     return digest.hexdigest()[:16]

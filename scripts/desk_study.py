@@ -4,11 +4,13 @@
 
 Pastes MNIST test digits (dark ink, enlarged to 168 pixels) on a light sheet and photographs it,
 in grey at 640x480, on a desk that shows around it: the sheet inside the frame, running off two
-edges, filling all but a thin rim, and turned 45 degrees, on a dark desk and on a mid-tone one.
-Reads each photo through `DigitReader.read_many` (the predict path) with the desk removal of
-`preprocess.without_desk` and without it, and the same digits on the sheet alone. Then checks
-that the removal leaves lone digits and scans alone: white-on-black MNIST digits and Semeion's
-scans, both enlarged ten times to photo size, and the generated drawings.
+edges, filling all but a thin rim, turned 45 degrees, and running off three edges so that only a
+strip of desk 5-8 pixels wide shows along the left, top or bottom edge; on a dark desk and on a
+mid-tone one. Reads each photo through `DigitReader.read_many` (the predict path) with the desk
+steps (`paper.without_desk` for a desk, `paper.frame_strips` for a thin strip) and
+without them, and the same digits on the sheet alone. Then checks that the steps leave lone
+digits and scans alone: white-on-black MNIST digits and Semeion's scans, both enlarged ten times
+to photo size, and the generated drawings.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from drawings import SHEET_TONE, desk_photo, make_set  # noqa: E402
 from format_study import answers  # noqa: E402
 
-from keras_digits import data, decode, folders, preprocess  # noqa: E402
+from keras_digits import data, decode, folders, paper, preprocess  # noqa: E402
 from keras_digits.reader import DigitReader  # noqa: E402
 
 LAYOUTS = {"inside": (140, 60, 500, 420), "off_two_edges": (120, 80, 700, 560),
-           "thin_rim": (30, 25, 615, 460), "tilted": None}
+           "thin_rim": (30, 25, 615, 460), "tilted": None, "strip_left": (8, -20, 700, 520),
+           "strip_top": (-20, 5, 700, 520), "strip_bottom": (-20, -20, 700, 472)}
 
 
 def photo(digit: np.ndarray, layout: str, desk: int) -> np.ndarray:
@@ -53,18 +56,23 @@ def main() -> None:
     digits = arrays.test_images[:args.count, ..., 0]
     labels = arrays.test_labels[:args.count]
     reader = DigitReader(args.model, export_dir=args.export_dir)
-    removal = preprocess.without_desk
+    removal, strips = paper.without_desk, paper.frame_strips
+
+    def desk_steps(on: bool) -> None:
+        paper.without_desk = removal if on else (lambda gray: gray)
+        paper.frame_strips = strips if on else (
+            lambda ink, low: np.zeros(ink.shape, dtype=bool))
     row: dict = {"model": str(reader.path), "digits": len(labels)}
     row["sheet_alone"] = round(100 * float((answers(reader, [
         photo(d, "thin_rim", SHEET_TONE) for d in digits]) == labels).mean()), 2)
     for desk in (50, 110):
         for layout in LAYOUTS:
             images = [photo(d, layout, desk) for d in digits]
-            for name, step in (("removed", removal), ("kept", lambda gray: gray)):
-                preprocess.without_desk = step
+            for name, on in (("removed", True), ("kept", False)):
+                desk_steps(on)
                 read = answers(reader, images)
                 row[f"desk{desk}_{layout}_{name}"] = round(100 * float((read == labels).mean()), 2)
-            preprocess.without_desk = removal
+            desk_steps(True)
         print(json.dumps(row), flush=True)
 
     def enlarged(image: np.ndarray, method: Image.Resampling) -> np.ndarray:
@@ -81,7 +89,17 @@ def main() -> None:
             "drawings": drawn}
     changed = {name: sum(not np.array_equal(removal(g), g) for g in images)
                for name, images in lone.items()}
-    print(json.dumps({"taken_for_a_desk": changed,
+    cleared = []
+    paper.frame_strips = lambda ink, low: cleared.append(strips(ink, low).any()) or \
+        strips(ink, low)
+    stripped = {}
+    for name, images in lone.items():
+        cleared.clear()
+        for gray in images:
+            preprocess.ink_map(gray)
+        stripped[name] = int(sum(cleared))
+    desk_steps(True)
+    print(json.dumps({"taken_for_a_desk": changed, "taken_for_a_strip": stripped,
                       "of": {name: len(images) for name, images in lone.items()}}), flush=True)
 
 

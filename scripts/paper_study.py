@@ -23,7 +23,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from keras_digits import data, preprocess, strokes  # noqa: E402
+from keras_digits import data, paper, preprocess, strokes  # noqa: E402
 from keras_digits.cli import UserError  # noqa: E402
 from keras_digits.reader import DigitReader  # noqa: E402
 
@@ -31,14 +31,14 @@ DIGIT = 160  # a digit's side on the page, in pixels
 NUMBER = 4  # digits per number
 
 
-def page(digits: np.ndarray, paper: str, rng: np.random.Generator) -> np.ndarray:
-    """A grey page in [0, 1] with the 28x28 white-on-black digits written on it side by side
-    in dark ink."""
+def page(digits: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """A grey page of `kind` paper in [0, 1] with the 28x28 white-on-black digits written on
+    it side by side in dark ink."""
     rows, columns = DIGIT + 80, DIGIT * len(digits) + 160
     sheet = np.full((rows, columns), 0.96, dtype=np.float32)
-    if paper == "ruled":
+    if kind == "ruled":
         sheet[20::40, :] = 0.6
-    elif paper == "squared":
+    elif kind == "squared":
         sheet[10::24, :] = 0.7
         sheet[:, 10::24] = 0.7
     for i, digit in enumerate(digits):
@@ -63,7 +63,7 @@ def main() -> None:
                         help="leave strokes cut where they cross a removed rule")
     args = parser.parse_args()
     if args.unmended:
-        preprocess._bridge_rules = lambda ink, rules, threshold: None
+        paper.bridge_rules = lambda ink, rules, threshold: None
 
     arrays = data.load_arrays("mnist")
     digits, labels = arrays.test_images[:args.count, ..., 0], arrays.test_labels[:args.count]
@@ -73,17 +73,17 @@ def main() -> None:
     print(f"| paper | read right | unsure | for too many marks | one mark "
           f"| {NUMBER}-digit numbers |")
     print("|---|---:|---:|---:|---:|---:|")
-    for paper in ("plain", "ruled", "squared"):
+    for sheet in ("plain", "ruled", "squared"):
         rng = np.random.default_rng(0)
-        pages = [page(digit[None], paper, rng) for digit in digits]
+        pages = [page(digit[None], sheet, rng) for digit in digits]
         readings = reader.read_many(pages)
         right = sum(r.label == y for r, y in zip(readings, labels, strict=True))
         reasons = Counter("marks" in (r.reason or "") for r in readings if r.unsure)
         single = sum(len(strokes.marks(preprocess.ink_map(p) > 0.5)[1]) == 1 for p in pages)
         numbers = [slice(i, i + NUMBER) for i in range(0, args.count - NUMBER + 1, NUMBER)]
-        whole = sum(read_number(reader, page(digits[n], paper, rng))
+        whole = sum(read_number(reader, page(digits[n], sheet, rng))
                     == "".join(map(str, labels[n])) for n in numbers)
-        print(f"| {paper} | {right} | {sum(r.unsure for r in readings)} | {reasons[True]} "
+        print(f"| {sheet} | {right} | {sum(r.unsure for r in readings)} | {reasons[True]} "
               f"| {single} | {whole} of {len(numbers)} |")
 
 

@@ -17,9 +17,10 @@ PACKAGE = REPO / "keras_digits"
 LAYERS = [
     {"cli", "catalog", "contract", "atomic", "raster"},
     {"runtime", "augment", "cluster"},  # cluster: the processes of a data-parallel run
-    # views: training digits rendered through predict's preprocessing
-    {"data", "decode", "preprocess", "strokes", "segment", "compose", "folders", "views",
-     "pipeline"},  # pipeline: the splits as tf.data (or numpy) feeds
+    # views: training digits rendered through predict's preprocessing; paper: the desk, frame
+    # strips and page rules that preprocess removes
+    {"data", "decode", "paper", "preprocess", "strokes", "segment", "compose", "folders",
+     "views", "pipeline"},  # pipeline: the splits as tf.data (or numpy) feeds
     {"models"},
     {"artifacts"},  # loads trained models, so after models (lazily: predict stays TF-free)
     {"calibrate"},

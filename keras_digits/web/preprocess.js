@@ -21,14 +21,18 @@ let BACKGROUND_FILTER;
 let DESK;
 let SHEET_INK;
 let SHEET_CONVEX;
+let FRAME_STRIP_DEPTH;
+let FRAME_STRIP_SPAN;
+let FRAME_STRIP_GAP;
 
 export function configure(constants) {
   ({ BOX, FRAME, STROKE_BOX, SMALL_CROP, MNIST_STROKE_AT_80, MIN_CONTRAST, PAPER_MARGIN,
     RULE_THICKNESS, POLARITY_SIDE, BACKGROUND_SIDE, BACKGROUND_FILTER, DESK, SHEET_INK,
-    SHEET_CONVEX } = constants);
+    SHEET_CONVEX, FRAME_STRIP_DEPTH, FRAME_STRIP_SPAN, FRAME_STRIP_GAP } = constants);
   const missing = Object.entries({ BOX, FRAME, STROKE_BOX, SMALL_CROP, MNIST_STROKE_AT_80,
     MIN_CONTRAST, PAPER_MARGIN, RULE_THICKNESS, POLARITY_SIDE, BACKGROUND_SIDE,
-    BACKGROUND_FILTER, DESK, SHEET_INK, SHEET_CONVEX })
+    BACKGROUND_FILTER, DESK, SHEET_INK, SHEET_CONVEX, FRAME_STRIP_DEPTH, FRAME_STRIP_SPAN,
+    FRAME_STRIP_GAP })
     .filter(([, v]) => typeof v !== "number").map(([k]) => k);
   if (missing.length) throw new Error(`preprocessing constants missing: ${missing.join(", ")}`);
 }
@@ -262,7 +266,7 @@ export function rgbaToGray(rgba, width, height) {
 }
 
 // Which rows (or columns) are page rules: nearly full cover, thin, and at least two of them
-// (preprocess._rule_lines).
+// (paper.rule_lines).
 function ruleLines(cover, thicknessLimit) {
   const runs = [];
   let start = -1;
@@ -279,8 +283,90 @@ function ruleLines(cover, thicknessLimit) {
   return rules;
 }
 
+// Whether a mask touches the frame of its image.
+function touchesFrame(mask, width, height) {
+  for (let x = 0; x < width; x++) {
+    if (mask[x] || mask[(height - 1) * width + x]) return true;
+  }
+  for (let y = 0; y < height; y++) {
+    if (mask[y * width] || mask[y * width + width - 1]) return true;
+  }
+  return false;
+}
+
+// Which pixels of an ink map (the image's own frame, no margin) are a strip of desk, shadow
+// or scanner edge along the frame rather than writing (paper.frame_strips): shallow ink
+// on the frame, running along a side, with the writing clear of that side and of every edge.
+export function frameStrips(ink, low) {
+  const { width, height, data } = ink;
+  const clear = new Uint8Array(width * height);
+  const visible = Uint8Array.from(data, (v) => (v > low ? 1 : 0));
+  if (Math.max(height, width) < 2 * BACKGROUND_SIDE || !touchesFrame(visible, width, height)) {
+    return clear;
+  }
+  const { labels } = labelComponents({ width, height, data: visible });
+  const onFrame = new Set();
+  for (let x = 0; x < width; x++) onFrame.add(labels[x]).add(labels[(height - 1) * width + x]);
+  for (let y = 0; y < height; y++) onFrame.add(labels[y * width]).add(labels[y * width + width - 1]);
+  onFrame.delete(0);
+  const toFrame = (y, x) => Math.min(y, height - 1 - y, x, width - 1 - x);
+  const depths = new Map([...onFrame].map((label) => [label, 0]));
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const label = labels[y * width + x];
+      if (depths.has(label)) depths.set(label, Math.max(depths.get(label), toFrame(y, x)));
+    }
+  }
+  const shorter = Math.min(height, width);
+  const strips = [];
+  for (const [label, depth] of depths) {
+    if (depth >= FRAME_STRIP_DEPTH * shorter) continue;
+    const reach = depth + 1;
+    const top = new Uint8Array(width);
+    const bottom = new Uint8Array(width);
+    const left = new Uint8Array(height);
+    const right = new Uint8Array(height);
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        if (labels[y * width + x] !== label) continue;
+        if (y < reach) top[x] = 1;
+        if (y >= height - reach) bottom[x] = 1;
+        if (x < reach) left[y] = 1;
+        if (x >= width - reach) right[y] = 1;
+      }
+    }
+    const share = (cover) => cover.reduce((a, b) => a + b, 0) / cover.length;
+    const sides = [["top", top], ["bottom", bottom], ["left", left], ["right", right]]
+      .filter(([, cover]) => share(cover) >= FRAME_STRIP_SPAN).map(([side]) => side);
+    if (sides.length) strips.push([label, depth, sides]);
+  }
+  if (!strips.length) return clear;
+  const stripLabels = new Set(strips.map(([label]) => label));
+  const writing = Uint8Array.from(visible, (v, i) => (v && !stripLabels.has(labels[i]) ? 1 : 0));
+  if (!writing.includes(1) || touchesFrame(writing, width, height)) return clear;
+  for (const [label, depth, sides] of strips) {
+    const band = depth + 1 + Math.max(depth + 1, Math.floor(FRAME_STRIP_GAP * shorter));
+    const near = (side) => {
+      for (let y = 0; y < height; y++) {
+        for (let x = 0; x < width; x++) {
+          if (!writing[y * width + x]) continue;
+          if ((side === "top" && y < band) || (side === "bottom" && y >= height - band)
+            || (side === "left" && x < band) || (side === "right" && x >= width - band)) {
+            return true;
+          }
+        }
+      }
+      return false;
+    };
+    if (!sides.some(near)) {
+      for (let i = 0; i < labels.length; i++) if (labels[i] === label) clear[i] = 1;
+    }
+  }
+  return clear;
+}
+
 // Mend the strokes that crossed removed rules: a rule's pixels get the fainter of the ink
-// just before and just after it, where both are ink (preprocess._bridge_rules). `index(line, i)`
+// just before and just after it, where both are ink (paper.bridge_rules). `index(line, i)`
 // is the pixel i along rule line `line`, of `span` pixels.
 function bridgeRules(flat, rules, span, index, threshold) {
   let start = -1;
@@ -421,7 +507,7 @@ function hullPixels(mask) {
 }
 
 // The grey image with the desk around a photographed sheet of paper painted in the paper's tone;
-// any other image unchanged (preprocess.without_desk).
+// any other image unchanged (paper.without_desk).
 export function withoutDesk(gray) {
   const { width, height } = gray;
   if (Math.max(height, width) < 2 * BACKGROUND_SIDE) return gray;  // a scan or a crop
@@ -545,6 +631,14 @@ export function inkMap(grayImage) {
   }
   bridgeRules(flat, rows, width, (line, i) => at(line, i), threshold);
   bridgeRules(flat, cols, height, (line, i) => at(i, line), threshold);
+  const inner = makeImage(width, height);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) inner.data[y * width + x] = flat[at(y, x)];
+  }
+  const strips = frameStrips(inner, low);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) if (strips[y * width + x]) flat[at(y, x)] = 0;
+  }
   const strokes = flat.filter((v) => v > threshold);
   if (strokes.length === 0) return makeImage(paddedWidth, paddedHeight);
   const strong = f32(percentile(strokes, 90));
