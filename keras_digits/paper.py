@@ -70,11 +70,11 @@ def frame_strips(ink: np.ndarray, low: float) -> np.ndarray:
     edge rather than writing: a sliver of desk, a shadow or a scanner's dark edge.
 
     Too thin for `without_desk` to see at its low resolution, such a strip is the strongest
-    "ink" in the photo, and the digit was cropped together with it (a 1% strip along one edge
-    made 40 digits of 40 misread). A strip touches the frame, stays shallow and runs along a
-    side; the writing keeps away from that side and touches no edge. In a tight crop the
-    writing lines the frame (the bar of a 5 written apart from its body reaches one edge, the
-    body the others), so nothing there is taken for a strip.
+    "ink" in the photo, and the digit was cropped together with it (most digits misread:
+    docs/RESULTS.md, "A thin strip of desk along the frame"). A strip touches the frame, stays
+    shallow and runs along a side; the writing keeps away from that side and touches no edge.
+    In a tight crop the writing lines the frame (the bar of a 5 written apart from its body
+    reaches one edge, the body the others), so nothing there is taken for a strip.
     """
     height, width = ink.shape
     clear = np.zeros(ink.shape, dtype=bool)
