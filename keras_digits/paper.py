@@ -12,7 +12,7 @@ import numpy as np
 from PIL import ImageFilter
 
 from keras_digits.contract import PREPROCESSING
-from keras_digits.raster import hull_pixels, label_components, otsu, pil_filter, resize
+from keras_digits.raster import frame, hull_pixels, label_components, otsu, pil_filter, resize
 
 MIN_CONTRAST = PREPROCESSING["MIN_CONTRAST"]
 BACKGROUND_SIDE = PREPROCESSING["BACKGROUND_SIDE"]
@@ -42,7 +42,7 @@ def without_desk(gray: np.ndarray) -> np.ndarray:
         return gray
     paper = labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
     rest = label_components(~paper)[0]
-    on_edge = np.unique(np.concatenate([rest[0], rest[-1], rest[:, 0], rest[:, -1]]))
+    on_edge = np.unique(frame(rest))
     desk = np.isin(rest, on_edge[on_edge > 0])
     sheet = ~desk
     marks = sheet & ~light
@@ -79,11 +79,10 @@ def frame_strips(ink: np.ndarray, low: float) -> np.ndarray:
     height, width = ink.shape
     clear = np.zeros(ink.shape, dtype=bool)
     visible = ink > low
-    if max(height, width) < 2 * BACKGROUND_SIDE or not (
-            visible[0].any() or visible[-1].any() or visible[:, 0].any() or visible[:, -1].any()):
+    if max(height, width) < 2 * BACKGROUND_SIDE or not frame(visible).any():
         return clear
     labels, _ = label_components(visible)
-    on_frame = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    on_frame = np.unique(frame(labels))
     rows, cols = np.arange(height)[:, None], np.arange(width)[None, :]
     to_frame = np.minimum(np.minimum(rows, height - 1 - rows), np.minimum(cols, width - 1 - cols))
     shorter = min(height, width)
@@ -106,14 +105,17 @@ def frame_strips(ink: np.ndarray, low: float) -> np.ndarray:
     writing = visible.copy()
     for piece, _, _ in strips:
         writing &= ~piece
-    if not writing.any() or (writing[0].any() or writing[-1].any() or writing[:, 0].any()
-                             or writing[:, -1].any()):
+    if not writing.any() or frame(writing).any():
         return clear  # nothing else to read, or a tight crop: its ink lines the frame
+    written_rows = np.flatnonzero(writing.any(axis=1))
+    written_cols = np.flatnonzero(writing.any(axis=0))
+    top, bottom = written_rows[0], written_rows[-1]  # the writing's box
+    left, right = written_cols[0], written_cols[-1]
     for piece, depth, sides in strips:
         band = depth + 1 + max(depth + 1, int(FRAME_STRIP_GAP * shorter))
-        near = {"top": writing[:band], "bottom": writing[max(height - band, 0):],
-                "left": writing[:, :band], "right": writing[:, max(width - band, 0):]}
-        if not any(near[side].any() for side in sides):
+        near = {"top": top < band, "bottom": bottom >= height - band,
+                "left": left < band, "right": right >= width - band}
+        if not any(near[side] for side in sides):
             clear |= piece
     return clear
 

@@ -20,7 +20,7 @@ from keras_digits import paper
 from keras_digits.cli import UserError
 from keras_digits.contract import PREPROCESSING
 from keras_digits.decode import IMAGE_DATA, read_gray
-from keras_digits.raster import label_components, otsu, pil_filter, resize
+from keras_digits.raster import frame, label_components, otsu, pil_filter, resize
 
 # MNIST's geometry and the thresholds, shared with the page (contract.PREPROCESSING says why).
 BOX = PREPROCESSING["BOX"]
@@ -38,7 +38,7 @@ BACKGROUND_FILTER = PREPROCESSING["BACKGROUND_FILTER"]
 
 def border_tones(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The image's border pixels, and which of them are lighter than its middle tone."""
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    border = frame(gray)
     return border, border > (gray.min() + gray.max()) / 2
 
 

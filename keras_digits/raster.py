@@ -12,6 +12,12 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 
+def frame(array: np.ndarray) -> np.ndarray:
+    """The pixels on an array's outer edge as one vector: top row, bottom row, left and right
+    columns (corners twice)."""
+    return np.concatenate([array[0], array[-1], array[:, 0], array[:, -1]])
+
+
 def pil_filter(array: np.ndarray, filt: ImageFilter.Filter) -> np.ndarray:
     return np.asarray(Image.fromarray(array.astype(np.float32), "F").filter(filt))
 

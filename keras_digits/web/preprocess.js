@@ -283,15 +283,12 @@ function ruleLines(cover, thicknessLimit) {
   return rules;
 }
 
-// Whether a mask touches the frame of its image.
-function touchesFrame(mask, width, height) {
-  for (let x = 0; x < width; x++) {
-    if (mask[x] || mask[(height - 1) * width + x]) return true;
-  }
-  for (let y = 0; y < height; y++) {
-    if (mask[y * width] || mask[y * width + width - 1]) return true;
-  }
-  return false;
+// The values on an image's outer edge: top row, bottom row, left and right columns (corners
+// twice; raster.frame).
+function frame(data, width, height) {
+  const edge = [...data.subarray(0, width), ...data.subarray((height - 1) * width)];
+  for (let y = 0; y < height; y++) edge.push(data[y * width], data[y * width + width - 1]);
+  return edge;
 }
 
 // Which pixels of an ink map (the image's own frame, no margin) are a strip of desk, shadow
@@ -301,13 +298,11 @@ export function frameStrips(ink, low) {
   const { width, height, data } = ink;
   const clear = new Uint8Array(width * height);
   const visible = Uint8Array.from(data, (v) => (v > low ? 1 : 0));
-  if (Math.max(height, width) < 2 * BACKGROUND_SIDE || !touchesFrame(visible, width, height)) {
+  if (Math.max(height, width) < 2 * BACKGROUND_SIDE || !frame(visible, width, height).includes(1)) {
     return clear;
   }
   const { labels } = labelComponents({ width, height, data: visible });
-  const onFrame = new Set();
-  for (let x = 0; x < width; x++) onFrame.add(labels[x]).add(labels[(height - 1) * width + x]);
-  for (let y = 0; y < height; y++) onFrame.add(labels[y * width]).add(labels[y * width + width - 1]);
+  const onFrame = new Set(frame(labels, width, height));
   onFrame.delete(0);
   const toFrame = (y, x) => Math.min(y, height - 1 - y, x, width - 1 - x);
   const depths = new Map([...onFrame].map((label) => [label, 0]));
@@ -343,22 +338,21 @@ export function frameStrips(ink, low) {
   if (!strips.length) return clear;
   const stripLabels = new Set(strips.map(([label]) => label));
   const writing = Uint8Array.from(visible, (v, i) => (v && !stripLabels.has(labels[i]) ? 1 : 0));
-  if (!writing.includes(1) || touchesFrame(writing, width, height)) return clear;
+  if (!writing.includes(1) || frame(writing, width, height).includes(1)) return clear;
+  // The writing's box.
+  let [top, bottom, left, right] = [height, -1, width, -1];
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      if (!writing[y * width + x]) continue;
+      [top, bottom] = [Math.min(top, y), Math.max(bottom, y)];
+      [left, right] = [Math.min(left, x), Math.max(right, x)];
+    }
+  }
   for (const [label, depth, sides] of strips) {
     const band = depth + 1 + Math.max(depth + 1, Math.floor(FRAME_STRIP_GAP * shorter));
-    const near = (side) => {
-      for (let y = 0; y < height; y++) {
-        for (let x = 0; x < width; x++) {
-          if (!writing[y * width + x]) continue;
-          if ((side === "top" && y < band) || (side === "bottom" && y >= height - band)
-            || (side === "left" && x < band) || (side === "right" && x >= width - band)) {
-            return true;
-          }
-        }
-      }
-      return false;
-    };
-    if (!sides.some(near)) {
+    const near = { top: top < band, bottom: bottom >= height - band, left: left < band,
+      right: right >= width - band };
+    if (!sides.some((side) => near[side])) {
       for (let i = 0; i < labels.length; i++) if (labels[i] === label) clear[i] = 1;
     }
   }
@@ -531,13 +525,7 @@ export function withoutDesk(gray) {
   const paper = Uint8Array.from(lit.labels, (label) => (label === biggest ? 1 : 0));
   const rest = labelComponents({ width: small.width, height: small.height,
     data: paper.map((v) => 1 - v) }).labels;
-  const onEdge = new Set();
-  for (let x = 0; x < small.width; x++) {
-    onEdge.add(rest[x]).add(rest[(small.height - 1) * small.width + x]);
-  }
-  for (let y = 0; y < small.height; y++) {
-    onEdge.add(rest[y * small.width]).add(rest[y * small.width + small.width - 1]);
-  }
+  const onEdge = new Set(frame(rest, small.width, small.height));
   onEdge.delete(0);
   const desk = rest.map((label) => (onEdge.has(label) ? 1 : 0));
   let deskCount = 0;
@@ -581,9 +569,7 @@ export function withoutDesk(gray) {
 export function inkMap(grayImage) {
   const { width, height } = grayImage;
   let gray = withoutDesk(grayImage);
-  const border = [];
-  for (let x = 0; x < width; x++) border.push(gray.data[x], gray.data[(height - 1) * width + x]);
-  for (let y = 0; y < height; y++) border.push(gray.data[y * width], gray.data[y * width + width - 1]);
+  const border = frame(gray.data, width, height);
   const mid = f32(f32(minOf(gray.data) + maxOf(gray.data)) / 2);
   const lightBorder = border.filter((v) => v > mid).length / border.length;
   const paperLight = paperIsLight(gray, lightBorder);
