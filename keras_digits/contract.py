@@ -62,6 +62,16 @@ PREPROCESSING = {
     "FRAME_STRIP_GAP": 0.05,
 }
 
+# Thumbnails whose paper tone the border leaves open (less than two thirds of it in either tone).
+# Under BELOW pixels on its longer side, a tight crop's strokes are a pixel or two wide and
+# grey, and counting the pieces of each tone tells paper from ink badly: MNIST test digits
+# cropped and shrunk to 8-12 pixels lost 1.3-6.5 pp that way, and Semeion's scans at 8 pixels
+# with light ink on dark 11. The reader then reads both tones and takes the other one where
+# the model is surer of it by more than MARGIN (scripts/thumbnail_study.py, docs/RESULTS.md,
+# "Thumbnails whose paper the border leaves open"). Not ported to the page: it reads its own
+# canvas, never a thumbnail.
+THUMBNAIL_POLARITY = {"BELOW": 13, "MARGIN": 0.1}
+
 # How `segment` splits a written number into digits, shared with the page's port. Shares are of
 # the tallest piece's height unless said otherwise; the cut thresholds were chosen on composed
 # MNIST-test pairs and lone MNIST and Semeion digits (scripts/number_study.py measures them).

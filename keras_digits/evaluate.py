@@ -26,8 +26,9 @@ from keras_digits import atomic, calibrate, folders
 from keras_digits.catalog import DATASET_NAMES, MODEL_NAMES
 from keras_digits.cli import Parser, UserError, run_cli
 from keras_digits.contract import UNSURE
-from keras_digits.preprocess import load_digit
-from keras_digits.reader import OnnxClassifier, resolve_model_path
+from keras_digits.decode import read_gray
+from keras_digits.preprocess import candidate_inks, to_pixels
+from keras_digits.reader import OnnxClassifier, resolve_model_path, surest
 from keras_digits.report import confusion_matrix
 
 SEMEION = "semeion"
@@ -155,10 +156,11 @@ def evaluate_folder(folder: Path, model_paths: dict[str, Path], dataset: str = "
     classifiers = {name: OnnxClassifier(path, dataset) for name, path in model_paths.items()}
     classes = next(iter(classifiers.values())).classes
     samples = folders.read_labelled_folder(folder, classes)
-    pixels, labels, kept, failures = [], [], [], []
+    options, labels, kept, failures = [], [], [], []  # each image's candidate inputs
     for sample in samples:
         try:
-            pixels.append(load_digit(sample.path))
+            options.append([to_pixels(ink) for ink in
+                            candidate_inks(read_gray(sample.path), sample.path)])
         except UserError as exc:
             failures.append({"file": str(sample.path), "error": str(exc)})
             continue
@@ -167,9 +169,14 @@ def evaluate_folder(folder: Path, model_paths: dict[str, Path], dataset: str = "
     if not kept:
         raise UserError(f"none of the {len(samples)} images in {folder} could be read "
                         f"(first: {failures[0]['error']})")
-    batch, truth = np.stack(pixels), np.array(labels)
+    truth = np.array(labels)
+    open_items = [i for i, choice in enumerate(options) if len(choice) > 1]
     summaries, misread = [], {}
     for name, classifier in classifiers.items():
+        batch = np.stack([choice[0] for choice in options])
+        picks = surest(classifier, [options[i] for i in open_items])  # as `predict` chooses
+        for i, pick in zip(open_items, picks, strict=True):
+            batch[i] = options[i][pick]
         probabilities = np.concatenate([classifier(batch[i:i + 512])
                                         for i in range(0, len(batch), 512)])
         scored = Scored(name, probabilities)

@@ -18,7 +18,7 @@ from PIL import Image, ImageFilter
 
 from keras_digits import paper
 from keras_digits.cli import UserError
-from keras_digits.contract import PREPROCESSING
+from keras_digits.contract import PREPROCESSING, THUMBNAIL_POLARITY
 from keras_digits.decode import IMAGE_DATA, read_gray
 from keras_digits.raster import frame, label_components, otsu, pil_filter, resize
 
@@ -68,16 +68,26 @@ def paper_margin(shape: tuple[int, ...]) -> int:
     return max(shape[:2]) // PAPER_MARGIN
 
 
-def ink_map(gray: np.ndarray) -> np.ndarray:
+def polarity_open(gray: np.ndarray) -> bool:
+    """Whether the image is a thumbnail whose border leaves open which tone is the paper: less
+    than two thirds of it in either tone, and too few pixels to count strokes by. The reader
+    then tries both (`candidate_inks`)."""
+    light_border = float(border_tones(gray)[1].mean())
+    return max(gray.shape) < THUMBNAIL_POLARITY["BELOW"] and 1 / 3 < light_border < 2 / 3
+
+
+def ink_map(gray: np.ndarray, paper_light: bool | None = None) -> np.ndarray:
     """Ink strength in [0, 1] (1 = full stroke) with polarity fixed and background removed.
 
     The result is the image with a margin of paper around it, so ink that touches the frame
-    (a tight crop) is kept whole; cropping to the ink removes the margin again.
+    (a tight crop) is kept whole; cropping to the ink removes the margin again. `paper_light`
+    says which tone the paper is, where the caller knows; by default the image tells.
     """
     gray = paper.without_desk(gray)
     height, width = gray.shape
     border, light = border_tones(gray)
-    paper_light = _paper_is_light(gray, float(light.mean()))
+    if paper_light is None or light.all() or not light.any():
+        paper_light = _paper_is_light(gray, float(light.mean()))
     # Both tones are on the border unless it is all one, and then that tone is the paper.
     paper_tone = float(np.median(border[light == paper_light]))
     if paper_light:  # dark on light: flip to MNIST's white ink on black
@@ -190,14 +200,37 @@ def mnist_style(ink: np.ndarray) -> np.ndarray:
     return frame
 
 
+def _has_ink(ink: np.ndarray) -> bool:
+    return bool(ink.max() >= 0.5 and (ink > 0.5).sum() >= 3)
+
+
+def _no_ink(source: str | Path | np.ndarray | bytes) -> UserError:
+    name = ("the array" if isinstance(source, np.ndarray) else
+            IMAGE_DATA if isinstance(source, bytes) else str(source))
+    return UserError(f"{name} shows no ink (a blank page?); photograph or draw a digit")
+
+
 def checked_ink(gray: np.ndarray, source: str | Path | np.ndarray | bytes) -> np.ndarray:
     """The ink map of a grey image, or the one-line "no ink" error naming `source`."""
     ink = ink_map(gray)
-    if ink.max() < 0.5 or (ink > 0.5).sum() < 3:
-        name = ("the array" if isinstance(source, np.ndarray) else
-                IMAGE_DATA if isinstance(source, bytes) else str(source))
-        raise UserError(f"{name} shows no ink (a blank page?); photograph or draw a digit")
+    if not _has_ink(ink):
+        raise _no_ink(source)
     return ink
+
+
+def candidate_inks(gray: np.ndarray, source: str | Path | np.ndarray | bytes
+                   ) -> list[np.ndarray]:
+    """The ink maps a reader chooses between: the one `checked_ink` gives, and, for a thumbnail
+    whose border leaves the paper's tone open (`polarity_open`), after it the one with the
+    other tone taken for paper, so the model can say which reads as a digit."""
+    if not polarity_open(gray):
+        return [checked_ink(gray, source)]
+    own = _paper_is_light(gray, float(border_tones(gray)[1].mean()))
+    inks = [ink for ink in (ink_map(gray, paper_light=tone) for tone in (own, not own))
+            if _has_ink(ink)]
+    if not inks:
+        raise _no_ink(source)
+    return inks
 
 
 def to_pixels(ink: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ import numpy as np
 from keras_digits import artifacts, decode, preprocess, segment, strokes
 from keras_digits.catalog import class_names
 from keras_digits.cli import UserError
-from keras_digits.contract import CLASSES_KEY, INPUT_SHAPE, UNSURE
+from keras_digits.contract import CLASSES_KEY, INPUT_SHAPE, THUMBNAIL_POLARITY, UNSURE
 
 Source = str | Path | np.ndarray | bytes  # a file, an encoded file's bytes, or pixels
 
@@ -87,6 +87,22 @@ class OnnxVerifier:
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         return self.session.run([self.output_name], {self.input_name: pixels})[0][:, 0]
+
+
+def surest(classifier, candidates: list[list[np.ndarray]]) -> list[int]:
+    """For each item, which candidate input (28x28 pixels) to read: the first, the image's own
+    verdict on its paper tone (`preprocess.candidate_inks`), unless the classifier is surer of
+    another by more than THUMBNAIL_POLARITY["MARGIN"]. One model call for all items."""
+    if not candidates:
+        return []
+    confidence = classifier(np.stack([p for options in candidates for p in options])).max(axis=1)
+    picks, start = [], 0
+    for options in candidates:
+        scores = confidence[start:start + len(options)]
+        best = int(scores.argmax())
+        picks.append(best if scores[best] > scores[0] + THUMBNAIL_POLARITY["MARGIN"] else 0)
+        start += len(options)
+    return picks
 
 
 def resolve_model_path(model: str | Path, dataset: str, export_dir: str | Path = "export") -> Path:
@@ -187,12 +203,21 @@ class DigitReader:
 
     def read_many(self, images: list[Source]) -> list[Reading]:
         """Many single digits in one model call (an error names the image that caused it)."""
-        pixels, marks = [], []
-        for image in images:
-            ink = preprocess.checked_ink(decode.read_gray(image), image)
-            pixels.append(preprocess.to_pixels(ink))
-            marks.append(len(strokes.marks(ink > 0.5)[1]))
-        return self._readings(np.stack(pixels), marks=marks)
+        inks = self._inks([(decode.read_gray(image), image) for image in images])
+        marks = [len(strokes.marks(ink > 0.5)[1]) for ink in inks]
+        return self._readings(np.stack([preprocess.to_pixels(ink) for ink in inks]), marks=marks)
+
+    def _inks(self, grays: list[tuple[np.ndarray, Source]]) -> list[np.ndarray]:
+        """Each image's ink map; a thumbnail's paper tone, where its border leaves it open,
+        is the one the model reads as a digit."""
+        candidates = [preprocess.candidate_inks(gray, source) for gray, source in grays]
+        open_items = [i for i, options in enumerate(candidates) if len(options) > 1]
+        picks = surest(self.classifier, [[preprocess.to_pixels(ink) for ink in candidates[i]]
+                                         for i in open_items])
+        inks = [options[0] for options in candidates]
+        for i, pick in zip(open_items, picks, strict=True):
+            inks[i] = candidates[i][pick]
+        return inks
 
     def read_number(self, image: Source) -> NumberReading:
         """A number of up to segment.MAX_DIGITS digits, split by its strokes (touching digits are
@@ -202,7 +227,7 @@ class DigitReader:
             raise UserError(f"{self.path} reads {', '.join(self.classes[:2])}…, not digits; "
                             "read one item at a time with read()")
         gray = decode.read_gray(image)
-        ink = preprocess.checked_ink(gray, image)
+        ink = self._inks([(gray, image)])[0]
 
         def confidence(inks: list[np.ndarray]) -> list[float]:
             pixels = np.stack([preprocess.to_pixels(piece) for piece in inks])

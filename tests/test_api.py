@@ -21,7 +21,8 @@ from PIL import Image
 from test_serve import running_server
 
 from keras_digits import serve
-from keras_digits.reader import DigitReader
+from keras_digits.contract import THUMBNAIL_POLARITY
+from keras_digits.reader import DigitReader, surest
 
 spec = importlib.util.spec_from_file_location("http_load", REPO / "scripts" / "http_load.py")
 http_load = importlib.util.module_from_spec(spec)
@@ -155,3 +156,17 @@ def test_without_onnxruntime_web_the_page_is_off_and_the_api_answers(
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("gap", [0.05, 0.3])
+def test_the_other_tone_is_read_only_where_the_model_is_clearly_surer_of_it(gap):
+    """`surest` keeps a thumbnail's own verdict on its paper (the first candidate) unless the
+    model is surer of the other by more than the margin; an item without a choice keeps it."""
+    def classifier(pixels: np.ndarray) -> np.ndarray:  # surer of bright inputs by `gap`
+        top = 0.5 + gap * (pixels.reshape(len(pixels), -1).mean(axis=1) > 0)
+        return np.stack([top, 1 - top], axis=1)
+
+    own, other = np.zeros((28, 28, 1), np.float32), np.ones((28, 28, 1), np.float32)
+    expected = int(gap > THUMBNAIL_POLARITY["MARGIN"])
+    assert surest(classifier, [[own, other], [other]]) == [expected, 0]
+    assert surest(classifier, []) == []

@@ -7,10 +7,13 @@ import json
 import sys
 
 import numpy as np
+import pytest
 from conftest import last_error_line, run_module
 from PIL import Image
 
 from keras_digits import evaluate, folders
+from keras_digits.contract import THUMBNAIL_POLARITY
+from keras_digits.reader import DigitReader
 
 
 def _digit_folder(root, mnist, per_class: int = 3, layout: str = "csv"):
@@ -131,3 +134,29 @@ def test_every_image_unreadable_is_one_line(tiny_exported_dir, tmp_path):
     result = run_module("keras_digits.evaluate", str(folder), "--model", "all", "--export-dir",
                         str(tmp_path / "nothing"), "--out-dir", str(tmp_path / "out"))
     assert result.returncode == 2 and "no exported models in" in last_error_line(result.stderr)
+
+
+def test_thumbnails_are_read_in_the_tone_the_model_reads_as_a_digit(exported_dir, tmp_path,
+                                                                      monkeypatch):
+    """Semeion's digits as 8x8 grids, light ink on dark: where the border leaves the paper's
+    tone open, the reader asks the model, and reads more of them right than counting pieces
+    alone; `evaluate` chooses the same way."""
+    masks, labels = folders.load_semeion()
+    rows = ["file,label"]
+    for i, mask in enumerate(masks[:500]):
+        grid = mask.astype(np.float32).reshape(8, 2, 8, 2).mean(axis=(1, 3))
+        Image.fromarray((grid * 255).astype(np.uint8)).save(tmp_path / f"{i}.png")
+        rows.append(f"{i}.png,{labels[i]}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    paths = [tmp_path / f"{i}.png" for i in range(500)]
+    reader = DigitReader(exported_dir / "cnn.onnx")
+
+    def accuracy() -> float:
+        return 100 * float(np.mean([r.label for r in reader.read_many(paths)] == labels[:500]))
+
+    chosen = accuracy()
+    summaries = evaluate.evaluate_folder(tmp_path, {"cnn": exported_dir / "cnn.onnx"})[0]
+    monkeypatch.setitem(THUMBNAIL_POLARITY, "BELOW", 0)
+    pieces = accuracy()
+    assert chosen >= pieces + 3, (chosen, pieces)
+    assert summaries[0]["accuracy"] == pytest.approx(chosen, abs=0.01)

@@ -231,6 +231,33 @@ def test_tight_mnist_digits_keep_their_polarity_at_least_as_often_as_before(mnis
     assert rule_wrong <= majority_wrong, (rule_wrong, majority_wrong)
 
 
+def semeion_grids(count: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Semeion's first digits as 8x8 grids of grey levels (2x2 block means), light ink on
+    dark, as an 8x8 dataset saved the way MNIST stores its digits would look."""
+    masks, labels = folders.load_semeion()
+    return ([m.astype(np.float32).reshape(8, 2, 8, 2).mean(axis=(1, 3)) for m in masks[:count]],
+            labels[:count])
+
+
+def test_a_thumbnail_whose_border_leaves_its_paper_open_offers_both_tones():
+    """An 8x8 grid's strokes are a pixel wide and grey, and counting pieces took the paper for
+    ink in many of them. Where the border leaves the tone open, the reader gets both ink maps,
+    the image's own verdict first; a 16-pixel scan of the same digit gets one."""
+    grids, _ = semeion_grids(300)
+    offered = own_wrong = 0
+    for grid in grids:
+        inks = preprocess.candidate_inks(grid, "grid")
+        assert len(inks) == (2 if preprocess.polarity_open(grid) else 1)
+        np.testing.assert_array_equal(inks[0], preprocess.ink_map(grid))
+        if len(inks) == 2:
+            truth = preprocess.ink_map(grid, paper_light=False)
+            assert any(np.array_equal(ink, truth) for ink in inks)
+            offered += 1
+            own_wrong += not np.array_equal(inks[0], truth)
+        assert len(preprocess.candidate_inks(np.kron(grid, np.ones((2, 2))), "scan")) == 1
+    assert offered >= 30 and own_wrong >= 10, (offered, own_wrong)
+
+
 def test_page_rules_are_removed_but_a_single_full_width_bar_is_not():
     flat_cover = np.zeros(300)
     flat_cover[[50, 51, 120, 190]] = 0.95  # three thin rules
