@@ -65,7 +65,7 @@ PREPROCESSING = {
 # Thumbnails whose paper tone the border leaves open (less than two thirds of it in either tone).
 # Under BELOW pixels on its longer side, a tight crop's strokes are a pixel or two wide and
 # grey, and counting the pieces of each tone tells paper from ink badly: MNIST test digits
-# cropped and shrunk to 8-12 pixels lost 1.3-6.5 pp that way, and Semeion's scans at 8 pixels
+# cropped and shrunk to 8-12 pixels lost 1.5-9 pp that way, and Semeion's scans at 8 pixels
 # with light ink on dark 11. The reader then reads both tones and takes the other one where
 # the model is surer of it by more than MARGIN (scripts/thumbnail_study.py, docs/RESULTS.md,
 # "Thumbnails whose paper the border leaves open"). Not ported to the page: it reads its own

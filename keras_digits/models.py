@@ -182,12 +182,12 @@ def linear(num_classes: int = NUM_CLASSES, augmentation: float = 0.0) -> keras.M
                                     recipe={"predict_view": 0.0, "patience": 8})},
 )
 def mlp(num_classes: int = NUM_CLASSES, augmentation: float = 1.0,
-        elastic: float = 0.0, square: float = SQUARE) -> keras.Model:
+        elastic: float = 0.0, square: float = SQUARE, dropout: float = 0.3) -> keras.Model:
     inputs, x = _pixels_in("mlp", augmentation, elastic=elastic, square=square)
     x = layers.Flatten(name="flatten")(x)
     for i in (1, 2):
         x = layers.Dense(256, activation="relu", name=f"hidden{i}")(x)
-        x = layers.Dropout(0.3, name=f"dropout{i}")(x)
+        x = layers.Dropout(dropout, name=f"dropout{i}")(x)
     return keras.Model(inputs, _probabilities(x, num_classes), name="mlp")
 
 
