@@ -83,7 +83,7 @@ def ink_map(gray: np.ndarray, paper_light: bool | None = None) -> np.ndarray:
     (a tight crop) is kept whole; cropping to the ink removes the margin again. `paper_light`
     says which tone the paper is, where the caller knows; by default the image tells.
     """
-    gray = paper.without_desk(gray)
+    gray = paper.without_desk(paper.without_frame_box(gray))
     height, width = gray.shape
     border, light = border_tones(gray)
     if paper_light is None or light.all() or not light.any():

@@ -141,3 +141,18 @@ def on_a_desk(digit: int, sheet_box: tuple[int, int, int, int], tilted: bool = F
     photo = desk_photo(None if tilted else sheet_box, desk)
     ImageDraw.Draw(photo).text((320, 240), str(digit), fill=25, font=font, anchor="mm")
     return np.asarray(photo, np.float32) / 255
+
+
+def in_a_box(digit: np.ndarray, side: int, line: int, box: float = 0.0) -> np.ndarray:
+    """An MNIST digit (white on black, 0-255) written in a form's box of `side` pixels and
+    cropped at the box's lines (`line` pixels wide, in tone `box`): dark ink on white, grey in
+    [0, 1]. With `line` 0 it is the digit on plain paper."""
+    page = np.ones((side, side), np.float32)
+    size = side * 2 // 3
+    ink = np.asarray(Image.fromarray(digit).resize((size, size), Image.Resampling.BILINEAR),
+                     np.float32) / 255
+    start = (side - size) // 2
+    page[start:start + size, start:start + size] -= ink
+    if line:
+        page[:line], page[-line:], page[:, :line], page[:, -line:] = box, box, box, box
+    return page

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from drawings import FONT_DIR, available_fonts, make_set, on_a_desk
+from drawings import FONT_DIR, available_fonts, in_a_box, make_set, on_a_desk
 from PIL import Image
 
 from keras_digits import folders, paper, preprocess, strokes
@@ -104,6 +104,39 @@ def test_tight_crops_are_never_taken_for_a_strip_along_the_frame(mnist, monkeypa
     for image in images:
         preprocess.ink_map(image)
     assert len(cleared) == len(images) and not any(cleared)
+
+
+@pytest.mark.parametrize("side, line", [(40, 1), (64, 2), (200, 4)])
+def test_a_box_drawn_along_the_frame_is_not_taken_for_the_paper(mnist, side, line,
+                                                                 monkeypatch):
+    """A form's field cropped at its lines: the box is the whole border. Its 28x28 is the
+    digit's without the box, dark on white and inverted; without the step the box passed for
+    the paper (22-32% of such digits read)."""
+    digits = mnist.test_images[:40, ..., 0]
+
+    def gaps() -> np.ndarray:
+        return np.array([np.abs(preprocess.load_digit(tone(in_a_box(d, side, line))) -
+                                preprocess.load_digit(tone(in_a_box(d, side, 0)))).mean()
+                         for d in digits for tone in (lambda g: g, lambda g: 1.0 - g)])
+
+    assert gaps().max() < 2, gaps().max()  # 0-255 units: the same digit
+    monkeypatch.setattr(paper, "without_frame_box", lambda gray: gray)
+    assert np.median(gaps()) > 40
+
+
+def test_digits_scans_and_drawings_never_take_their_strokes_for_a_box(mnist, drawings):
+    """Nothing but a box along all four sides is painted over: MNIST's digits cropped to their
+    ink and Semeion's scans, enlarged past the step's 24 pixels, either way round, and the
+    generated drawings are left as they are."""
+    masks, _ = folders.load_semeion()
+    grays = [np.kron(1.0 - m.astype(np.float32), np.ones((2, 2), np.float32)) for m in masks]
+    for digit in mnist.test_images[:500, ..., 0].astype(np.float32) / 255:
+        rows, cols = np.flatnonzero(digit.max(1) > 0.1), np.flatnonzero(digit.max(0) > 0.1)
+        grays.append(np.kron(digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1],
+                             np.ones((2, 2), np.float32)))
+    grays += [1.0 - g for g in grays] + [read_gray(path) for path in drawings.values()]
+    changed = [i for i, g in enumerate(grays) if paper.without_frame_box(g) is not g]
+    assert changed == [], changed
 
 
 def test_a_small_scan_reads_the_same_with_its_pixels_doubled():

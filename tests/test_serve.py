@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO, last_error_line, run_module
-from drawings import VARIANTS, available_fonts, make_set, on_a_desk
+from drawings import VARIANTS, available_fonts, in_a_box, make_set, on_a_desk
 
 from keras_digits import contract, decode, folders, preprocess, serve
 from keras_digits.reader import DigitReader, OnnxClassifier
@@ -66,7 +66,7 @@ def fetch(url: str) -> tuple[int, str, bytes]:
 
 # ---- the JavaScript preprocessing ---------------------------------------------------------------
 
-def test_page_preprocessing_equals_predict_preprocessing(tmp_path):
+def test_page_preprocessing_equals_predict_preprocessing(tmp_path, mnist):
     """preprocess.js, run by Node.js, gives the 28x28 predict gives on every kind of drawing
     (two digits of every style: the slow tier's browser tests add hand-drawn strokes)."""
     need(shutil.which("node") is not None, "Node.js")
@@ -103,6 +103,9 @@ def test_page_preprocessing_equals_predict_preprocessing(tmp_path):
     grays += [on_a_desk(7, (120, 80, 700, 560)), on_a_desk(4, (0, 0, 0, 0), tilted=True)]
     # Thin strips of desk along one edge, too thin for the desk rule: cleared as no ink.
     grays += [on_a_desk(2, (8, -20, 700, 520)), on_a_desk(9, (-20, -20, 700, 472))]
+    # A form's box cropped at its lines, dark on white and light on black: painted as paper.
+    grays += [in_a_box(mnist.test_images[0, ..., 0], 64, 2),
+              1.0 - in_a_box(mnist.test_images[1, ..., 0], 40, 1)]
     payload = bytearray(struct.pack("<i", len(grays)))
     expected = []
     for gray in grays:
@@ -114,7 +117,7 @@ def test_page_preprocessing_equals_predict_preprocessing(tmp_path):
                     str(tmp_path / "out.bin"), json.dumps(contract.PREPROCESSING)],
                    check=True, timeout=120, cwd=REPO)
     got = np.frombuffer((tmp_path / "out.bin").read_bytes(), "<f4").reshape(-1, 28, 28)
-    assert len(got) == len(grays) == 10 * len(VARIANTS) // step + 16
+    assert len(got) == len(grays) == 10 * len(VARIANTS) // step + 18
     worst = max(float(np.abs(g - e).max()) for g, e in zip(got, expected, strict=True))
     assert worst < 0.01, worst  # in 0-255 units: the same image up to float rounding
 

@@ -24,15 +24,18 @@ let SHEET_CONVEX;
 let FRAME_STRIP_DEPTH;
 let FRAME_STRIP_SPAN;
 let FRAME_STRIP_GAP;
+let FRAME_BOX_MIN;
+let FRAME_BOX_DEPTH;
 
 export function configure(constants) {
   ({ BOX, FRAME, STROKE_BOX, SMALL_CROP, MNIST_STROKE_AT_80, MIN_CONTRAST, PAPER_MARGIN,
     RULE_THICKNESS, POLARITY_SIDE, BACKGROUND_SIDE, BACKGROUND_FILTER, DESK, SHEET_INK,
-    SHEET_CONVEX, FRAME_STRIP_DEPTH, FRAME_STRIP_SPAN, FRAME_STRIP_GAP } = constants);
+    SHEET_CONVEX, FRAME_STRIP_DEPTH, FRAME_STRIP_SPAN, FRAME_STRIP_GAP, FRAME_BOX_MIN,
+    FRAME_BOX_DEPTH } = constants);
   const missing = Object.entries({ BOX, FRAME, STROKE_BOX, SMALL_CROP, MNIST_STROKE_AT_80,
     MIN_CONTRAST, PAPER_MARGIN, RULE_THICKNESS, POLARITY_SIDE, BACKGROUND_SIDE,
     BACKGROUND_FILTER, DESK, SHEET_INK, SHEET_CONVEX, FRAME_STRIP_DEPTH, FRAME_STRIP_SPAN,
-    FRAME_STRIP_GAP })
+    FRAME_STRIP_GAP, FRAME_BOX_MIN, FRAME_BOX_DEPTH })
     .filter(([, v]) => typeof v !== "number").map(([k]) => k);
   if (missing.length) throw new Error(`preprocessing constants missing: ${missing.join(", ")}`);
 }
@@ -564,11 +567,61 @@ export function withoutDesk(gray) {
   return makeImage(width, height, gray.data.map((v, i) => (keep.data[i] > 0.99 ? v : paperTone)));
 }
 
+// The grey image with a box drawn along its whole frame painted in the tone inside it
+// (paper.without_frame_box): a form's field cropped at its lines.
+export function withoutFrameBox(gray) {
+  const { width, height, data } = gray;
+  const low = minOf(data);
+  const high = maxOf(data);
+  if (Math.min(width, height) < FRAME_BOX_MIN || high - low < MIN_CONTRAST) return gray;
+  const mid = f32((low + high) / 2);
+  const deepest = Math.max(1, Math.floor(FRAME_BOX_DEPTH * Math.min(width, height)));
+  // The share of one line (a row k from the top or bottom, a column k from the left or right)
+  // that is `tone`.
+  const share = (side, k, tone) => {
+    const row = side < 2;
+    const fixed = side === 0 || side === 2 ? k : (row ? height : width) - 1 - k;
+    const length = row ? width : height;
+    let n = 0;
+    for (let i = 0; i < length; i++) {
+      n += ((row ? data[fixed * width + i] : data[i * width + fixed]) < mid) === tone;
+    }
+    return n / length;
+  };
+  for (const tone of [true, false]) {  // the box dark (true) or light, the paper the other
+    const depths = [];
+    for (let side = 0; side < 4; side++) {  // top, bottom, left, right
+      let depth = 0;
+      while (depth < deepest && share(side, depth, tone) >= 0.9) depth += 1;
+      if (depth === 0 || share(side, depth, tone) > 0.5) break;
+      depths.push(depth);
+    }
+    if (depths.length < 4) continue;
+    const [top, bottom, left, right] = depths;
+    let inBox = 0;
+    const paperTones = [];
+    for (let y = top; y < height - bottom; y++) {
+      for (let x = left; x < width - right; x++) {
+        const v = data[y * width + x];
+        if ((v < mid) === tone) inBox += 1; else paperTones.push(v);
+      }
+    }
+    if (inBox >= 0.5 * (inBox + paperTones.length)) continue;
+    const paperTone = f32(median(paperTones));
+    return makeImage(width, height, data.map((v, i) => {
+      const y = Math.floor(i / width);
+      const x = i % width;
+      return y >= top && y < height - bottom && x >= left && x < width - right ? v : paperTone;
+    }));
+  }
+  return gray;
+}
+
 // Ink strength in [0, 1] with polarity fixed and background removed, on the image with a margin
 // of paper around it (preprocess.ink_map).
 export function inkMap(grayImage) {
   const { width, height } = grayImage;
-  let gray = withoutDesk(grayImage);
+  let gray = withoutDesk(withoutFrameBox(grayImage));
   const border = frame(gray.data, width, height);
   const mid = f32(f32(minOf(gray.data) + maxOf(gray.data)) / 2);
   const lightBorder = border.filter((v) => v > mid).length / border.length;
