@@ -60,12 +60,14 @@ PREPROCESSING = {
     "FRAME_STRIP_DEPTH": 0.1,
     "FRAME_STRIP_SPAN": 0.5,
     "FRAME_STRIP_GAP": 0.05,
-    # A box drawn along the whole frame (a form's field cropped at its lines, a dark rim all
-    # round a scan), in images of FRAME_BOX_MIN pixels and more: on all four sides, lines at
-    # most FRAME_BOX_DEPTH of the shorter side deep, each nine tenths one tone, with the other
-    # tone inside them. Left in, the box is the whole border and passes for the paper.
+    # A box drawn around the writing (a form's field, a dark rim all round a scan), in images
+    # of FRAME_BOX_MIN pixels and more: on all four sides, within FRAME_BOX_REACH of the edge,
+    # lines at most FRAME_BOX_DEPTH of the shorter side deep, each nine tenths one tone along
+    # the box, with the other tone inside them. Cropped at its lines, the box is the whole
+    # border and passes for the paper; with paper around it, its lines are too short for rules.
     "FRAME_BOX_MIN": 24,
     "FRAME_BOX_DEPTH": 0.06,
+    "FRAME_BOX_REACH": 0.25,
 }
 
 # Thumbnails whose paper tone the border leaves open (less than two thirds of it in either tone).

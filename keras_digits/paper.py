@@ -24,12 +24,14 @@ FRAME_STRIP_SPAN = PREPROCESSING["FRAME_STRIP_SPAN"]
 FRAME_STRIP_GAP = PREPROCESSING["FRAME_STRIP_GAP"]
 FRAME_BOX_MIN = PREPROCESSING["FRAME_BOX_MIN"]
 FRAME_BOX_DEPTH = PREPROCESSING["FRAME_BOX_DEPTH"]
+FRAME_BOX_REACH = PREPROCESSING["FRAME_BOX_REACH"]
 
 
 def without_frame_box(gray: np.ndarray) -> np.ndarray:
-    """The grey image with a box drawn along its whole frame painted in the tone inside it; any
-    other image unchanged. A form's field cropped at its lines is all box on the border, so
-    the box passed for the paper and the paper for ink (such boxed digits read 22-32%)."""
+    """The grey image with a box drawn around the writing (a form's field), and all outside it,
+    painted in the tone inside it; any other image unchanged. Cropped at its lines, a box is
+    the whole border and passed for the paper (such boxed digits read 21-44%); with a margin
+    of paper around it, its lines stopped short of the page rules' 85% and were read as ink."""
     height, width = gray.shape
     low, high = float(gray.min()), float(gray.max())
     if min(height, width) < FRAME_BOX_MIN or high - low < MIN_CONTRAST:
@@ -37,23 +39,51 @@ def without_frame_box(gray: np.ndarray) -> np.ndarray:
     dark = gray < np.float32((low + high) / 2)
     deepest = max(1, int(FRAME_BOX_DEPTH * min(height, width)))
     for line in (dark, ~dark):  # the box in one tone, the paper inside it in the other
-        depths = []
-        for side in (line, line[::-1], line.T, line.T[::-1]):  # lines from each edge inward
-            depth = 0
-            while depth < deepest and side[depth].mean() >= 0.9:
-                depth += 1
-            if depth == 0 or side[depth].mean() > 0.5:
-                break  # no line along this side, or no paper inside it
-            depths.append(depth)
-        if len(depths) < 4:
+        box = _box_lines(line, deepest)
+        if box is None:
             continue
-        top, bottom, left, right = depths
-        inside = (slice(top, height - bottom), slice(left, width - right))
-        if line[inside].mean() < 0.5:  # mostly paper inside: a margin around a box is not one
+        top, bottom, left, right = box
+        inside = (slice(top, bottom), slice(left, right))
+        within = line[inside]
+        # Mostly paper inside (a margin around a box is not one), and no more lines across it
+        # (the squares of squared paper are no box).
+        if (within.mean() < 0.5 and (within.mean(axis=1) < 0.9).all()
+                and (within.mean(axis=0) < 0.9).all()):
             out = np.full_like(gray, np.median(gray[inside][~line[inside]]))
             out[inside] = gray[inside]
             return out
     return gray
+
+
+def _box_lines(line: np.ndarray, deepest: int) -> tuple[int, int, int, int] | None:
+    """The inside of a box drawn in `line`'s tone (top, bottom, left, right, ends exclusive),
+    or None. From each edge, within FRAME_BOX_REACH of it, the first row (column) that is half
+    this tone starts a side; the side is at most `deepest` lines of nine tenths this tone
+    between the two sides across it, with a line mostly of the other tone inside."""
+    found = []
+    for cover in (line.mean(axis=1), line.mean(axis=0)):
+        size = len(cover)
+        reach = int(FRAME_BOX_REACH * size)
+        near = np.flatnonzero(cover[:reach] >= 0.5)
+        far = np.flatnonzero(cover[size - reach:] >= 0.5)
+        if not len(near) or not len(far):
+            return None
+        found.append((int(near[0]), size - reach + int(far[-1])))
+    (top, bottom), (left, right) = found
+    spans = ((line, top, 1, left, right), (line, bottom, -1, left, right),
+             (line.T, left, 1, top, bottom), (line.T, right, -1, top, bottom))
+    inner = []
+    for lines, start, step, first, last in spans:
+        depth = 0
+        while depth < deepest and lines[start + step * depth, first:last + 1].mean() >= 0.9:
+            depth += 1
+        if depth == 0 or lines[start + step * depth, first:last + 1].mean() > 0.5:
+            return None  # no line along this side, or no paper inside it
+        inner.append(start + step * depth)
+    top_in, bottom_in, left_in, right_in = inner
+    if bottom_in <= top_in or right_in <= left_in:
+        return None
+    return top_in, bottom_in + 1, left_in, right_in + 1
 
 
 def without_desk(gray: np.ndarray) -> np.ndarray:

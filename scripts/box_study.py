@@ -28,7 +28,7 @@ from keras_digits.reader import DigitReader  # noqa: E402
 
 # (side, line width, paper outside the box), all in pixels
 LAYOUTS = [(40, 1, 0), (40, 2, 0), (64, 2, 0), (100, 2, 0), (200, 4, 0),
-           (64, 1, 2), (100, 2, 4), (200, 4, 20)]
+           (40, 1, 2), (64, 1, 2), (100, 2, 4), (200, 4, 20)]
 
 
 def boxed(digit: np.ndarray, side: int, line: int, outside: int) -> np.ndarray:

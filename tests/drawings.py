@@ -143,10 +143,10 @@ def on_a_desk(digit: int, sheet_box: tuple[int, int, int, int], tilted: bool = F
     return np.asarray(photo, np.float32) / 255
 
 
-def in_a_box(digit: np.ndarray, side: int, line: int, box: float = 0.0) -> np.ndarray:
-    """An MNIST digit (white on black, 0-255) written in a form's box of `side` pixels and
-    cropped at the box's lines (`line` pixels wide, in tone `box`): dark ink on white, grey in
-    [0, 1]. With `line` 0 it is the digit on plain paper."""
+def in_a_box(digit: np.ndarray, side: int, line: int, outside: int = 0) -> np.ndarray:
+    """An MNIST digit (white on black, 0-255) written in a form's black box of `side` pixels,
+    `line` pixels wide and drawn `outside` pixels in from the image's edge (0: cropped at its
+    lines): dark ink on white, grey in [0, 1]. With `line` 0 it is the digit on plain paper."""
     page = np.ones((side, side), np.float32)
     size = side * 2 // 3
     ink = np.asarray(Image.fromarray(digit).resize((size, size), Image.Resampling.BILINEAR),
@@ -154,5 +154,8 @@ def in_a_box(digit: np.ndarray, side: int, line: int, box: float = 0.0) -> np.nd
     start = (side - size) // 2
     page[start:start + size, start:start + size] -= ink
     if line:
-        page[:line], page[-line:], page[:, :line], page[:, -line:] = box, box, box, box
+        near, far = outside, side - outside
+        for edge in (slice(near, near + line), slice(far - line, far)):
+            page[edge, near:far] = 0.0
+            page[near:far, edge] = 0.0
     return page

@@ -103,9 +103,11 @@ def test_page_preprocessing_equals_predict_preprocessing(tmp_path, mnist):
     grays += [on_a_desk(7, (120, 80, 700, 560)), on_a_desk(4, (0, 0, 0, 0), tilted=True)]
     # Thin strips of desk along one edge, too thin for the desk rule: cleared as no ink.
     grays += [on_a_desk(2, (8, -20, 700, 520)), on_a_desk(9, (-20, -20, 700, 472))]
-    # A form's box cropped at its lines, dark on white and light on black: painted as paper.
+    # A form's box cropped at its lines (dark on white, light on black) and with paper around
+    # it: painted as paper.
     grays += [in_a_box(mnist.test_images[0, ..., 0], 64, 2),
-              1.0 - in_a_box(mnist.test_images[1, ..., 0], 40, 1)]
+              1.0 - in_a_box(mnist.test_images[1, ..., 0], 40, 1),
+              in_a_box(mnist.test_images[2, ..., 0], 200, 4, outside=20)]
     payload = bytearray(struct.pack("<i", len(grays)))
     expected = []
     for gray in grays:
@@ -117,7 +119,7 @@ def test_page_preprocessing_equals_predict_preprocessing(tmp_path, mnist):
                     str(tmp_path / "out.bin"), json.dumps(contract.PREPROCESSING)],
                    check=True, timeout=120, cwd=REPO)
     got = np.frombuffer((tmp_path / "out.bin").read_bytes(), "<f4").reshape(-1, 28, 28)
-    assert len(got) == len(grays) == 10 * len(VARIANTS) // step + 18
+    assert len(got) == len(grays) == 10 * len(VARIANTS) // step + 19
     worst = max(float(np.abs(g - e).max()) for g, e in zip(got, expected, strict=True))
     assert worst < 0.01, worst  # in 0-255 units: the same image up to float rounding
 

@@ -26,16 +26,17 @@ let FRAME_STRIP_SPAN;
 let FRAME_STRIP_GAP;
 let FRAME_BOX_MIN;
 let FRAME_BOX_DEPTH;
+let FRAME_BOX_REACH;
 
 export function configure(constants) {
   ({ BOX, FRAME, STROKE_BOX, SMALL_CROP, MNIST_STROKE_AT_80, MIN_CONTRAST, PAPER_MARGIN,
     RULE_THICKNESS, POLARITY_SIDE, BACKGROUND_SIDE, BACKGROUND_FILTER, DESK, SHEET_INK,
     SHEET_CONVEX, FRAME_STRIP_DEPTH, FRAME_STRIP_SPAN, FRAME_STRIP_GAP, FRAME_BOX_MIN,
-    FRAME_BOX_DEPTH } = constants);
+    FRAME_BOX_DEPTH, FRAME_BOX_REACH } = constants);
   const missing = Object.entries({ BOX, FRAME, STROKE_BOX, SMALL_CROP, MNIST_STROKE_AT_80,
     MIN_CONTRAST, PAPER_MARGIN, RULE_THICKNESS, POLARITY_SIDE, BACKGROUND_SIDE,
     BACKGROUND_FILTER, DESK, SHEET_INK, SHEET_CONVEX, FRAME_STRIP_DEPTH, FRAME_STRIP_SPAN,
-    FRAME_STRIP_GAP, FRAME_BOX_MIN, FRAME_BOX_DEPTH })
+    FRAME_STRIP_GAP, FRAME_BOX_MIN, FRAME_BOX_DEPTH, FRAME_BOX_REACH })
     .filter(([, v]) => typeof v !== "number").map(([k]) => k);
   if (missing.length) throw new Error(`preprocessing constants missing: ${missing.join(", ")}`);
 }
@@ -567,8 +568,48 @@ export function withoutDesk(gray) {
   return makeImage(width, height, gray.data.map((v, i) => (keep.data[i] > 0.99 ? v : paperTone)));
 }
 
-// The grey image with a box drawn along its whole frame painted in the tone inside it
-// (paper.without_frame_box): a form's field cropped at its lines.
+// The inside of a box drawn in `tone` (dark: true) as [top, bottom, left, right), ends
+// exclusive, or null (paper._box_lines).
+function boxLines(gray, mid, tone, deepest) {
+  const { width, height, data } = gray;
+  const at = (y, x) => (data[y * width + x] < mid) === tone;
+  // The share of `tone` along row (or column) `k` from `first` to `last`, both included.
+  const share = (isRow, k, first, last) => {
+    let n = 0;
+    for (let i = first; i <= last; i++) n += isRow ? at(k, i) : at(i, k);
+    return n / (last - first + 1);
+  };
+  const found = [];
+  for (const isRow of [true, false]) {
+    const size = isRow ? height : width;
+    const across = (isRow ? width : height) - 1;
+    const reach = Math.floor(FRAME_BOX_REACH * size);
+    let near = -1;
+    let far = -1;
+    for (let k = 0; k < reach; k++) {
+      if (near < 0 && share(isRow, k, 0, across) >= 0.5) near = k;
+      if (share(isRow, size - reach + k, 0, across) >= 0.5) far = size - reach + k;
+    }
+    if (near < 0 || far < 0) return null;
+    found.push(near, far);
+  }
+  const [top, bottom, left, right] = found;
+  const sides = [[true, top, 1, left, right], [true, bottom, -1, left, right],
+    [false, left, 1, top, bottom], [false, right, -1, top, bottom]];
+  const inner = [];
+  for (const [isRow, start, step, first, last] of sides) {
+    let depth = 0;
+    while (depth < deepest && share(isRow, start + step * depth, first, last) >= 0.9) depth += 1;
+    if (depth === 0 || share(isRow, start + step * depth, first, last) > 0.5) return null;
+    inner.push(start + step * depth);
+  }
+  const [topIn, bottomIn, leftIn, rightIn] = inner;
+  if (bottomIn <= topIn || rightIn <= leftIn) return null;
+  return [topIn, bottomIn + 1, leftIn, rightIn + 1];
+}
+
+// The grey image with a box drawn around the writing (a form's field), and all outside it,
+// painted in the tone inside it (paper.without_frame_box).
 export function withoutFrameBox(gray) {
   const { width, height, data } = gray;
   const low = minOf(data);
@@ -576,42 +617,35 @@ export function withoutFrameBox(gray) {
   if (Math.min(width, height) < FRAME_BOX_MIN || high - low < MIN_CONTRAST) return gray;
   const mid = f32((low + high) / 2);
   const deepest = Math.max(1, Math.floor(FRAME_BOX_DEPTH * Math.min(width, height)));
-  // The share of one line (a row k from the top or bottom, a column k from the left or right)
-  // that is `tone`.
-  const share = (side, k, tone) => {
-    const row = side < 2;
-    const fixed = side === 0 || side === 2 ? k : (row ? height : width) - 1 - k;
-    const length = row ? width : height;
-    let n = 0;
-    for (let i = 0; i < length; i++) {
-      n += ((row ? data[fixed * width + i] : data[i * width + fixed]) < mid) === tone;
-    }
-    return n / length;
-  };
   for (const tone of [true, false]) {  // the box dark (true) or light, the paper the other
-    const depths = [];
-    for (let side = 0; side < 4; side++) {  // top, bottom, left, right
-      let depth = 0;
-      while (depth < deepest && share(side, depth, tone) >= 0.9) depth += 1;
-      if (depth === 0 || share(side, depth, tone) > 0.5) break;
-      depths.push(depth);
-    }
-    if (depths.length < 4) continue;
-    const [top, bottom, left, right] = depths;
-    let inBox = 0;
+    const box = boxLines(gray, mid, tone, deepest);
+    if (box === null) continue;
+    const [top, bottom, left, right] = box;
+    // Mostly paper inside, and no more lines across it (squared paper is no box).
+    const rows = new Float64Array(bottom - top);
+    const cols = new Float64Array(right - left);
     const paperTones = [];
-    for (let y = top; y < height - bottom; y++) {
-      for (let x = left; x < width - right; x++) {
+    let inBox = 0;
+    for (let y = top; y < bottom; y++) {
+      for (let x = left; x < right; x++) {
         const v = data[y * width + x];
-        if ((v < mid) === tone) inBox += 1; else paperTones.push(v);
+        if ((v < mid) === tone) {
+          inBox += 1;
+          rows[y - top] += 1;
+          cols[x - left] += 1;
+        } else {
+          paperTones.push(v);
+        }
       }
     }
-    if (inBox >= 0.5 * (inBox + paperTones.length)) continue;
+    const crossed = rows.some((n) => n / (right - left) >= 0.9)
+      || cols.some((n) => n / (bottom - top) >= 0.9);
+    if (inBox >= 0.5 * (inBox + paperTones.length) || crossed) continue;
     const paperTone = f32(median(paperTones));
     return makeImage(width, height, data.map((v, i) => {
       const y = Math.floor(i / width);
       const x = i % width;
-      return y >= top && y < height - bottom && x >= left && x < width - right ? v : paperTone;
+      return y >= top && y < bottom && x >= left && x < right ? v : paperTone;
     }));
   }
   return gray;
