@@ -1,10 +1,11 @@
-"""Digits written in a form's box: read when the image is cropped at the box's lines?
+"""Digits written in a form's box: read, whether cropped at the box's lines or outside them?
 
     .venv/bin/python scripts/box_study.py [--count 300] [--model cnn]
 
 Each MNIST test digit is written in dark ink in a square box (its side 40 to 200 pixels, a
-third of it paper around the digit) and the image is cropped at the box's lines, so the box
-is the whole border, or a little outside them, so paper shows around the box. Read through
+third of it paper around the digit; `tests/drawings.py`'s `in_a_box`) and the image is cropped
+at the box's lines, so the box is the whole border, or outside them, so paper shows around the
+box. Read through
 `DigitReader.read_many` (the predict path), dark on white and inverted, with
 `paper.without_frame_box` and without it.
 """
@@ -16,11 +17,9 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "tests")]
+from drawings import in_a_box  # noqa: E402
 from format_study import answers  # noqa: E402
 
 from keras_digits import data, paper  # noqa: E402
@@ -29,22 +28,6 @@ from keras_digits.reader import DigitReader  # noqa: E402
 # (side, line width, paper outside the box), all in pixels
 LAYOUTS = [(40, 1, 0), (40, 2, 0), (64, 2, 0), (100, 2, 0), (200, 4, 0),
            (40, 1, 2), (64, 1, 2), (100, 2, 4), (200, 4, 20)]
-
-
-def boxed(digit: np.ndarray, side: int, line: int, outside: int) -> np.ndarray:
-    """The digit (white on black, 0-255) in a box of `side` pixels drawn `outside` pixels in
-    from the image's edge: dark ink and a black box on white paper, grey in [0, 1]."""
-    page = np.ones((side, side), np.float32)
-    size = side * 2 // 3
-    ink = np.asarray(Image.fromarray(digit).resize((size, size), Image.Resampling.BILINEAR),
-                     np.float32) / 255
-    start = (side - size) // 2
-    page[start:start + size, start:start + size] -= ink
-    near, far = outside, side - outside
-    for edge in (slice(near, near + line), slice(far - line, far)):
-        page[edge, near:far] = 0.0
-        page[near:far, edge] = 0.0
-    return page
 
 
 def main() -> None:
@@ -59,7 +42,7 @@ def main() -> None:
     print("| box side, line | paper outside the box | ink | without the step | with it |")
     print("|---|---:|---|---:|---:|")
     for side, line, outside in LAYOUTS:
-        pages = [boxed(d, side, line, outside) for d in digits]
+        pages = [in_a_box(d, side, line, outside) for d in digits]
         for ink, images in (("dark on white", pages), ("light on black", [1 - p for p in pages])):
             cells = []
             for painted in (False, True):
