@@ -49,7 +49,7 @@ def without_frame_box(gray: np.ndarray) -> np.ndarray:
         # (the squares of squared paper are no box).
         if (within.mean() < 0.5 and (within.mean(axis=1) < 0.9).all()
                 and (within.mean(axis=0) < 0.9).all()):
-            out = np.full_like(gray, np.median(gray[inside][~line[inside]]))
+            out = np.full_like(gray, np.median(gray[inside][~within]))
             out[inside] = gray[inside]
             return out
     return gray

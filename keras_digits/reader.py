@@ -203,21 +203,21 @@ class DigitReader:
 
     def read_many(self, images: list[Source]) -> list[Reading]:
         """Many single digits in one model call (an error names the image that caused it)."""
-        inks = self._inks([(decode.read_gray(image), image) for image in images])
-        marks = [len(strokes.marks(ink > 0.5)[1]) for ink in inks]
-        return self._readings(np.stack([preprocess.to_pixels(ink) for ink in inks]), marks=marks)
+        pixels, marks = [], []
+        for image in images:  # one image's ink map at a time: a photo's is large
+            ink = self._ink(decode.read_gray(image), image)
+            pixels.append(preprocess.to_pixels(ink))
+            marks.append(len(strokes.marks(ink > 0.5)[1]))
+        return self._readings(np.stack(pixels), marks=marks)
 
-    def _inks(self, grays: list[tuple[np.ndarray, Source]]) -> list[np.ndarray]:
-        """Each image's ink map; a thumbnail's paper tone, where its border leaves it open,
-        is the one the model reads as a digit."""
-        candidates = [preprocess.candidate_inks(gray, source) for gray, source in grays]
-        open_items = [i for i, options in enumerate(candidates) if len(options) > 1]
-        picks = surest(self.classifier, [[preprocess.to_pixels(ink) for ink in candidates[i]]
-                                         for i in open_items])
-        inks = [options[0] for options in candidates]
-        for i, pick in zip(open_items, picks, strict=True):
-            inks[i] = candidates[i][pick]
-        return inks
+    def _ink(self, gray: np.ndarray, source: Source) -> np.ndarray:
+        """The image's ink map; a thumbnail's paper tone, where its border leaves it open, is
+        the one the model reads as a digit."""
+        options = preprocess.candidate_inks(gray, source)
+        if len(options) == 1:
+            return options[0]
+        pick = surest(self.classifier, [[preprocess.to_pixels(ink) for ink in options]])[0]
+        return options[pick]
 
     def read_number(self, image: Source) -> NumberReading:
         """A number of up to segment.MAX_DIGITS digits, split by its strokes (touching digits are
@@ -227,7 +227,7 @@ class DigitReader:
             raise UserError(f"{self.path} reads {', '.join(self.classes[:2])}…, not digits; "
                             "read one item at a time with read()")
         gray = decode.read_gray(image)
-        ink = self._inks([(gray, image)])[0]
+        ink = self._ink(gray, image)
 
         def confidence(inks: list[np.ndarray]) -> list[float]:
             pixels = np.stack([preprocess.to_pixels(piece) for piece in inks])
