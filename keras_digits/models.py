@@ -47,6 +47,9 @@ class Recipe:
     # The share of training digits swapped, each epoch, for the 28x28 that `predict` makes of
     # them (keras_digits/views.py): models learn what predict feeds them, not only MNIST's look.
     predict_view: float = 0.0
+    # Adam keeps a moving average of the weights with this momentum (0: none); validation, the
+    # best-epoch checkpoint and the published model then use the average.
+    ema: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -44,11 +44,12 @@ def _compile(model, recipe, lr: float, steps_per_epoch: int, epochs: int, jit: b
         alpha=0.01, warmup_target=lr, warmup_steps=warmup,
     )
     beta_1, beta_2 = recipe.betas
+    averaging = {"use_ema": True, "ema_momentum": recipe.ema} if recipe.ema else {}
     if recipe.weight_decay:
         optimizer = keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay,
-                                           beta_1=beta_1, beta_2=beta_2)
+                                           beta_1=beta_1, beta_2=beta_2, **averaging)
     else:
-        optimizer = keras.optimizers.Adam(schedule, beta_1=beta_1, beta_2=beta_2)
+        optimizer = keras.optimizers.Adam(schedule, beta_1=beta_1, beta_2=beta_2, **averaging)
     # Weighted, so the zero-weight images that pad a sharded validation set count for nothing.
     model.compile(optimizer=optimizer, loss=_crossentropy(recipe.label_smoothing),
                   weighted_metrics=["accuracy"], jit_compile=jit)
@@ -86,6 +87,7 @@ class Plan:
     jit: bool
     replicas: int = 1
     predict_view: float = 0.0  # share of training digits swapped for predict's rendering
+    averaged: bool = False  # the optimizer keeps a moving average of the weights
 
 
 def build_compiled(config: TrainConfig, n_train: int, strategy=None,
@@ -125,4 +127,5 @@ def build_compiled(config: TrainConfig, n_train: int, strategy=None,
                 patience=config.patience or recipe.patience, learning_rate=learning_rate,
                 precision=precision, jit=jit, replicas=replicas,
                 predict_view=(recipe.predict_view if config.predict_view is None
-                              else config.predict_view))
+                              else config.predict_view),
+                averaged=bool(recipe.ema))

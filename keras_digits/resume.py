@@ -63,6 +63,20 @@ class AtomicCheckpoint(keras.callbacks.ModelCheckpoint):
             os.replace(incoming, self.best_path)
 
 
+class AveragedWeights(keras.callbacks.SwapEMAWeights):
+    """Swaps the optimizer's moving average of the weights in for validation and at each
+    epoch's end, so the checkpoint and the backup keep the average. A backup therefore holds the
+    average in the model and the raw weights in the optimizer; `resumed` says training starts
+    from one, so the next epoch swaps them back and carries on exactly."""
+
+    def __init__(self, resumed: bool) -> None:
+        super().__init__(swap_on_epoch=True)
+        self.resumed = resumed
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._ema_weights_in_model = self.resumed
+
+
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """BackupAndRestore whose weights and epoch counter are each replaced atomically."""
 
@@ -92,12 +106,18 @@ def resume_point(work: Path) -> tuple[int, list[dict[str, float]]]:
     return epoch, rows
 
 
-def callbacks(work: Path, patience: int, history_rows: list[dict[str, float]]) -> list:
-    """Timing, best-epoch checkpoint, early stopping, history, TensorBoard and the backup."""
+def callbacks(work: Path, patience: int, history_rows: list[dict[str, float]],
+              averaged: bool = False) -> list:
+    """Timing, best-epoch checkpoint, early stopping, history, TensorBoard and the backup.
+
+    `averaged`: the optimizer keeps a moving average of the weights, swapped in first.
+    """
     best_so_far = max((row.get("val_accuracy", 0.0) for row in history_rows), default=None)
     logs = ([keras.callbacks.TensorBoard(log_dir=str(work / "logs"), profile_batch=0)]
             if runtime.has_tensorflow() else [])  # Keras writes its logs with tf.summary
+    swap = [AveragedWeights(resumed=backup_epoch(work) > 0)] if averaged else []
     return [
+        *swap,
         EpochTimer(),
         AtomicCheckpoint(work, monitor="val_accuracy", mode="max", save_best_only=True,
                          initial_value_threshold=best_so_far),

@@ -105,7 +105,8 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
             print(f"resuming {config.model} from epoch {resume_epoch} ({work})", flush=True)
         model.fit(**feeds.train, validation_data=feeds.validation, epochs=plan.epochs,
                   verbose=config.verbose,
-                  callbacks=resume.callbacks(work, plan.patience, history_rows))
+                  callbacks=resume.callbacks(work, plan.patience, history_rows,
+                                             averaged=plan.averaged))
         if (work / "best.keras").is_file():
             model.load_weights(work / "best.keras")
         if distributed:  # evaluate and publish from a one-device copy, in every process

@@ -149,3 +149,48 @@ def test_atomic_folder_replaces_an_existing_one(tmp_path):
             (tmp / "saved_model.pb").write_text(version)
     assert (final / "saved_model.pb").read_text() == "second"
     assert [p.name for p in tmp_path.iterdir()] == ["saved_model"]
+
+
+def test_a_resumed_run_with_averaged_weights_carries_on_from_the_raw_ones(tmp_path):
+    """The backup holds the average in the model and the raw weights in the optimizer; a
+    resumed run must swap them back before training on, as the uninterrupted run does."""
+    import keras
+
+    from keras_digits import resume
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((64, 4)).astype("float32"), rng.random((64, 2)).astype("float32")
+
+    class Recorder(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.at_epoch = {}
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.at_epoch[epoch] = [w.copy() for w in self.model.get_weights()]
+
+    class Killed(Exception):
+        pass
+
+    class KillAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise Killed
+
+    def fit(work, resumed, *extra):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        model.compile(keras.optimizers.SGD(0.5, use_ema=True, ema_momentum=0.5), "mse")
+        recorder = Recorder()
+        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0,
+                  callbacks=[resume.AveragedWeights(resumed), recorder,
+                             resume.AtomicBackupAndRestore(str(work)), *extra])
+        return recorder.at_epoch
+
+    straight = fit(tmp_path / "straight", False)
+    with pytest.raises(Killed):
+        fit(tmp_path / "killed", False, KillAfterFirstEpoch())
+    resumed = fit(tmp_path / "killed", True)
+    assert list(resumed) == [1]  # the backup skipped epoch 0
+    for a, b, first in zip(straight[1], resumed[1], straight[0], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+        assert not np.allclose(a, first)  # epoch 0 trained: the check compares real weights

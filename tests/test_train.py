@@ -246,3 +246,8 @@ def test_a_study_can_replace_recipe_fields():
     assert studied.optimizer.weight_decay == pytest.approx(0.01)
     labels, probabilities = np.array([0]), np.eye(10, dtype="float32")[:1] * 0.99 + 0.001
     assert float(studied.loss(labels, probabilities)) > float(plain.loss(labels, probabilities))
+    averaged = build_compiled(TrainConfig(model="linear", recipe_options=(("ema", 0.99),)),
+                              n_train=1000)
+    assert averaged.averaged and averaged.model.optimizer.use_ema
+    assert averaged.model.optimizer.ema_momentum == pytest.approx(0.99)
+    assert not plain.optimizer.use_ema
