@@ -44,7 +44,9 @@ def _compile(model, recipe, lr: float, steps_per_epoch: int, epochs: int, jit: b
         alpha=0.01, warmup_target=lr, warmup_steps=warmup,
     )
     beta_1, beta_2 = recipe.betas
-    averaging = {"use_ema": True, "ema_momentum": recipe.ema} if recipe.ema else {}
+    averaging = ({"use_ema": True, "ema_momentum": averaging_momentum(recipe.ema,
+                                                                      steps_per_epoch * epochs)}
+                 if recipe.ema else {})
     if recipe.weight_decay:
         optimizer = keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay,
                                            beta_1=beta_1, beta_2=beta_2, **averaging)
@@ -53,6 +55,13 @@ def _compile(model, recipe, lr: float, steps_per_epoch: int, epochs: int, jit: b
     # Weighted, so the zero-weight images that pad a sharded validation set count for nothing.
     model.compile(optimizer=optimizer, loss=_crossentropy(recipe.label_smoothing),
                   weighted_metrics=["accuracy"], jit_compile=jit)
+
+
+def averaging_momentum(momentum: float, steps: int) -> float:
+    """The recipe's momentum of the weights' moving average, shortened so the average spans at
+    most a fifth of the run's steps: the average starts at the initial weights, and in a short
+    run (`--limit`, `--epochs 2`) a long memory would publish little more than those."""
+    return max(0.0, min(momentum, 1.0 - 5.0 / steps))
 
 
 def _crossentropy(smoothing: float):
