@@ -44,9 +44,8 @@ def _compile(model, recipe, lr: float, steps_per_epoch: int, epochs: int, jit: b
         alpha=0.01, warmup_target=lr, warmup_steps=warmup,
     )
     beta_1, beta_2 = recipe.betas
-    averaging = ({"use_ema": True, "ema_momentum": averaging_momentum(recipe.ema,
-                                                                      steps_per_epoch * epochs)}
-                 if recipe.ema else {})
+    momentum = averaging_momentum(recipe.ema, steps_per_epoch * epochs)
+    averaging = {"use_ema": True, "ema_momentum": momentum} if recipe.ema else {}
     if recipe.weight_decay:
         optimizer = keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay,
                                            beta_1=beta_1, beta_2=beta_2, **averaging)
