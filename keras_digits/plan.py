@@ -44,7 +44,13 @@ def _compile(model, recipe, lr: float, steps_per_epoch: int, epochs: int, jit: b
         alpha=0.01, warmup_target=lr, warmup_steps=warmup,
     )
     beta_1, beta_2 = recipe.betas
-    momentum = averaging_momentum(recipe.ema, steps_per_epoch * epochs)
+    steps = steps_per_epoch * epochs
+    for layer in model.layers:
+        # BatchNorm's running statistics, which inference uses, start at mean 0 and variance 1:
+        # a short run must not end with them still near those (set before `fit` traces them).
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = averaging_momentum(layer.momentum, steps)
+    momentum = averaging_momentum(recipe.ema, steps)
     averaging = {"use_ema": True, "ema_momentum": momentum} if recipe.ema else {}
     if recipe.weight_decay:
         optimizer = keras.optimizers.AdamW(schedule, weight_decay=recipe.weight_decay,
@@ -57,9 +63,10 @@ def _compile(model, recipe, lr: float, steps_per_epoch: int, epochs: int, jit: b
 
 
 def averaging_momentum(momentum: float, steps: int) -> float:
-    """The recipe's momentum of the weights' moving average, shortened so the average spans at
-    most a fifth of the run's steps: the average starts at the initial weights, and in a short
-    run (`--limit`, `--epochs 2`) a long memory would publish little more than those."""
+    """A moving average's momentum (of the weights, of BatchNorm's statistics), shortened so the
+    average spans at most a fifth of the run's steps: the average starts at its initial values,
+    and in a short run (`--limit`, `--epochs 2`) a long memory would publish little more than
+    those. Whole recipes keep their momentum."""
     return max(0.0, min(momentum, 1.0 - 5.0 / steps))
 
 

@@ -11,7 +11,7 @@ import pytest
 from keras_digits import models
 
 # Parameter counts follow from the architectures; a change here is a change of model.
-EXPECTED_PARAMS = {"linear": 7_850, "mlp": 269_322, "cnn": 29_322, "cnn_fast": 411_802,
+EXPECTED_PARAMS = {"linear": 7_850, "mlp": 269_322, "cnn": 82_586, "cnn_fast": 411_802,
                    "alexnet": 18_089_130}
 
 
@@ -63,7 +63,7 @@ def test_models_are_pure_keras():
 def test_per_dataset_tuning_widens_the_fashion_cnn_and_alexnet_only():
     mnist_cnn = models.create_model("cnn")
     fashion_cnn = models.create_model("cnn", dataset="fashion_mnist")
-    assert mnist_cnn.count_params() == 29_322 and fashion_cnn.count_params() == 316_202
+    assert mnist_cnn.count_params() == 82_586 and fashion_cnn.count_params() == 316_202
     assert fashion_cnn.get_layer("block1_conv").filters == 32
     assert fashion_cnn.get_layer("block3_2_bn") and fashion_cnn.get_layer("block3_dropout")
     assert fashion_cnn.get_layer("mirror") is not None  # flips clothes while training
@@ -187,18 +187,18 @@ def test_auto_precision_picks_bfloat16_only_where_asked_and_supported(monkeypatc
         assert runtime.resolve_precision("bfloat16", False) == "mixed_bfloat16"
 
 
-def test_cnn_study_options_deepen_it_and_leave_the_default_alone():
-    deeper = models.create_model("cnn", convs=2, hidden=64)
-    assert deeper.get_layer("block1_conv2").filters == 16  # a second convolution per block
-    assert deeper.get_layer("hidden").units == 64
+def test_cnn_study_options_change_it_and_leave_the_default_alone():
     default = models.create_model("cnn")
-    assert default.count_params() == 29_322
+    assert default.get_layer("block1_2_bn") and not default.get_layer("block1_2_conv").use_bias
     with pytest.raises(ValueError):
         default.get_layer("hidden")
+    narrow = models.create_model("cnn", convs=1, batchnorm=False)  # the cnn before 2026-12-04
+    assert narrow.count_params() == 29_322 and narrow.get_layer("block1_conv").use_bias
+    with pytest.raises(ValueError):
+        narrow.get_layer("block1_bn")
+    deeper = models.create_model("cnn", convs=3, hidden=64, block_dropout=0.25)
+    assert deeper.get_layer("block1_3_conv").filters == 16  # a third convolution per block
+    assert deeper.get_layer("hidden").units == 64
+    assert deeper.get_layer("block3_dropout").rate == 0.25
     probs = deeper.predict(np.zeros((2, 28, 28, 1), np.uint8), verbose=0)
     assert probs.shape == (2, 10) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
-    normed = models.create_model("cnn", convs=2, batchnorm=True, block_dropout=0.25)
-    assert normed.get_layer("block1_2_bn") and normed.get_layer("block3_dropout").rate == 0.25
-    assert not normed.get_layer("block1_2_conv").use_bias  # BatchNorm brings the offset
-    with pytest.raises(ValueError):
-        default.get_layer("block1_bn")

@@ -39,6 +39,21 @@ def test_tiny_run_writes_every_artifact(tiny_trained_dir):
         assert len(artifacts.read_history(folder / "history.csv")) == 2
 
 
+def test_a_short_run_shortens_batchnorm_memory(tiny_trained_dir):
+    """BatchNorm's running statistics start at mean 0 and variance 1 and inference uses them:
+    with Keras's 0.99 the two-epoch cnn of the fast tier read 80.6% of its test slice, with the
+    memory shortened to a fifth of its 64 steps 93.6%."""
+    from keras_digits.plan import TrainConfig, build_compiled
+
+    def momenta(n_train: int, epochs: int | None) -> set[float]:
+        model = build_compiled(TrainConfig(model="cnn", epochs=epochs), n_train=n_train).model
+        return {layer.momentum for layer in model.layers if "bn" in layer.name}
+
+    assert momenta(4096, 2) == {pytest.approx(1 - 5 / 64)}
+    assert momenta(55_000, None) == {0.99}  # the whole recipe keeps Keras's momentum
+    assert artifacts.read_metrics(tiny_trained_dir, "mnist", "cnn")["test_accuracy"] > 0.88
+
+
 def test_train_end_to_end_writes_every_artifact(trained_dir):
     for name in ("linear", "mlp", "cnn"):
         folder = trained_dir / "mnist" / name
