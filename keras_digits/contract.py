@@ -111,7 +111,7 @@ SEGMENTATION = {
 # When an answer is marked unsure (predict, the API and the page); docs/RESULTS.md has the
 # measurements they were chosen from (`scripts/unsure_study.py`).
 UNSURE = {
-    "BELOW": 0.8,  # calibrated probability of the answer under this (with a check model: the
+    "BELOW": 0.85,  # calibrated probability of the answer under this (with a check model: the
     # mean of both models' probabilities for it)
     "MAX_MARKS": 4,  # an image read as one digit with more separate marks than this
     # (1-3 in 99.5% of MNIST test and Semeion digits)

@@ -160,7 +160,7 @@ const toPixels = (pieceInk) => mnistStyle(pieceInk).map((v) => v * 255);
 // Why an answer should not be trusted (reader.DigitReader's rule, one model), or null.
 function unsureReason(probability, markCount) {
   if (markCount > state.unsure.MAX_MARKS) return `${markCount} separate marks, not one digit`;
-  if (probability < state.unsure.BELOW) return `confidence below ${100 * state.unsure.BELOW}%`;
+  if (probability < state.unsure.BELOW) return `confidence below ${Math.round(100 * state.unsure.BELOW)}%`;
   return null;
 }
 
