@@ -216,8 +216,8 @@ def cnn(num_classes: int = NUM_CLASSES, width: int = 16, mirror: bool = False,
     # Feature extraction: 28x28 -> 14x14 -> 7x7 -> 3x3, widening as the maps shrink, two
     # convolutions per block, each followed by BatchNorm. On digits that reads MNIST test 99.61
     # and 99.63% on two seeds (99.44 and 99.47% with one convolution and no BatchNorm) and
-    # other writers no worse, at about 1.8 times the training time (docs/RESULTS.md, "Two
-    # convolutions per block"); the race to 99% is `cnn_fast`'s. Study options: `convs` and
+    # Semeion's writers 0.2-1.1 pp better, at about twice the training time (docs/RESULTS.md,
+    # "Two convolutions per block"); the race to 99% is `cnn_fast`'s. Study options: `convs` and
     # `batchnorm` (1 and False: the narrow cnn of before), `block_dropout` drops after each
     # pooling (the clothes' tuning), `width` widens every block.
     for block, (filters, kernel) in enumerate(((width, 5), (2 * width, 3), (4 * width, 3)),
