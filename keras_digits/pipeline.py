@@ -19,10 +19,10 @@ if TYPE_CHECKING:
 def to_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool = False,
                seed: int = 0, drop_remainder: bool = False,
                weights: np.ndarray | None = None, alternate: np.ndarray | None = None,
-               share: float = 0.0) -> tf.data.Dataset:
+               share: float = 0.0, mixup: float = 0.0) -> tf.data.Dataset:
     """A cached, optionally shuffled, batched and prefetched tf.data pipeline of uint8 images
     (with per-image weights when given; each image swapped for its `alternate` with probability
-    `share`, drawn afresh every pass)."""
+    `share`, drawn afresh every pass; with `mixup`, each batch blended as `mix_batch` does)."""
     import tensorflow as tf
 
     columns = (images, labels.astype(np.int32))
@@ -46,8 +46,30 @@ def to_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle:
     # MultiWorkerMirroredStrategy (ignored otherwise).
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return (ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
-            .with_options(options))
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if mixup:
+        ds = ds.map(lambda images, labels, *rest: mix_batch(images, labels, mixup, seed, *rest),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def mix_batch(images, labels, alpha: float, seed: int = 0, *rest):
+    """Mixup: each image blended with another of its batch, weight λ ~ Beta(alpha, alpha) for
+    the one whose label comes first, λ ≥ 1/2. Labels become rows (label a, label b, λ), which
+    the training loss and accuracy read (keras_digits/plan.py)."""
+    import tensorflow as tf
+
+    count = tf.shape(images)[0]
+    draws = [tf.random.gamma([count], alpha, seed=seed + i) for i in (1, 2)]
+    weight = draws[0] / (draws[0] + draws[1] + 1e-12)
+    weight = tf.maximum(weight, 1.0 - weight)
+    partner = tf.random.shuffle(tf.range(count), seed=seed + 3)
+    pixels = tf.cast(images, tf.float32)
+    share = tf.reshape(weight, (-1, 1, 1, 1))
+    blended = share * pixels + (1.0 - share) * tf.gather(pixels, partner)
+    labels = tf.cast(tf.reshape(labels, (-1,)), tf.float32)
+    rows = tf.stack([labels, tf.gather(labels, partner), weight], axis=1)
+    return (blended, rows, *rest)
 
 
 def padded(images: np.ndarray, labels: np.ndarray, multiple: int):
@@ -61,9 +83,10 @@ def padded(images: np.ndarray, labels: np.ndarray, multiple: int):
 
 def train_feed(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int = 0,
                arrays: bool = False, drop_remainder: bool = False,
-               alternate: np.ndarray | None = None, share: float = 0.0) -> dict:
+               alternate: np.ndarray | None = None, share: float = 0.0,
+               mixup: float = 0.0) -> dict:
     """`fit`'s training arguments: a shuffled tf.data pipeline, or with `arrays` the numpy
-    arrays, which Keras shuffles itself each epoch.
+    arrays, which Keras shuffles itself each epoch. `mixup` blends each batch (tf.data only).
 
     With `alternate` (a second rendering of the same images), each image is swapped for its
     alternate with probability `share`: drawn afresh every epoch in tf.data, once for the numpy
@@ -74,12 +97,15 @@ def train_feed(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: in
     elif alternate.shape != images.shape:
         raise ValueError(f"alternate images {alternate.shape} do not match {images.shape}")
     if arrays:
+        if mixup:
+            raise ValueError("mixup blends tf.data batches: train it on the TensorFlow backend")
         if alternate is not None:
             swap = np.random.default_rng(seed).random(len(images)) < share
             images = np.where(swap[:, None, None, None], alternate, images)
         return {"x": images, "y": labels, "batch_size": batch_size, "shuffle": True}
     return {"x": to_dataset(images, labels, batch_size, shuffle=True, seed=seed,
-                            drop_remainder=drop_remainder, alternate=alternate, share=share),
+                            drop_remainder=drop_remainder, alternate=alternate, share=share,
+                            mixup=mixup),
             "shuffle": False}
 
 
@@ -94,18 +120,18 @@ class Feeds:
 
 def feeds(splits: Splits, batch_size: int, seed: int = 0, devices: int = 0,
           arrays: bool = False, alternate: np.ndarray | None = None,
-          share: float = 0.0) -> Feeds:
+          share: float = 0.0, mixup: float = 0.0) -> Feeds:
     """Train (shuffled), validation and test inputs; evaluation batches are larger.
 
     tf.data pipelines, or with `arrays` the numpy arrays themselves, which the JAX backend takes
     faster on one device and without TensorFlow. Sharded over `devices` (keras.distribution,
     where every batch must split evenly), training drops its last partial batch (another one
     each epoch) and validation is padded with zero-weight images; the test set is evaluated
-    whole, on one device. `alternate` and `share` go to `train_feed`.
+    whole, on one device. `alternate`, `share` and `mixup` go to `train_feed`.
     """
     eval_batch = max(batch_size, 512)
     train = train_feed(*splits.train, batch_size, seed, arrays, drop_remainder=bool(devices),
-                       alternate=alternate, share=share)
+                       alternate=alternate, share=share, mixup=mixup)
     if arrays:
         return Feeds(train=train, validation=splits.validation,
                      test={"x": splits.test[0], "y": splits.test[1], "batch_size": eval_batch})

@@ -58,8 +58,9 @@ def _compile(model, recipe, lr: float, steps_per_epoch: int, epochs: int, jit: b
     else:
         optimizer = keras.optimizers.Adam(schedule, beta_1=beta_1, beta_2=beta_2, **averaging)
     # Weighted, so the zero-weight images that pad a sharded validation set count for nothing.
-    model.compile(optimizer=optimizer, loss=_crossentropy(recipe.label_smoothing),
-                  weighted_metrics=["accuracy"], jit_compile=jit)
+    loss = _crossentropy(recipe.label_smoothing, recipe.focal_gamma, mixed=bool(recipe.mixup))
+    accuracy = _mixed_accuracy() if recipe.mixup else "accuracy"
+    model.compile(optimizer=optimizer, loss=loss, weighted_metrics=[accuracy], jit_compile=jit)
 
 
 def averaging_momentum(momentum: float, steps: int) -> float:
@@ -70,21 +71,57 @@ def averaging_momentum(momentum: float, steps: int) -> float:
     return max(0.0, min(momentum, 1.0 - 5.0 / steps))
 
 
-def _crossentropy(smoothing: float):
-    """Sparse cross-entropy, with label smoothing when asked (Keras's sparse loss has none),
-    averaged over the batch's sample weights rather than its length."""
+def _is_mixed(y_true) -> bool:
+    """Mixup's labels are rows of (label a, label b, weight of a); plain labels one number each."""
+    return len(y_true.shape) == 2 and y_true.shape[-1] == 3
+
+
+def _targets(y_true, classes: int):
+    """One-hot targets of plain labels, or mixup's blend of its two labels."""
+    import keras
+
+    if not _is_mixed(y_true):
+        return keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"),
+                                 classes)
+    first, second = (keras.ops.one_hot(keras.ops.cast(y_true[:, i], "int32"), classes)
+                     for i in (0, 1))
+    weight = keras.ops.cast(y_true[:, 2:], "float32")
+    return first * weight + second * (1.0 - weight)
+
+
+def _mixed_accuracy():
+    """Accuracy against the main label of mixup's training rows and the plain validation
+    labels alike (Keras's "accuracy" settles on one label shape for both)."""
+    import keras
+
+    def accuracy(y_true, y_pred):
+        labels = y_true[:, 0] if _is_mixed(y_true) else keras.ops.reshape(y_true, (-1,))
+        guesses = keras.ops.argmax(y_pred, axis=-1)
+        return keras.ops.cast(keras.ops.equal(guesses, keras.ops.cast(labels, guesses.dtype)),
+                              "float32")
+
+    return keras.metrics.MeanMetricWrapper(accuracy, name="accuracy")
+
+
+def _crossentropy(smoothing: float, focal_gamma: float = 0.0, mixed: bool = False):
+    """Sparse cross-entropy, with label smoothing, a focal weight and mixup's blended labels
+    when asked (Keras's sparse loss has none of them), averaged over the batch's sample weights
+    rather than its length."""
     import keras
 
     reduction = "mean_with_sample_weight"
-    if not smoothing:
+    if not smoothing and not focal_gamma and not mixed:
         return keras.losses.SparseCategoricalCrossentropy(reduction=reduction)
 
     class SmoothedSparseCrossentropy(keras.losses.Loss):
         def call(self, y_true, y_pred):
-            labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
-            one_hot = keras.ops.one_hot(labels, keras.ops.shape(y_pred)[-1])
-            return keras.losses.categorical_crossentropy(one_hot, y_pred,
-                                                         label_smoothing=smoothing)
+            one_hot = _targets(y_true, y_pred.shape[-1])
+            if not focal_gamma:
+                return keras.losses.categorical_crossentropy(one_hot, y_pred,
+                                                             label_smoothing=smoothing)
+            target = one_hot * (1 - smoothing) + smoothing / y_pred.shape[-1]
+            p = keras.ops.clip(keras.ops.cast(y_pred, "float32"), 1e-7, 1.0)
+            return -keras.ops.sum(target * (1.0 - p) ** focal_gamma * keras.ops.log(p), axis=-1)
 
     return SmoothedSparseCrossentropy(name="smoothed_crossentropy", reduction=reduction)
 
@@ -103,6 +140,7 @@ class Plan:
     replicas: int = 1
     predict_view: float = 0.0  # share of training digits swapped for predict's rendering
     averaged: bool = False  # the optimizer keeps a moving average of the weights
+    mixup: float = 0.0  # mixup's Beta parameter; the training feed blends digits when set
 
 
 def build_compiled(config: TrainConfig, n_train: int, strategy=None,
@@ -143,4 +181,4 @@ def build_compiled(config: TrainConfig, n_train: int, strategy=None,
                 precision=precision, jit=jit, replicas=replicas,
                 predict_view=(recipe.predict_view if config.predict_view is None
                               else config.predict_view),
-                averaged=bool(recipe.ema))
+                averaged=bool(recipe.ema), mixup=recipe.mixup)

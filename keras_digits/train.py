@@ -93,7 +93,7 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
     feeds = pipeline.feeds(splits, batch_size, config.seed,
                            devices=plan.replicas if distributed else 0,
                            arrays=not distributed and keras.backend.backend() == "jax",
-                           alternate=alternate, share=plan.predict_view)
+                           alternate=alternate, share=plan.predict_view, mixup=plan.mixup)
 
     from keras_digits import resume
 

@@ -75,6 +75,46 @@ def test_sharded_feeds_split_evenly_and_padding_weighs_nothing(mnist):
     assert numpy_feeds.train["x"] is splits.train[0] and numpy_feeds.train["shuffle"]
 
 
+
+def test_mixup_blends_each_digit_with_one_partner_and_both_labels():
+    """Every mixed image is λ of its own digit and 1 - λ of one other in the batch, λ ≥ 1/2,
+    and its label row names both digits and λ: the loss then blends the two targets."""
+    from keras_digits.plan import TrainConfig, _mixed_accuracy, build_compiled
+
+    count = 64
+    images = np.repeat(np.arange(count, dtype=np.uint8)[:, None, None, None] * 4, 28, axis=1)
+    images = np.repeat(images, 28, axis=2)
+    labels = np.arange(count) % 10
+    blended, rows = (t.numpy() for t in next(iter(pipeline.to_dataset(
+        images, labels, count, mixup=0.4))))
+    own, partner, weight = rows[:, 0], rows[:, 1], rows[:, 2]
+    assert ((weight >= 0.5) & (weight <= 1.0)).all() and weight.std() > 0.01
+    assert (own == labels).all() and set(partner) <= set(range(10))
+    # The blend of two flat images is flat: recover the partner's value and find its label.
+    partner_value = (blended[:, 0, 0, 0] - weight * images[:, 0, 0, 0]) / np.maximum(
+        1 - weight, 1e-6)
+    mixed = weight < 0.99
+    found = np.rint(partner_value[mixed] / 4).astype(int) % 10
+    assert (found == partner[mixed]).all()
+    assert np.allclose(blended.std(axis=(1, 2, 3)), 0, atol=1e-3)
+
+    model = build_compiled(TrainConfig(model="linear", recipe_options=(
+        ("mixup", 0.4), ("label_smoothing", 0.0))), n_train=1000).model
+    probabilities = np.full((2, 10), 0.02, "float32")
+    probabilities[:, 3], probabilities[:, 5] = 0.6, 0.24
+    mixed_rows = np.array([[3, 5, 0.75], [5, 3, 0.5]], "float32")
+    want = np.mean([-(0.75 * np.log(0.6) + 0.25 * np.log(0.24)),
+                    -(0.5 * np.log(0.24) + 0.5 * np.log(0.6))])
+    assert float(model.loss(mixed_rows, probabilities)) == pytest.approx(want, rel=1e-4)
+    assert float(model.loss(np.array([3, 3]), probabilities)) == pytest.approx(-np.log(0.6),
+                                                                             rel=1e-4)
+    accuracy = _mixed_accuracy()  # the first label of a mixed row counts, as plain labels do
+    accuracy.update_state(mixed_rows, probabilities)
+    accuracy.update_state(np.array([3, 3]), probabilities)
+    assert accuracy.name == "accuracy" and float(accuracy.result()) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="TensorFlow backend"):
+        pipeline.train_feed(images, labels, 32, arrays=True, mixup=0.4)
+
 def test_data_dir_override(tmp_path):
     # Copies of the real files in a user's folder are found there first.
     target = tmp_path / "mine" / "mnist"

@@ -268,6 +268,21 @@ def test_a_study_can_replace_recipe_fields():
     assert not plain.optimizer.use_ema
 
 
+def test_focal_loss_weighs_down_what_the_model_already_reads():
+    """`focal_gamma` scales each example's cross-entropy by (1 - p)^gamma: a confident right
+    answer costs next to nothing, a hesitant one nearly its full cross-entropy."""
+    from keras_digits.plan import TrainConfig, build_compiled
+
+    focal = build_compiled(TrainConfig(model="linear", recipe_options=(
+        ("focal_gamma", 2.0), ("label_smoothing", 0.0))), n_train=1000).model.loss
+    labels = np.array([3])
+    confident = np.full((1, 10), 0.01, "float32")
+    confident[0, 3] = 0.91
+    hesitant = np.full((1, 10), 0.1, "float32")
+    assert float(focal(labels, confident)) == pytest.approx(-(0.09 ** 2) * np.log(0.91), rel=1e-4)
+    assert float(focal(labels, hesitant)) == pytest.approx(-(0.9 ** 2) * np.log(0.1), rel=1e-4)
+
+
 def test_a_short_run_averages_its_weights_over_its_own_last_steps(tmp_path):
     """A moving average starts at the initial weights: with the recipe's memory a two-epoch run
     on a slice published an mlp at chance (9.9%), so a short run's average spans a fifth of it."""
