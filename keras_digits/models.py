@@ -45,7 +45,7 @@ class Recipe:
     # model already reads confidently, reported to calibrate better, also on shifted data.
     focal_gamma: float = 0.0
     # Mixup's Beta(a, a) parameter (0: none): each training digit is blended with another of its
-    # batch and the loss with their labels, reported to calibrate better (tf.data feeds only).
+    # batch and the loss with their labels, reported to calibrate better (TensorFlow feeds only).
     mixup: float = 0.0
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)  # Adam's moment decay rates
