@@ -48,12 +48,12 @@ def to_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle:
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if mixup:
-        ds = ds.map(lambda images, labels, *rest: mix_batch(images, labels, mixup, seed, *rest),
+        ds = ds.map(lambda images, labels, *rest: (*mix_batch(images, labels, mixup, seed), *rest),
                     num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def mix_batch(images, labels, alpha: float, seed: int = 0, *rest):
+def mix_batch(images, labels, alpha: float, seed: int = 0):
     """Mixup: each image blended with another of its batch, weight λ ~ Beta(alpha, alpha) for
     the one whose label comes first, λ ≥ 1/2. Labels become rows (label a, label b, λ), which
     the training loss and accuracy read (keras_digits/plan.py)."""
@@ -69,7 +69,7 @@ def mix_batch(images, labels, alpha: float, seed: int = 0, *rest):
     blended = share * pixels + (1.0 - share) * tf.gather(pixels, partner)
     labels = tf.cast(tf.reshape(labels, (-1,)), tf.float32)
     rows = tf.stack([labels, tf.gather(labels, partner), weight], axis=1)
-    return (blended, rows, *rest)
+    return blended, rows
 
 
 def padded(images: np.ndarray, labels: np.ndarray, multiple: int):

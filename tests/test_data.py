@@ -75,7 +75,6 @@ def test_sharded_feeds_split_evenly_and_padding_weighs_nothing(mnist):
     assert numpy_feeds.train["x"] is splits.train[0] and numpy_feeds.train["shuffle"]
 
 
-
 def test_mixup_blends_each_digit_with_one_partner_and_both_labels():
     """Every mixed image is λ of its own digit and 1 - λ of one other in the batch, λ ≥ 1/2,
     and its label row names both digits and λ: the loss then blends the two targets."""
@@ -114,6 +113,7 @@ def test_mixup_blends_each_digit_with_one_partner_and_both_labels():
     assert accuracy.name == "accuracy" and float(accuracy.result()) == pytest.approx(0.75)
     with pytest.raises(ValueError, match="TensorFlow backend"):
         pipeline.train_feed(images, labels, 32, arrays=True, mixup=0.4)
+
 
 def test_data_dir_override(tmp_path):
     # Copies of the real files in a user's folder are found there first.
