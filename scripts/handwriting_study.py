@@ -12,6 +12,11 @@ other fields of the model's `Recipe` (`label_smoothing`, `weight_decay`, ...) re
 recipe's, and every other key goes to the model builder (`width`, `augmentation`, ...). MNIST
 test is scored twice: as given, and as predict renders it (`mnist_predict`); Semeion's expected
 calibration error (`semeion_ece`, 15 bins) is of the calibrated model.
+
+With `--ensemble`, after each MNIST variant past the first, one more row scores the mean of the
+calibrated probabilities of all variants so far (e.g. the same model with seeds 0, 1, 2, ...),
+and every variant's probabilities are kept in `<out>.npz`. `--workers N` renders the training
+digits for predict's view in N processes the first time (a many-core machine).
 """
 
 from __future__ import annotations
@@ -65,6 +70,8 @@ def main() -> None:
     parser.add_argument("variants", nargs="+")
     parser.add_argument("--out", default="reports/handwriting_study.jsonl")
     parser.add_argument("--dataset", default="mnist")
+    parser.add_argument("--ensemble", action="store_true")
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="handwriting-study-"))
@@ -75,7 +82,9 @@ def main() -> None:
     if mnist:
         mnist_arrays = data.load_arrays("mnist")
         x_test, y_test = mnist_arrays.test_images, mnist_arrays.test_labels
-        x_test_view = views.predict_view(x_test)
+        x_test_view = views.predict_view(x_test, workers=args.workers)
+        views.predict_view(data.split(mnist_arrays).train[0], workers=args.workers)
+    members: dict[str, dict] = {}
     for variant in args.variants:
         name, train, recipe, build = parse_variant(variant)
         config = TrainConfig(model=name, dataset=args.dataset, epochs=train.get("epochs"),
@@ -105,10 +114,45 @@ def main() -> None:
                 semeion_probabilities, y_semeion), 2)
             row["semeion_per_class"] = [
                 round(100 * float((predicted[y_semeion == c] == c).mean())) for c in range(10)]
-        print(json.dumps(row), flush=True)
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.out, "a") as handle:
-            handle.write(json.dumps(row) + "\n")
+            if args.ensemble:
+                members[variant] = {"semeion": semeion_probabilities,
+                                    "mnist": model.predict(x_test, verbose=0)}
+        rows = [row]
+        if len(members) > 1:
+            rows.append(ensemble_row(members, y_test, y_semeion, commit))
+            save_probabilities(Path(args.out).with_suffix(".npz"), members)
+        for each in rows:
+            print(json.dumps(each), flush=True)
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            with open(args.out, "a") as handle:
+                handle.write(json.dumps(each) + "\n")
+
+
+def ensemble_row(members: dict[str, dict], y_test, y_semeion, commit: str) -> dict:
+    """The mean of the members' calibrated probabilities, scored like one variant."""
+    import numpy as np
+
+    mnist = np.mean([m["mnist"] for m in members.values()], axis=0)
+    semeion = np.mean([m["semeion"] for m in members.values()], axis=0)
+    return {"variant": "ensemble: " + " + ".join(members), "members": len(members),
+            "commit": commit,
+            "test_accuracy": round(100 * float((mnist.argmax(1) == y_test).mean()), 2),
+            "mnist_ece": round(100 * calibrate.expected_calibration_error(mnist, y_test), 2),
+            "semeion": round(100 * float((semeion.argmax(1) == y_semeion).mean()), 2),
+            "semeion_ece": round(100 * calibrate.expected_calibration_error(semeion, y_semeion),
+                                 2)}
+
+
+def save_probabilities(path: Path, members: dict[str, dict]) -> None:
+    """Each member's probabilities, `<variant>/semeion` and `<variant>/mnist`, for later study."""
+    import numpy as np
+
+    from keras_digits import atomic
+
+    arrays = {f"{variant}/{split}": probabilities for variant, member in members.items()
+              for split, probabilities in member.items()}
+    with atomic.atomic_path(path) as staging, open(staging, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 if __name__ == "__main__":

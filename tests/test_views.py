@@ -24,6 +24,11 @@ def test_render_keeps_a_digit_predict_refuses():
     assert np.array_equal(views.render(blank), blank)
 
 
+def test_render_in_processes_matches_one_process(mnist):
+    digits = mnist.test_images[:12]
+    assert np.array_equal(views.render_in_processes(digits, 2), views.render(digits))
+
+
 def test_predict_view_is_cached_per_images_and_code(mnist, tmp_path, monkeypatch):
     digits = mnist.test_images[:8]
     first = views.predict_view(digits, tmp_path)

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Prepared GPU study (about 8 minutes) for a machine with JAX and a GPU but no TensorFlow: how far
+# apart do seeds of one recipe land, and what does averaging them buy? Trains the published
+# alexnet recipe with seeds 0-4, then the cnn's with seeds 0-2, on the JAX backend (mixed
+# float16), each scored on MNIST test and Semeion by scripts/handwriting_study.py, and after
+# every seed past the first the mean of the calibrated probabilities so far (`--ensemble`).
+# On numpy feeds the predict-view swap is drawn once, not each epoch as on tf.data.
+#
+# Keras is not installed on the lent GPU machines; carry it as wheels (see scripts/gpu_bench.sh).
+# Each model's study stops at its time limit (seconds), keeping the rows written so far:
+#   STUDY="alexnet:5:300 cnn:3:140" bash scripts/gpu_ensemble.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if compgen -G ".whl/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
+fi
+export KERAS_BACKEND=jax PYTHONUNBUFFERED=1
+export KERAS_DIGITS_CACHE=${KERAS_DIGITS_CACHE:-/tmp/keras-digits-cache}
+out=${OUT:-reports/gpu_ensemble}
+mkdir -p "$out"
+python3 -c "import jax, keras; print('keras', keras.__version__, 'jax', jax.__version__,
+  jax.devices())" 2>&1 | tee "$out/versions.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >>"$out/versions.txt" || true
+workers=$(nproc)
+for entry in ${STUDY:-alexnet:5:300 cnn:3:140}; do
+  IFS=: read -r model seeds seconds <<<"$entry"
+  variants=("$model")
+  for ((seed = 1; seed < seeds; seed++)); do variants+=("$model:seed=$seed"); done
+  timeout "$seconds" python3 scripts/handwriting_study.py "${variants[@]}" --ensemble \
+    --workers "$workers" --out "$out/$model.jsonl" >"$out/$model.log" 2>&1 ||
+    echo "$model: stopped with exit $? (rows so far kept)"
+  grep -h '^{' "$out/$model.log" | cut -c1-220 || true
+done
