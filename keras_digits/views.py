@@ -22,6 +22,7 @@ from keras_digits import atomic, contract, decode, paper, preprocess, raster
 from keras_digits.cli import UserError
 
 CACHE_ENV = "KERAS_DIGITS_CACHE"
+PARALLEL_FROM = 2000  # fewer renderings than this cost less than starting worker processes
 
 
 def cache_dir() -> Path:
@@ -59,7 +60,7 @@ def render(images: np.ndarray) -> np.ndarray:
 
 def render_in_processes(images: np.ndarray, workers: int) -> np.ndarray:
     """`render` split over `workers` fresh processes (spawned, so a parent's TensorFlow or JAX
-    threads are never forked): the cache's first fill on a many-core machine."""
+    threads are never forked)."""
     import multiprocessing
 
     if workers <= 1 or len(images) < 2 * workers:
@@ -69,11 +70,17 @@ def render_in_processes(images: np.ndarray, workers: int) -> np.ndarray:
         return np.concatenate(pool.map(render, chunks))
 
 
+def default_workers() -> int:
+    """The cores this process may run on (at most 16): each worker starts a Python of its own."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(16, cores or 1))
+
+
 def predict_view(images: np.ndarray, folder: Path | str | None = None,
-                 workers: int = 1) -> np.ndarray:
+                 workers: int | None = None) -> np.ndarray:
     """`render(images)`, cached in `folder` (default `cache_dir()`), keyed by the images' bytes
-    and the preprocessing code: 55,000 MNIST digits take about 3 minutes on one core, so a
-    first fill can use `workers` processes."""
+    and the preprocessing code. 55,000 MNIST digits take about 3 minutes on one core, so a first
+    fill of at least PARALLEL_FROM images uses `workers` processes (default: every core)."""
     key = hashlib.sha256(images.tobytes()).hexdigest()[:16]
     path = Path(folder or cache_dir()) / f"predict-view-{key}-{_code_digest()}.npy"
     if path.is_file():
@@ -83,7 +90,9 @@ def predict_view(images: np.ndarray, folder: Path | str | None = None,
                 return cached
         except (OSError, ValueError, EOFError):
             pass  # a damaged cache file is made again
-    rendered = render_in_processes(images, workers)
+    workers = default_workers() if workers is None else workers
+    rendered = (render_in_processes(images, workers) if len(images) >= PARALLEL_FROM
+                else render(images))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic.atomic_path(path) as staging, open(staging, "wb") as handle:

@@ -10,6 +10,7 @@
 #     --implementation cp --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 #     -d .whl keras==3.15.1 namex==0.1.0 optree==0.20.0
 # and run this script with `.whl` carried. Results land in $OUT (or bench_results/).
+# BENCH_SECONDS and TRAIN_SECONDS (each model) cap the two parts (defaults 300 and 120).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if compgen -G ".whl/*.whl" >/dev/null; then
@@ -20,7 +21,7 @@ export KERAS_BACKEND=jax PYTHONUNBUFFERED=1
 out=${OUT:-bench_results}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt" || true
 # Time-to-accuracy (keras.io convnet vs our CNN) and training throughput of every model.
-timeout 300 python3 -m keras_digits.bench time-to-accuracy train --max-epochs 6 \
+timeout "${BENCH_SECONDS:-300}" python3 -m keras_digits.bench time-to-accuracy train --max-epochs 6 \
   --train-images 16384 --out "$out" --name bench-jax-gpu || echo "bench stopped: exit $?"
 # The real `train` command on the JAX backend in mixed float16, 2 epochs of 16,384 images: images/s
 # and test accuracy (this host has no TensorFlow: numpy feeding, no SavedModel or TensorBoard).
@@ -31,7 +32,7 @@ if [ "$(python3 -c 'import jax; print(jax.local_device_count())')" -gt 1 ] &&
   extra=(--distribute data-parallel)
 fi
 for model in cnn alexnet; do
-  timeout 120 python3 -m keras_digits.train "$model" --limit 16384 --epochs 2 --precision mixed \
+  timeout "${TRAIN_SECONDS:-120}" python3 -m keras_digits.train "$model" --limit 16384 --epochs 2 --precision mixed \
     --quiet --no-report --out-dir "$out/jax_train" "${extra[@]}" | tail -1 || continue
   python3 -c "import json, sys; m = json.load(open(sys.argv[1])); print(json.dumps({k: m[k] for k in
     ('model', 'precision', 'replicas', 'batch_size', 'images_per_second', 'test_accuracy')}))" \

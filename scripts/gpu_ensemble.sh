@@ -23,13 +23,12 @@ python3 -c "import jax, keras; print('keras', keras.__version__, 'jax', jax.__ve
   jax.devices())" 2>&1 | tee "$out/versions.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >>"$out/versions.txt" || true
-workers=$(nproc)
 for entry in ${STUDY:-alexnet:5:300 cnn:3:140}; do
   IFS=: read -r model seeds seconds <<<"$entry"
   variants=("$model")
   for ((seed = 1; seed < seeds; seed++)); do variants+=("$model:seed=$seed"); done
   timeout "$seconds" python3 scripts/handwriting_study.py "${variants[@]}" --ensemble \
-    --workers "$workers" --out "$out/$model.jsonl" >"$out/$model.log" 2>&1 ||
+    --out "$out/$model.jsonl" >"$out/$model.log" 2>&1 ||
     echo "$model: stopped with exit $? (rows so far kept)"
   grep -h '^{' "$out/$model.log" | cut -c1-220 || true
 done

@@ -15,8 +15,7 @@ calibration error (`semeion_ece`, 15 bins) is of the calibrated model.
 
 With `--ensemble`, after each MNIST variant past the first, one more row scores the mean of the
 calibrated probabilities of all variants so far (e.g. the same model with seeds 0, 1, 2, ...),
-and every variant's probabilities are kept in `<out>.npz`. `--workers N` renders the training
-digits for predict's view in N processes the first time (a many-core machine).
+and every variant's probabilities are kept in `<out>.npz`.
 """
 
 from __future__ import annotations
@@ -71,7 +70,6 @@ def main() -> None:
     parser.add_argument("--out", default="reports/handwriting_study.jsonl")
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--ensemble", action="store_true")
-    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="handwriting-study-"))
@@ -82,8 +80,7 @@ def main() -> None:
     if mnist:
         mnist_arrays = data.load_arrays("mnist")
         x_test, y_test = mnist_arrays.test_images, mnist_arrays.test_labels
-        x_test_view = views.predict_view(x_test, workers=args.workers)
-        views.predict_view(data.split(mnist_arrays).train[0], workers=args.workers)
+        x_test_view = views.predict_view(x_test)
     members: dict[str, dict] = {}
     for variant in args.variants:
         name, train, recipe, build = parse_variant(variant)

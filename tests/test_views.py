@@ -24,9 +24,18 @@ def test_render_keeps_a_digit_predict_refuses():
     assert np.array_equal(views.render(blank), blank)
 
 
-def test_render_in_processes_matches_one_process(mnist):
+def test_many_renderings_are_made_in_processes_alike(mnist, tmp_path, monkeypatch):
     digits = mnist.test_images[:12]
-    assert np.array_equal(views.render_in_processes(digits, 2), views.render(digits))
+    in_processes, workers_used = views.render_in_processes, []
+
+    def spy(images, workers):
+        workers_used.append(workers)
+        return in_processes(images, workers)
+
+    monkeypatch.setattr(views, "render_in_processes", spy)
+    monkeypatch.setattr(views, "PARALLEL_FROM", 12)
+    assert np.array_equal(views.predict_view(digits, tmp_path, workers=2), views.render(digits))
+    assert workers_used == [2]
 
 
 def test_predict_view_is_cached_per_images_and_code(mnist, tmp_path, monkeypatch):
