@@ -89,8 +89,8 @@ def train_feed(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: in
     arrays, which Keras shuffles itself each epoch. `mixup` blends each batch (tf.data only).
 
     With `alternate` (a second rendering of the same images), each image is swapped for its
-    alternate with probability `share`: drawn afresh every epoch in tf.data, once for the numpy
-    arrays.
+    alternate with probability `share`, drawn afresh every epoch (for numpy arrays by
+    `swapped_batches`).
     """
     if alternate is None or share <= 0:
         alternate, share = None, 0.0
@@ -100,13 +100,46 @@ def train_feed(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: in
         if mixup:
             raise ValueError("mixup blends tf.data batches: train it on the TensorFlow backend")
         if alternate is not None:
-            swap = np.random.default_rng(seed).random(len(images)) < share
-            images = np.where(swap[:, None, None, None], alternate, images)
+            return {"x": swapped_batches(images, labels, alternate, share, batch_size, seed),
+                    "shuffle": False}
         return {"x": images, "y": labels, "batch_size": batch_size, "shuffle": True}
     return {"x": to_dataset(images, labels, batch_size, shuffle=True, seed=seed,
                             drop_remainder=drop_remainder, alternate=alternate, share=share,
                             mixup=mixup),
             "shuffle": False}
+
+
+def swapped_batches(images: np.ndarray, labels: np.ndarray, alternate: np.ndarray,
+                    share: float, batch_size: int, seed: int = 0):
+    """Numpy batches in a new order each epoch, each image swapped for its `alternate` with
+    probability `share`, drawn afresh each epoch as the tf.data feed does (a Keras PyDataset,
+    so the JAX backend trains on the same mix without TensorFlow)."""
+    import keras
+
+    class SwappedBatches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.epoch = 0
+            self.draw()
+
+        def draw(self) -> None:
+            rng = np.random.default_rng((seed, self.epoch))
+            self.order = rng.permutation(len(images))
+            self.swap = rng.random(len(images)) < share
+
+        def __len__(self) -> int:
+            return -(-len(images) // batch_size)
+
+        def __getitem__(self, index: int):
+            rows = self.order[index * batch_size:(index + 1) * batch_size]
+            swap = self.swap[rows][:, None, None, None]
+            return np.where(swap, alternate[rows], images[rows]), labels[rows]
+
+        def on_epoch_end(self) -> None:
+            self.epoch += 1
+            self.draw()
+
+    return SwappedBatches()
 
 
 @dataclass(frozen=True)
