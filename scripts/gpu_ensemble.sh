@@ -4,7 +4,7 @@
 # alexnet recipe with seeds 0-4, then the cnn's with seeds 0-2, on the JAX backend (mixed
 # float16), each scored on MNIST test and Semeion by scripts/handwriting_study.py, and after
 # every seed past the first the mean of the calibrated probabilities so far (`--ensemble`).
-# On numpy feeds the predict-view swap is drawn once, not each epoch as on tf.data.
+# (Before commit f44688f numpy feeds drew the predict-view swap once, not each epoch.)
 #
 # Keras is not installed on the lent GPU machines; carry it as wheels (see scripts/gpu_bench.sh).
 # Each model's study stops at its time limit (seconds), keeping the rows written so far:
