@@ -25,6 +25,10 @@ python3 -c "import jax, keras; print('keras', keras.__version__, 'jax', jax.__ve
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >>"$out/versions.txt" || true
 for entry in ${STUDY:-alexnet:5:300 cnn:3:140}; do
   IFS=: read -r model seeds seconds <<<"$entry"
+  if ! [[ $model =~ ^[a-z_]+$ && $seeds =~ ^[1-9][0-9]*$ && $seconds =~ ^[1-9][0-9]*$ ]]; then
+    echo "STUDY entry '$entry' is not MODEL:SEEDS:SECONDS (e.g. alexnet:5:300)" >&2
+    exit 2
+  fi
   variants=("$model")
   for ((seed = 1; seed < seeds; seed++)); do variants+=("$model:seed=$seed"); done
   timeout "$seconds" python3 scripts/handwriting_study.py "${variants[@]}" --ensemble \
