@@ -44,8 +44,8 @@ class Recipe:
     # Focal loss's exponent (0: plain cross-entropy): (1 - p)^gamma weighs down the examples the
     # model already reads confidently, reported to calibrate better, also on shifted data.
     focal_gamma: float = 0.0
-    # Mixup's Beta(a, a) parameter (0: none): each training digit is blended with another of its
-    # batch and the loss with their labels, reported to calibrate better (TensorFlow feeds only).
+    # Mixup's Beta(a, a) parameter (0: none): each training image is blended with another of its
+    # batch and the loss with their labels, a regulariser also reported to calibrate better.
     mixup: float = 0.0
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)  # Adam's moment decay rates
@@ -280,11 +280,13 @@ def _alexnet_pool(x: keras.KerasTensor, name: str, dropout: float) -> keras.Kera
     Recipe(epochs=12, batch_size=256, learning_rate=1e-3, patience=4, label_smoothing=0.05,
            bfloat16_on_cpu=True, predict_view=PREDICT_VIEW),
     "AlexNet for 28x28: 5 convolutions, overlapping max-pooling, 2x4096 dense with dropout",
-    # Clothes keep the wider feature extractor measured first (92.64% on Fashion-MNIST).
-    # (bfloat16 was measured on digits only, so clothes keep float32.)
+    # Clothes keep the wider feature extractor measured first (92.64% on Fashion-MNIST), and
+    # mixup with mirroring for 15 epochs stops it learning its training images by heart
+    # (93.21%). (bfloat16 was measured on digits only, so clothes keep float32.)
     tuning={"fashion_mnist": Tuning(build={"widths": (48, 96, 128, 128, 96),
-                                           "augmentation": 0.0},
-                                    recipe={"bfloat16_on_cpu": False, "predict_view": 0.0})},
+                                           "augmentation": 0.0, "mirror": True},
+                                    recipe={"bfloat16_on_cpu": False, "predict_view": 0.0,
+                                            "mixup": 0.2, "epochs": 15, "patience": 15})},
 )
 def alexnet(num_classes: int = NUM_CLASSES,
             widths: tuple[int, ...] = (32, 64, 96, 96, 64),

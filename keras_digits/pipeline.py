@@ -86,21 +86,20 @@ def train_feed(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: in
                alternate: np.ndarray | None = None, share: float = 0.0,
                mixup: float = 0.0) -> dict:
     """`fit`'s training arguments: a shuffled tf.data pipeline, or with `arrays` the numpy
-    arrays, which Keras shuffles itself each epoch. `mixup` blends each batch (tf.data only).
+    arrays, which Keras shuffles itself each epoch. `mixup` blends each batch.
 
     With `alternate` (a second rendering of the same images), each image is swapped for its
-    alternate with probability `share`, drawn afresh every epoch (for numpy arrays by
-    `swapped_batches`).
+    alternate with probability `share`, drawn afresh every epoch (for numpy arrays, this and
+    mixup by `numpy_batches`).
     """
     if alternate is None or share <= 0:
         alternate, share = None, 0.0
     elif alternate.shape != images.shape:
         raise ValueError(f"alternate images {alternate.shape} do not match {images.shape}")
     if arrays:
-        if mixup:
-            raise ValueError("mixup blends tf.data batches: train it on the TensorFlow backend")
-        if alternate is not None:
-            return {"x": swapped_batches(images, labels, alternate, share, batch_size, seed),
+        if alternate is not None or mixup:
+            return {"x": numpy_batches(images, labels, batch_size, seed, alternate, share,
+                                       mixup),
                     "shuffle": False}
         return {"x": images, "y": labels, "batch_size": batch_size, "shuffle": True}
     return {"x": to_dataset(images, labels, batch_size, shuffle=True, seed=seed,
@@ -109,14 +108,29 @@ def train_feed(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: in
             "shuffle": False}
 
 
-def swapped_batches(images: np.ndarray, labels: np.ndarray, alternate: np.ndarray,
-                    share: float, batch_size: int, seed: int = 0):
+def mix_numpy_batch(images: np.ndarray, labels: np.ndarray, alpha: float,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """`mix_batch` for numpy batches (the JAX backend): the same blend and label rows."""
+    weight = rng.beta(alpha, alpha, len(images)).astype(np.float32)
+    weight = np.maximum(weight, 1.0 - weight)
+    partner = rng.permutation(len(images))
+    pixels = images.astype(np.float32)
+    share = weight[:, None, None, None]
+    blended = share * pixels + (1.0 - share) * pixels[partner]
+    labels = labels.astype(np.float32)
+    return blended, np.stack([labels, labels[partner], weight], axis=1)
+
+
+def numpy_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int = 0,
+                  alternate: np.ndarray | None = None, share: float = 0.0,
+                  mixup: float = 0.0):
     """Numpy batches in a new order each epoch, each image swapped for its `alternate` with
-    probability `share`, drawn afresh each epoch as the tf.data feed does (a Keras PyDataset,
-    so the JAX backend trains on the same mix without TensorFlow)."""
+    probability `share` and each batch mixed up when asked, drawn afresh each epoch as the
+    tf.data feed does (a Keras PyDataset, so the JAX backend trains on the same mix without
+    TensorFlow)."""
     import keras
 
-    class SwappedBatches(keras.utils.PyDataset):
+    class NumpyBatches(keras.utils.PyDataset):
         def __init__(self) -> None:
             super().__init__()
             self.epoch = 0
@@ -125,21 +139,26 @@ def swapped_batches(images: np.ndarray, labels: np.ndarray, alternate: np.ndarra
         def draw(self) -> None:
             rng = np.random.default_rng((seed, self.epoch))
             self.order = rng.permutation(len(images))
-            self.swap = rng.random(len(images)) < share
+            self.swap = rng.random(len(images)) < share if alternate is not None else None
 
         def __len__(self) -> int:
             return -(-len(images) // batch_size)
 
         def __getitem__(self, index: int):
             rows = self.order[index * batch_size:(index + 1) * batch_size]
-            swap = self.swap[rows][:, None, None, None]
-            return np.where(swap, alternate[rows], images[rows]), labels[rows]
+            batch = images[rows]
+            if self.swap is not None:
+                batch = np.where(self.swap[rows][:, None, None, None], alternate[rows], batch)
+            if mixup:
+                rng = np.random.default_rng((seed, self.epoch, index, 1))
+                return mix_numpy_batch(batch, labels[rows], mixup, rng)
+            return batch, labels[rows]
 
         def on_epoch_end(self) -> None:
             self.epoch += 1
             self.draw()
 
-    return SwappedBatches()
+    return NumpyBatches()
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,9 @@ def test_per_dataset_tuning_widens_the_fashion_cnn_and_alexnet_only():
         mnist_cnn.get_layer("mirror")  # digits are never mirrored
     fashion_alexnet = models.create_model("alexnet", dataset="fashion_mnist")
     assert fashion_alexnet.get_layer("conv1_conv").filters == 48
+    assert fashion_alexnet.get_layer("mirror") is not None
+    alexnet_clothes = models.get_entry("alexnet").recipe_for("fashion_mnist")
+    assert alexnet_clothes.mixup == 0.2 and models.get_entry("alexnet").recipe.mixup == 0
     entry = models.get_entry("cnn")
     assert entry.recipe_for("mnist") == entry.recipe and entry.recipe.epochs == 12
     assert mnist_cnn.get_layer("handwriting") is not None  # digits learn other hands
