@@ -22,18 +22,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from handwriting_study import semeion_inputs  # noqa: E402
+from handwriting_study import ensemble_row, semeion_inputs  # noqa: E402
 
-from keras_digits import calibrate, data  # noqa: E402
+from keras_digits import data  # noqa: E402
 
 
 def score(members: list[dict], y_test: np.ndarray, y_semeion: np.ndarray) -> tuple:
     """(MNIST test %, Semeion %, Semeion ECE %) of the members' mean probabilities."""
-    mnist = np.mean([m["mnist"] for m in members], axis=0)
-    semeion = np.mean([m["semeion"] for m in members], axis=0)
-    return (100 * float((mnist.argmax(1) == y_test).mean()),
-            100 * float((semeion.argmax(1) == y_semeion).mean()),
-            100 * calibrate.expected_calibration_error(semeion, y_semeion))
+    row = ensemble_row(dict(enumerate(members)), y_test, y_semeion, commit="")
+    return row["test_accuracy"], row["semeion"], row["semeion_ece"]
 
 
 def main() -> None:

@@ -131,7 +131,7 @@ def ensemble_row(members: dict[str, dict], y_test, y_semeion, commit: str) -> di
 
     mnist = np.mean([m["mnist"] for m in members.values()], axis=0)
     semeion = np.mean([m["semeion"] for m in members.values()], axis=0)
-    return {"variant": "ensemble: " + " + ".join(members), "members": len(members),
+    return {"variant": "ensemble: " + " + ".join(map(str, members)), "members": len(members),
             "commit": commit,
             "test_accuracy": round(100 * float((mnist.argmax(1) == y_test).mean()), 2),
             "mnist_ece": round(100 * calibrate.expected_calibration_error(mnist, y_test), 2),
