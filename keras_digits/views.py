@@ -63,8 +63,6 @@ def render_in_processes(images: np.ndarray, workers: int) -> np.ndarray:
     threads are never forked)."""
     import multiprocessing
 
-    if workers <= 1 or len(images) < 2 * workers:
-        return render(images)
     chunks = np.array_split(images, 4 * workers)
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         return np.concatenate(pool.map(render, chunks))
@@ -91,8 +89,8 @@ def predict_view(images: np.ndarray, folder: Path | str | None = None,
         except (OSError, ValueError, EOFError):
             pass  # a damaged cache file is made again
     workers = default_workers() if workers is None else workers
-    rendered = (render_in_processes(images, workers) if len(images) >= PARALLEL_FROM
-                else render(images))
+    rendered = (render_in_processes(images, workers)
+                if workers > 1 and len(images) >= PARALLEL_FROM else render(images))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic.atomic_path(path) as staging, open(staging, "wb") as handle:
