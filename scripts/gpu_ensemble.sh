@@ -7,8 +7,12 @@
 # (Before commit f44688f numpy feeds drew the predict-view swap once, not each epoch.)
 #
 # Keras is not installed on the lent GPU machines; carry it as wheels (see scripts/gpu_bench.sh).
-# Each model's study stops at its time limit (seconds), keeping the rows written so far:
+# Each entry is VARIANT:SEEDS:SECONDS, where VARIANT is a model with study options joined by `+`
+# (`alexnet+mixup=0.4` is the study's `alexnet:mixup=0.4`); its seeds stop at the time limit,
+# keeping the rows written so far. DATASET=fashion_mnist trains on clothes (then carry the
+# dataset too and name its folder in KERAS_DIGITS_DATA_DIR):
 #   STUDY="alexnet:5:300 cnn:3:140" bash scripts/gpu_ensemble.sh
+#   DATASET=fashion_mnist STUDY="alexnet:2:120 alexnet+clothing=0.5:2:120" bash scripts/gpu_ensemble.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if compgen -G ".whl/*.whl" >/dev/null; then
@@ -23,16 +27,20 @@ python3 -c "import jax, keras; print('keras', keras.__version__, 'jax', jax.__ve
   jax.devices())" 2>&1 | tee "$out/versions.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >>"$out/versions.txt" || true
+set -f  # entries may hold [ ] (tuples): no globbing
+variant_pattern='^[a-z_]+(\+[a-z_]+=[][0-9a-z_.,-]+)*$'
 for entry in ${STUDY:-alexnet:5:300 cnn:3:140}; do
-  IFS=: read -r model seeds seconds <<<"$entry"
-  if ! [[ $model =~ ^[a-z_]+$ && $seeds =~ ^[1-9][0-9]*$ && $seconds =~ ^[1-9][0-9]*$ ]]; then
-    echo "STUDY entry '$entry' is not MODEL:SEEDS:SECONDS (e.g. alexnet:5:300)" >&2
+  IFS=: read -r name seeds seconds <<<"$entry"
+  if ! [[ $name =~ $variant_pattern && $seeds =~ ^[1-9][0-9]*$ && $seconds =~ ^[1-9][0-9]*$ ]]
+  then
+    echo "STUDY entry '$entry' is not VARIANT:SEEDS:SECONDS (e.g. alexnet+mixup=0.4:5:300)" >&2
     exit 2
   fi
-  variants=("$model")
-  for ((seed = 1; seed < seeds; seed++)); do variants+=("$model:seed=$seed"); done
+  variant=${name//+/:}
+  variants=("$variant")
+  for ((seed = 1; seed < seeds; seed++)); do variants+=("$variant:seed=$seed"); done
   timeout "$seconds" python3 scripts/handwriting_study.py "${variants[@]}" --ensemble \
-    --out "$out/$model.jsonl" >"$out/$model.log" 2>&1 ||
-    echo "$model: stopped with exit $? (rows so far kept)"
-  grep -h '^{' "$out/$model.log" | cut -c1-220 || true
+    --dataset "${DATASET:-mnist}" --out "$out/$name.jsonl" >"$out/$name.log" 2>&1 ||
+    echo "$name: stopped with exit $? (rows so far kept)"
+  grep -h '^{' "$out/$name.log" | cut -c1-220 || true
 done
