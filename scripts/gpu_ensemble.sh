@@ -37,10 +37,11 @@ for entry in ${STUDY:-alexnet:5:300 cnn:3:140}; do
     exit 2
   fi
   variant=${name//+/:}
+  file=${name//[^a-z0-9_.-]/_}  # plain file names, which every copy tool takes
   variants=("$variant")
   for ((seed = 1; seed < seeds; seed++)); do variants+=("$variant:seed=$seed"); done
   timeout "$seconds" python3 scripts/handwriting_study.py "${variants[@]}" --ensemble \
-    --dataset "${DATASET:-mnist}" --out "$out/$name.jsonl" >"$out/$name.log" 2>&1 ||
+    --dataset "${DATASET:-mnist}" --out "$out/$file.jsonl" >"$out/$file.log" 2>&1 ||
     echo "$name: stopped with exit $? (rows so far kept)"
-  grep -h '^{' "$out/$name.log" | cut -c1-220 || true
+  grep -h '^{' "$out/$file.log" | cut -c1-220 || true
 done
