@@ -76,8 +76,9 @@ def build_parser() -> Parser:
 
 def auto_check_partner(model: str | Path) -> str:
     """The model `--check auto` asks for a second opinion: alexnet checks the others, cnn
-    checks alexnet."""
-    return "cnn" if Path(model).name.removesuffix(".onnx") == "alexnet" else "alexnet"
+    checks alexnet (and its int8 file)."""
+    base = Path(model).name.removesuffix(".onnx").partition(".")[0]
+    return "cnn" if base == "alexnet" else "alexnet"
 
 
 def check_model(check: str, model: str, dataset: str, export_dir: str) -> str | None:

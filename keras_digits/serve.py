@@ -30,6 +30,7 @@ from keras_digits import api, artifacts
 from keras_digits.catalog import model_rank
 from keras_digits.cli import Parser, UserError, positive_float, run_cli
 from keras_digits.contract import DATASET_KEY, PREPROCESSING, SEGMENTATION, UNSURE
+from keras_digits.predict import auto_check_partner
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -56,6 +57,9 @@ class ModelInfo:
     classes: list[str]
     test_accuracy: float | None
     error: str | None
+    # The file whose opinion joins the unsure flag, as `predict --check auto` reads it (the page
+    # loads it too); None where that model is not here or reads other classes.
+    check: str | None = None
 
 
 def find_ort(package: Path | None = None) -> tuple[Path, str]:
@@ -112,6 +116,16 @@ def catalogue(default: Path) -> list[ModelInfo]:
     accuracies = _accuracies(default.parent)
     files = sorted({default, *default.parent.glob("*.onnx")}, key=key)
     return [describe(f, accuracies.get(f.name.removesuffix(".onnx"))) for f in files]
+
+
+def pair_up_checks(models: list[ModelInfo]) -> None:
+    """Give each usable model the check model predict would ask (`auto_check_partner`), when
+    that one is listed, usable and reads the same classes."""
+    usable = {m.file: m for m in models if not m.error}
+    for info in usable.values():
+        partner = usable.get(f"{auto_check_partner(info.name)}.onnx")
+        if partner is not None and partner.classes == info.classes:
+            info.check = partner.file
 
 
 class PageHandler(BaseHTTPRequestHandler):
@@ -242,6 +256,7 @@ def make_server(model: Path, host: str, port: int, verbose: bool = False,
         if info.error:
             print(f"warning: {info.file} is listed as unusable: {info.error}", file=sys.stderr)
     usable = {m.file: model.parent / m.file for m in models if not m.error}
+    pair_up_checks(models)
     verifier = artifacts.verifier_path(model.parent)
     verifier = verifier if verifier.is_file() else None
     handler = type("Handler", (PageHandler,), {

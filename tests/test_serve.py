@@ -232,6 +232,7 @@ def test_server_serves_only_the_page_runtime_and_models(tiny_exported_dir):
         files = [m["file"] for m in config["models"]]
         assert files == ["cnn.onnx", "cnn.int8.onnx", "linear.onnx", "linear.int8.onnx"]
         assert config["verifier"] is None  # none made: the page cuts on confidence alone
+        assert [m["check"] for m in config["models"]] == [None] * 4  # no alexnet to ask
         assert fetch(url + serve.VERIFIER_ROUTE)[0] == 404
         status, kind, body = fetch(url + "/models/cnn.onnx")
         assert status == 200 and body == (tiny_exported_dir / "cnn.onnx").read_bytes()
@@ -240,6 +241,25 @@ def test_server_serves_only_the_page_runtime_and_models(tiny_exported_dir):
                       "/ort/%2e%2e/package.json", "/setup.sh"):
             status, _, body = fetch(url + probe)
             assert status == 404 and b"#!" not in body and b"limits" not in body, probe
+
+
+def test_each_model_on_the_page_is_checked_by_the_model_predict_would_ask():
+    digits = [str(d) for d in range(10)]
+
+    def listed(file: str, classes=digits, error: str | None = None) -> serve.ModelInfo:
+        return serve.ModelInfo(file.removesuffix(".onnx"), file, "mnist", classes, None, error)
+
+    models = [listed(f"{name}.onnx") for name in
+              ("cnn", "cnn.int8", "linear", "alexnet", "alexnet.int8")]
+    serve.pair_up_checks(models)
+    assert [m.check for m in models] == ["alexnet.onnx", "alexnet.onnx", "alexnet.onnx",
+                                         "cnn.onnx", "cnn.onnx"]
+    # A partner that is unusable or reads other classes is no check: the one-model rule.
+    for partner in (listed("alexnet.onnx", error="corrupt"),
+                    listed("alexnet.onnx", classes=[f"class {d}" for d in digits])):
+        alone = [listed("cnn.onnx"), partner]
+        serve.pair_up_checks(alone)
+        assert alone[0].check is None
 
 
 def test_server_serves_the_one_digit_verifier_when_it_was_made(tiny_exported_dir, tmp_path):
@@ -414,6 +434,49 @@ def test_a_number_is_read_in_the_browser_as_predict_reads_it(exported_dir, page_
         many = [[(15 + 35 * i, 40), (15 + 35 * i, 160)] for i in range(14)]
         assert draw(page, many) is None
         assert "14 separate marks" in page.inner_text("#message")
+
+
+def test_the_page_flags_unsure_answers_with_the_check_model_as_predict_does(exported_dir,
+                                                                           page_on, tmp_path):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    shutil.copy(exported_dir / "cnn.onnx", folder / "cnn.onnx")
+    # A stand-in check model that reads unlike the cnn: the mlp under alexnet's name.
+    shutil.copy(exported_dir / "mlp.onnx", folder / "alexnet.onnx")
+    checker = OnnxClassifier(folder / "alexnet.onnx")
+    reader = DigitReader(folder / "cnn.onnx", check=folder / "alexnet.onnx")
+
+    def saved(page, name: str) -> Path:
+        png = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
+        path = tmp_path / name
+        path.write_bytes(base64.b64decode(png.split(",", 1)[1]))
+        return path
+
+    def assert_checked(theirs: dict, mine) -> None:
+        pixels = np.array(theirs["pixels"], dtype=np.float32).reshape(1, 28, 28, 1)
+        best = theirs["top"]
+        mean = (theirs["probabilities"][best] + checker(pixels)[0, best]) / 2
+        assert theirs["support"] == pytest.approx(mean, abs=1e-4)
+        assert (theirs["unsure"], theirs["reason"]) == (mine.unsure, mine.reason)
+
+    with running_server("--model", str(folder / "cnn.onnx")) as url:
+        page = page_on(url)
+        flagged = 0
+        for i, strokes in enumerate((SEVEN, ONE, SEVEN[:1], ZERO[:1] + ONE)):
+            page.click("#clear")
+            result = draw(page, strokes)
+            assert result["check"] == "alexnet.onnx"
+            assert_checked(result, reader.read(saved(page, f"drawn-{i}.png")))
+            flagged += result["unsure"]
+        print(f"{flagged} of 4 drawings flagged unsure")
+        page.check("#number-mode")
+        page.wait_for_function("document.getElementById('pad').width === 500")
+        result = draw(page, _moved(SEVEN, 0.7, 20, 10) + _moved(ONE, 0.7, 200, 15))
+        assert result["check"] == "alexnet.onnx"
+        number = reader.read_number(saved(page, "drawn-number.png"))
+        assert result["number"] == number.text
+        for mine, theirs in zip(number.digits, result["digits"], strict=True):
+            assert_checked(theirs, mine)
 
 
 def test_page_says_what_to_do_when_the_model_file_is_gone(exported_dir, page_on, tmp_path):

@@ -28,6 +28,8 @@ const state = {
   running: null, // the classification in flight
   again: false, // the drawing changed while classifying
   unsure: null, // contract.UNSURE, from the server
+  check: null, // the session of the model whose opinion joins the unsure flag (predict's --check)
+  checks: new Map(), // check sessions by file, loaded once
   verifier: null, // the one-digit verifier's session, when the server has one
 };
 
@@ -157,26 +159,36 @@ async function probabilitiesOf(inputs, session = state.session) {
 
 const toPixels = (pieceInk) => mnistStyle(pieceInk).map((v) => v * 255);
 
-// Why an answer should not be trusted (reader.DigitReader's rule, one model), or null.
-function unsureReason(probability, markCount) {
+// Why an answer should not be trusted (reader.DigitReader's rule), or null. `support` is the
+// answer's probability, or with a check model the mean of both models' probabilities for it.
+function unsureReason(support, markCount) {
   if (markCount > state.unsure.MAX_MARKS) return `${markCount} separate marks, not one digit`;
-  if (probability < state.unsure.BELOW) return `confidence below ${Math.round(100 * state.unsure.BELOW)}%`;
+  if (support < state.unsure.BELOW) {
+    return `${state.check ? "the two models agree" : "confidence"} below ` +
+      `${Math.round(100 * state.unsure.BELOW)}%`;
+  }
   return null;
 }
 
-function answer(probabilities) {
-  const best = probabilities.indexOf(Math.max(...probabilities));
-  return { top: best, label: state.model.classes[best], probability: probabilities[best] };
+// Each input's probabilities, with the answer and its support (the check model's opinion in).
+async function readAll(inputs) {
+  const all = await probabilitiesOf(inputs);
+  const checks = state.check ? await probabilitiesOf(inputs, state.check) : null;
+  return all.map((probabilities, i) => {
+    const best = probabilities.indexOf(Math.max(...probabilities));
+    const support = checks ? (probabilities[best] + checks[i][best]) / 2 : probabilities[best];
+    return { probabilities, top: best, label: state.model.classes[best],
+      probability: probabilities[best], support };
+  });
 }
 
 async function classifyDigit(map) {
   const pixels = toPixels(map);
   renderSeen(pixels);
-  const [probabilities] = await probabilitiesOf([pixels]);
-  const read = answer(probabilities);
-  const reason = unsureReason(read.probability, marks(inkMask(map)).kept.length);
-  renderBars(probabilities);
-  window.digitApp.result = { model: state.model.file, probabilities, ...read,
+  const [read] = await readAll([pixels]);
+  const reason = unsureReason(read.support, marks(inkMask(map)).kept.length);
+  renderBars(read.probabilities);
+  window.digitApp.result = { model: state.model.file, check: checkFile(), ...read,
     unsure: reason !== null, reason, pixels: Array.from(pixels) };
   show("ready", `${state.model.name} reads ${read.label} (${percent(read.probability)})` +
     (reason ? ` but is unsure: ${reason}.` : "."));
@@ -202,15 +214,14 @@ async function classifyNumber(map) {
     return;
   }
   const inputs = pieces.map((piece) => toPixels(piece.ink));
-  const digits = (await probabilitiesOf(inputs)).map((probabilities, i) => {
-    const read = answer(probabilities);
-    const reason = unsureReason(read.probability, 0);
-    return { ...read, probabilities, unsure: reason !== null, reason, box: pieces[i].box,
+  const digits = (await readAll(inputs)).map((read, i) => {
+    const reason = unsureReason(read.support, 0);
+    return { ...read, unsure: reason !== null, reason, box: pieces[i].box,
       pixels: Array.from(inputs[i]) };
   });
   renderDigits(digits);
   const number = digits.map((d) => d.label).join("");
-  window.digitApp.result = { model: state.model.file, number, digits,
+  window.digitApp.result = { model: state.model.file, check: checkFile(), number, digits,
     unsure: digits.some((d) => d.unsure), verified: state.verifier !== null };
   const doubtful = digits.filter((d) => d.unsure).length;
   show("ready", `${state.model.name} reads ${number}` +
@@ -285,10 +296,31 @@ async function errorText(response) {
   }
 }
 
+const checkFile = () => (state.check ? state.model.check : null);
+
+// The check model's session (loaded once); null, with a warning, when it cannot be used: the
+// page then flags answers by the one model's confidence.
+async function checkSession(file) {
+  if (!state.checks.has(file)) {
+    try {
+      const response = await fetch(`/models/${encodeURIComponent(file)}`);
+      if (!response.ok) throw new Error(await errorText(response));
+      state.checks.set(file, await state.ort.InferenceSession.create(
+        new Uint8Array(await response.arrayBuffer()),
+        { executionProviders: ["wasm"], graphOptimizationLevel: "all" }));
+    } catch (error) {
+      console.warn(`the check model ${file} did not load: ${error.message}`);
+      return null;
+    }
+  }
+  return state.checks.get(file);
+}
+
 async function loadModel(file) {
   await window.digitApp.whenIdle();
   const model = state.models.find((m) => m.file === file);
   state.session = null;
+  state.check = null;
   state.model = model;
   window.digitApp.result = null;
   renderBars(null);
@@ -299,8 +331,10 @@ async function loadModel(file) {
     const bytes = new Uint8Array(await response.arrayBuffer());
     const session = await state.ort.InferenceSession.create(bytes,
       { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+    const check = model.check ? await checkSession(model.check) : null;
     if (state.model !== model) return; // another model was picked meanwhile
     state.session = session;
+    state.check = check;
   } catch (error) {
     if (state.model === model) show("error", `Cannot use ${file}: ${error.message}`);
     return;
