@@ -26,7 +26,7 @@ from pathlib import Path
 
 from keras_digits.catalog import class_names
 from keras_digits.cli import UserError
-from keras_digits.predict import auto_check_partner, describe
+from keras_digits.predict import describe
 from keras_digits.reader import DigitReader, NumberReading
 
 MAX_BYTES = 10 * 2**20  # the largest upload; a 12-megapixel JPEG is about 5 MB
@@ -41,9 +41,14 @@ class Predictor:
     """The models a server lists, each loaded on its first request and then shared by every
     thread (an onnxruntime session may run from several threads at once)."""
 
-    def __init__(self, model_paths: dict[str, Path], default: str) -> None:
+    def __init__(self, model_paths: dict[str, Path], default: str,
+                 checks: dict[str, str | None] | None = None) -> None:
+        """`model_paths` and `checks` are keyed by file name; `checks` names each model's check
+        file (`serve.pair_up_checks`, the page's pairing), None for the one-model rule."""
         self.model_paths = {name.removesuffix(".onnx"): path
                             for name, path in model_paths.items()}
+        self.checks = {name.removesuffix(".onnx"): model_paths[check]
+                       for name, check in (checks or {}).items() if check}
         self.default = default.removesuffix(".onnx")
         self.readers: dict[tuple[str, bool], DigitReader] = {}
         self.loading = threading.Lock()
@@ -52,12 +57,8 @@ class Predictor:
     def reader(self, name: str, checked: bool) -> DigitReader:
         with self.loading:
             if (name, checked) not in self.readers:
-                check = self.model_paths.get(auto_check_partner(name)) if checked else None
-                try:
-                    reader = DigitReader(self.model_paths[name], check=check)
-                except UserError:  # a check model for other classes: read without one
-                    reader = DigitReader(self.model_paths[name])
-                self.readers[name, checked] = reader
+                check = self.checks.get(name) if checked else None
+                self.readers[name, checked] = DigitReader(self.model_paths[name], check=check)
             return self.readers[name, checked]
 
     def answer(self, query: dict[str, list[str]], body: bytes,

@@ -58,7 +58,7 @@ class ModelInfo:
     test_accuracy: float | None
     error: str | None
     # The file whose opinion joins the unsure flag, as `predict --check auto` reads it (the page
-    # loads it too); None where that model is not here or reads other classes.
+    # and /api/predict ask it); None where that model is not here or reads other classes.
     check: str | None = None
 
 
@@ -263,7 +263,8 @@ def make_server(model: Path, host: str, port: int, verbose: bool = False,
         "ort_dir": ort_dir, "quiet": not verbose, "timeout": timeout,
         "verifier_path": verifier,
         "model_paths": {m.file: model.parent / m.file for m in models},
-        "predictor": api.Predictor(usable, models[0].file),
+        "predictor": api.Predictor(usable, models[0].file,
+                                   {m.file: m.check for m in models if not m.error}),
         "config": {"default": models[0].file, "onnxruntime_web": ort_version,
                    "models": [asdict(m) for m in models], "preprocessing": PREPROCESSING,
                    "segmentation": SEGMENTATION, "unsure": UNSURE, "page_off": page_off,

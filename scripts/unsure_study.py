@@ -53,10 +53,11 @@ def in_batches(classifier, pixels: np.ndarray) -> np.ndarray:
 
 
 def alternatives(reader: DigitReader, third: OnnxClassifier, pixels: np.ndarray,
-                 labels: np.ndarray, answers: np.ndarray, below: float = 0.8) -> dict:
-    """Shared mistakes, and what other rules built on the same models would flag."""
+                 own: np.ndarray, other: np.ndarray, labels: np.ndarray, answers: np.ndarray,
+                 below: float = 0.8) -> dict:
+    """Shared mistakes, and what other rules built on the same models (`own` and `other`: the
+    model's and the check model's probabilities for `pixels`) would flag."""
     rows, right = np.arange(len(answers)), answers == labels
-    own, other = in_batches(reader.classifier, pixels), in_batches(reader.checker, pixels)
     mean = (own[rows, answers] + other[rows, answers]) / 2
     shared = ~right & (other.argmax(axis=1) == answers)
     sure = shared & (mean >= UNSURE["BELOW"])
@@ -94,9 +95,10 @@ def study(model: str, export_dir: str, sets: dict, check: str | None = None,
         answers = np.array([r.label for r in readings])
         right = answers == labels
         pixels = np.stack([r.pixels for r in readings])
-        support = in_batches(reader.classifier, pixels)
+        own = support = in_batches(reader.classifier, pixels)
         if reader.checker is not None:
-            support = (support + in_batches(reader.checker, pixels)) / 2
+            other = in_batches(reader.checker, pixels)
+            support = (own + other) / 2
         confidence = support[np.arange(len(answers)), answers]
         rows = [{"below": t, "wrong_flagged": float(np.mean(confidence[~right] < t)),
                  "right_flagged": float(np.mean(confidence[right] < t))} for t in THRESHOLDS]
@@ -122,7 +124,7 @@ def study(model: str, export_dir: str, sets: dict, check: str | None = None,
         if third is not None and reader.checker is not None and name == "semeion":
             result["sets"][name]["alternatives"] = alternatives(
                 reader, OnnxClassifier(resolve_model_path(third, "mnist", export_dir)), pixels,
-                labels, answers)
+                own, other, labels, answers)
     return result
 
 
