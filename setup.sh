@@ -11,6 +11,8 @@ python3 -m venv .venv
 .venv/bin/python -m pip install --quiet -r "$requirements"
 # The JAX backend (data-parallel training across processes; the tests run two on this machine).
 .venv/bin/python -m pip install --quiet -r requirements-jax.txt
+# The project itself, editable: the `keras-digits` command, and `import keras_digits` from anywhere.
+.venv/bin/python -m pip install --quiet --no-deps -e .
 
 if command -v npm >/dev/null; then
   npm ci --no-audit --no-fund --loglevel=error

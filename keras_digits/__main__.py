@@ -10,7 +10,7 @@ import importlib.util
 import sys
 
 import keras_digits
-from keras_digits import cli
+from keras_digits.core import cli
 
 # Command -> what it does; each is the module keras_digits.<command>.
 COMMANDS = {

@@ -2,7 +2,7 @@
 # Prepared GPU study (about 8 minutes) for a machine with JAX and a GPU but no TensorFlow: how far
 # apart do seeds of one recipe land, and what does averaging them buy? Trains the published
 # alexnet recipe with seeds 0-4, then the cnn's with seeds 0-2, on the JAX backend (mixed
-# float16), each scored on MNIST test and Semeion by scripts/handwriting_study.py, and after
+# float16), each scored on MNIST test and Semeion by studies/handwriting_study.py, and after
 # every seed past the first the mean of the calibrated probabilities so far (`--ensemble`).
 # (Before commit f44688f numpy feeds drew the predict-view swap once, not each epoch.)
 #
@@ -12,7 +12,7 @@
 # keeping the rows written so far. DATASET=fashion_mnist trains on clothes (then carry the
 # dataset too and name its folder in KERAS_DIGITS_DATA_DIR):
 #   STUDY="alexnet:5:300 cnn:3:140" bash scripts/gpu_ensemble.sh
-#   DATASET=fashion_mnist STUDY="alexnet:2:120 alexnet+clothing=0.5:2:120" bash scripts/gpu_ensemble.sh
+#   DATASET=fashion_mnist STUDY="alexnet:2:120 alexnet+mixup=0.4:2:120" bash scripts/gpu_ensemble.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if compgen -G ".whl/*.whl" >/dev/null; then
@@ -40,7 +40,7 @@ for entry in ${STUDY:-alexnet:5:300 cnn:3:140}; do
   file=${name//[^a-z0-9_.-]/_}  # plain file names, which every copy tool takes
   variants=("$variant")
   for ((seed = 1; seed < seeds; seed++)); do variants+=("$variant:seed=$seed"); done
-  timeout "$seconds" python3 scripts/handwriting_study.py "${variants[@]}" --ensemble \
+  timeout "$seconds" python3 -m studies.handwriting_study "${variants[@]}" --ensemble \
     --dataset "${DATASET:-mnist}" --out "$out/$file.jsonl" >"$out/$file.log" 2>&1 ||
     echo "$name: stopped with exit $? (rows so far kept)"
   grep -h '^{' "$out/$file.log" | cut -c1-220 || true

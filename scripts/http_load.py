@@ -31,8 +31,8 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from keras_digits import data  # noqa: E402
-from keras_digits.reader import DigitReader  # noqa: E402
+from keras_digits.data import datasets  # noqa: E402
+from keras_digits.reading.reader import DigitReader  # noqa: E402
 
 
 @contextmanager
@@ -54,7 +54,7 @@ def running_server(model: str):
 
 def digit_pngs(count: int) -> list[bytes]:
     """`count` MNIST test digits as PNG files, dark ink on white."""
-    images = data.load_arrays("mnist").test_images[:count, :, :, 0]
+    images = datasets.load_arrays("mnist").test_images[:count, :, :, 0]
     files = []
     for image in images:
         buffer = io.BytesIO()

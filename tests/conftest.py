@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import inspect
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,32 +77,62 @@ def no_network():
 def render_cache(tmp_path_factory):
     """The predict-path renderings that training caches go to a folder of this run, not the
     user's ~/.cache (subprocesses inherit it)."""
-    from keras_digits import views
+    from keras_digits.training import renderings
 
-    previous = os.environ.get(views.CACHE_ENV)
-    os.environ[views.CACHE_ENV] = str(tmp_path_factory.mktemp("render_cache"))
+    previous = os.environ.get(renderings.CACHE_ENV)
+    os.environ[renderings.CACHE_ENV] = str(tmp_path_factory.mktemp("render_cache"))
     yield
     if previous is None:
-        os.environ.pop(views.CACHE_ENV, None)
+        os.environ.pop(renderings.CACHE_ENV, None)
     else:
-        os.environ[views.CACHE_ENV] = previous
+        os.environ[renderings.CACHE_ENV] = previous
 
 
 @pytest.fixture(scope="session")
 def mnist():
-    from keras_digits import data
+    from keras_digits.data import datasets
 
-    return data.load_arrays("mnist")
+    return datasets.load_arrays("mnist")
 
 
 SLOW_FIXTURES = {"trained_dir", "exported_dir", "page_on"}
+# Fixtures that start a process (a training run, an export, a server, a browser): a test that
+# uses one, or that starts a process itself, is not a unit test.
+PROCESS_FIXTURES = SLOW_FIXTURES | {"tiny_trained_dir", "tiny_exported_dir", "browser"}
+STARTS_A_PROCESS = re.compile(r"run_module\(|subprocess\.|Popen\(|running_server\(|"
+                              r"_start_server\(|multiprocessing")
+
+
+def _starts_a_process(item) -> bool:
+    if PROCESS_FIXTURES & set(item.fixturenames):
+        return True
+    try:
+        source = inspect.getsource(item.function)
+    except (OSError, TypeError):
+        return True
+    return bool(STARTS_A_PROCESS.search(source))
 
 
 def pytest_collection_modifyitems(items):
-    """Tests that need the models trained on 24,000 images (or a browser) are the slow tier."""
+    """The tiers: `slow` needs the models trained on 24,000 images (or a browser); `unit`
+    starts no process and trains nothing beyond a few steps (`pytest -m unit`, under a minute);
+    the rest with `unit` is the fast tier (`pytest -m "not slow"`)."""
     for item in items:
-        if SLOW_FIXTURES & set(item.fixturenames):
+        if SLOW_FIXTURES & set(item.fixturenames) or item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.slow)
+        elif not _starts_a_process(item) and not item.get_closest_marker("not_unit"):
+            item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(autouse=True)
+def unit_tests_start_no_process(request, monkeypatch):
+    """Under `-m unit` a test that starts a process fails and says so, so the tier stays honest."""
+    if request.node.get_closest_marker("unit") and "unit" in (request.config.option.markexpr
+                                                              or ""):
+        def refuse(*args, **kwargs):
+            raise AssertionError("a unit test started a process: mark it not_unit")
+
+        monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
 def _train(tmp_path_factory, folder: str, *args: str) -> Path:

@@ -20,9 +20,9 @@ from conftest import REPO
 from PIL import Image
 from test_serve import running_server
 
-from keras_digits import serve
-from keras_digits.contract import THUMBNAIL_POLARITY
-from keras_digits.reader import DigitReader, surest
+from keras_digits.core.contract import THUMBNAIL_POLARITY
+from keras_digits.reading.reader import DigitReader, surest
+from keras_digits.serving import server
 
 spec = importlib.util.spec_from_file_location("http_load", REPO / "scripts" / "http_load.py")
 http_load = importlib.util.module_from_spec(spec)
@@ -143,19 +143,19 @@ def test_100_concurrent_requests_are_all_answered(endpoint, digits):
 
 def test_without_onnxruntime_web_the_page_is_off_and_the_api_answers(
         tiny_exported_dir, digits, tmp_path, monkeypatch):
-    monkeypatch.setattr(serve, "ORT_PACKAGE", tmp_path / "node_modules" / "onnxruntime-web")
+    monkeypatch.setattr(server, "ORT_PACKAGE", tmp_path / "node_modules" / "onnxruntime-web")
     monkeypatch.chdir(tmp_path)  # nor in the current folder
-    server = serve.make_server(Path(tiny_exported_dir / "cnn.onnx"), "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
+    httpd = server.make_server(Path(tiny_exported_dir / "cnn.onnx"), "127.0.0.1", 0)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
     try:
         with pytest.raises(urllib.error.HTTPError) as page:
             urllib.request.urlopen(url + "/", timeout=30)
         assert page.value.code == 503 and "npm ci" in json.loads(page.value.read())["error"]
         assert post(url, digits[0])[0] == 200
     finally:
-        server.shutdown()
-        server.server_close()
+        httpd.shutdown()
+        httpd.server_close()
 
 
 @pytest.mark.parametrize("gap", [0.05, 0.3])

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO, last_error_line, run_module
 
-from keras_digits import artifacts, cluster
-from keras_digits.cli import UserError
+from keras_digits.core import artifacts
+from keras_digits.core.cli import UserError
+from keras_digits.training import cluster
 
 pytest.importorskip("jax", reason="pip install -r requirements-jax.txt")
 

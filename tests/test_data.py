@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from conftest import REPO, make_idx_dir, run_module, write_idx
 
-from keras_digits import data, pipeline
-from keras_digits.cli import UserError
+from keras_digits.core.cli import UserError
+from keras_digits.data import datasets
+from keras_digits.training import input_pipeline
 
 
 def test_mnist_integrity(mnist):
@@ -30,28 +31,28 @@ def test_mnist_integrity(mnist):
 
 
 def test_split_sizes_and_no_overlap(mnist):
-    splits = data.split(mnist)
+    splits = datasets.split(mnist)
     assert len(splits.train[0]) == 55_000
     assert len(splits.validation[0]) == 5_000
     assert len(splits.test[0]) == 10_000
     # Validation is the tail of the training set, never the test set.
     assert np.array_equal(splits.validation[0], mnist.train_images[55_000:])
-    limited = data.split(mnist, limit=100)
+    limited = datasets.split(mnist, limit=100)
     assert [len(s[0]) for s in (limited.train, limited.validation, limited.test)] == [100] * 3
 
 
 @pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
                     reason="dataset-fashion-mnist is not installed")
 def test_fashion_mnist_from_debian():
-    arrays = data.load_arrays("fashion_mnist")
+    arrays = datasets.load_arrays("fashion_mnist")
     assert arrays.train_images.shape == (60_000, 28, 28, 1)
     assert arrays.test_labels.shape == (10_000,)
     assert arrays.source == "/usr/share/datasets/fashion-mnist"
 
 
 def test_pipeline_batches(mnist):
-    splits = data.split(mnist, limit=300)
-    feeds = pipeline.feeds(splits, batch_size=64)
+    splits = datasets.split(mnist, limit=300)
+    feeds = input_pipeline.feeds(splits, batch_size=64)
     images, labels = next(iter(feeds.train["x"]))
     assert images.shape == (64, 28, 28, 1) and images.dtype.name == "uint8"
     assert labels.dtype.name == "int32"
@@ -61,8 +62,8 @@ def test_pipeline_batches(mnist):
 def test_sharded_feeds_split_evenly_and_padding_weighs_nothing(mnist):
     """Over 3 devices every batch divides by 3: training drops its partial batch, validation
     is padded with zero-weight images; the test set stays whole."""
-    splits = data.split(mnist, limit=1000)
-    feeds = pipeline.feeds(splits, batch_size=96, devices=3)
+    splits = datasets.split(mnist, limit=1000)
+    feeds = input_pipeline.feeds(splits, batch_size=96, devices=3)
     assert {int(b[0].shape[0]) for b in feeds.train["x"]} == {96}
     batches = list(feeds.validation)
     assert all(int(b[0].shape[0]) % 3 == 0 for b in batches)
@@ -71,20 +72,20 @@ def test_sharded_feeds_split_evenly_and_padding_weighs_nothing(mnist):
     assert weights.sum() == 1000 and set(weights[1000:]) <= {0.0}
     assert (labels[:1000] == splits.validation[1]).all()
     assert sum(int(b[0].shape[0]) for b in feeds.test["x"]) == 1000
-    numpy_feeds = pipeline.feeds(splits, batch_size=96, arrays=True)
+    numpy_feeds = input_pipeline.feeds(splits, batch_size=96, arrays=True)
     assert numpy_feeds.train["x"] is splits.train[0] and numpy_feeds.train["shuffle"]
 
 
 def test_mixup_blends_each_digit_with_one_partner_and_both_labels():
     """Every mixed image is λ of its own digit and 1 - λ of one other in the batch, λ ≥ 1/2,
     and its label row names both digits and λ: the loss then blends the two targets."""
-    from keras_digits.plan import TrainConfig, _mixed_accuracy, build_compiled
+    from keras_digits.training.compiled import TrainConfig, _mixed_accuracy, build_compiled
 
     count = 64
     images = np.repeat(np.arange(count, dtype=np.uint8)[:, None, None, None] * 4, 28, axis=1)
     images = np.repeat(images, 28, axis=2)
     labels = np.arange(count) % 10
-    blended, rows = (t.numpy() for t in next(iter(pipeline.to_dataset(
+    blended, rows = (t.numpy() for t in next(iter(input_pipeline.to_dataset(
         images, labels, count, mixup=0.4))))
     own, partner, weight = rows[:, 0], rows[:, 1], rows[:, 2]
     assert ((weight >= 0.5) & (weight <= 1.0)).all() and weight.std() > 0.01
@@ -112,7 +113,7 @@ def test_mixup_blends_each_digit_with_one_partner_and_both_labels():
     accuracy.update_state(np.array([3, 3]), probabilities)
     assert accuracy.name == "accuracy" and float(accuracy.result()) == pytest.approx(0.75)
     # The numpy feed (the JAX backend) mixes its batches the same way.
-    batches = pipeline.train_feed(images, labels, count, arrays=True, mixup=0.4)["x"]
+    batches = input_pipeline.train_feed(images, labels, count, arrays=True, mixup=0.4)["x"]
     blended, rows = batches[0]
     own, partner, weight = rows[:, 0].astype(int), rows[:, 1].astype(int), rows[:, 2]
     assert ((weight >= 0.5) & (weight <= 1.0)).all() and weight.std() > 0.01
@@ -130,7 +131,7 @@ def test_data_dir_override(tmp_path):
     # Copies of the real files in a user's folder are found there first.
     target = tmp_path / "mine" / "mnist"
     shutil.copytree(REPO / "data" / "mnist", target)
-    arrays = data.load_arrays("mnist", data_dir=tmp_path / "mine")
+    arrays = datasets.load_arrays("mnist", data_dir=tmp_path / "mine")
     assert arrays.source == str(target)
 
 
@@ -164,30 +165,30 @@ def _altered_pixel(folder: Path) -> None:
 def test_damaged_files_are_refused(tmp_path, damage, message):
     root = _damaged_copy(tmp_path, damage)
     with pytest.raises(UserError, match=message):
-        data.load_arrays("mnist", data_dir=root)
+        datasets.load_arrays("mnist", data_dir=root)
 
 
 def test_idx_format_errors(tmp_path):
     labels = np.arange(10, dtype=np.uint8)
     bad_magic = write_idx(tmp_path / "bad-magic", labels, 0x999, compress=False)
     with pytest.raises(UserError, match="not an IDX labels file"):
-        data.parse_idx(bad_magic.read_bytes(), bad_magic, "labels")
+        datasets.parse_idx(bad_magic.read_bytes(), bad_magic, "labels")
     short = write_idx(tmp_path / "short", labels, 0x801, compress=False)
     with pytest.raises(UserError, match="truncated"):
-        data.parse_idx(short.read_bytes()[:-3], short, "labels")
+        datasets.parse_idx(short.read_bytes()[:-3], short, "labels")
 
 
 def test_image_label_count_mismatch(tmp_path):
     folder = make_idx_dir(tmp_path / "fake")
     write_idx(folder / "t10k-labels-idx1-ubyte", np.zeros(5, dtype=np.uint8), 0x801)
-    files = data.find_local_files("mnist", tmp_path / "fake")
+    files = datasets.find_local_files("mnist", tmp_path / "fake")
     with pytest.raises(UserError, match="16 images but 5 labels"):
-        data.load_idx_dir("mnist", files, verify=False)
+        datasets.load_idx_dir("mnist", files, verify=False)
 
 
 def test_unknown_dataset():
     with pytest.raises(UserError, match="unknown dataset"):
-        data.load_arrays("cifar10")
+        datasets.load_arrays("cifar10")
 
 
 def test_local_data_never_touches_network():
@@ -197,8 +198,8 @@ def test_local_data_never_touches_network():
         "def refuse(*a, **k): raise AssertionError('network access attempted')\n"
         "socket.socket.connect = refuse; socket.create_connection = refuse\n"
         "socket.getaddrinfo = refuse\n"
-        "from keras_digits import data\n"
-        "a = data.load_arrays('mnist')\n"
+        "from keras_digits.data import datasets\n"
+        "a = datasets.load_arrays('mnist')\n"
         "assert 'tensorflow_datasets' not in sys.modules\n"
         "print(len(a.train_images))\n"
     )

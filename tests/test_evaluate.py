@@ -11,9 +11,10 @@ import pytest
 from conftest import last_error_line, run_module
 from PIL import Image
 
-from keras_digits import evaluate, folders
-from keras_digits.contract import THUMBNAIL_POLARITY
-from keras_digits.reader import DigitReader
+from keras_digits.analysis import evaluate
+from keras_digits.core.contract import THUMBNAIL_POLARITY
+from keras_digits.data import folders
+from keras_digits.reading.reader import DigitReader
 
 
 def _digit_folder(root, mnist, per_class: int = 3, layout: str = "csv"):

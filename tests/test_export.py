@@ -9,7 +9,8 @@ import onnx
 import pytest
 from conftest import last_error_line, run_module
 
-from keras_digits import artifacts, export
+from keras_digits.deploy import export
+from keras_digits.models import saved
 
 
 @pytest.mark.parametrize("name", ["linear", "mlp", "cnn"])
@@ -75,9 +76,9 @@ def test_parity_report(exported_dir):
 
 
 def test_litert_batch_is_dynamic_and_matches_keras(exported_dir, trained_dir, mnist):
-    from keras_digits import litert
+    from keras_digits.deploy import litert
 
-    model = artifacts.load_trained(trained_dir / "mnist" / "cnn" / "model.keras", "cnn")
+    model = saved.load_trained(trained_dir / "mnist" / "cnn" / "model.keras", "cnn")
     predict = litert.runner(exported_dir / "cnn.tflite")
     for batch in (1, 7, 1):  # a new size re-plans the tensors, a repeated one reuses them
         images = mnist.test_images[:batch].astype(np.float32)
@@ -85,7 +86,7 @@ def test_litert_batch_is_dynamic_and_matches_keras(exported_dir, trained_dir, mn
 
 
 def test_onnx_batch_is_dynamic_and_matches_keras(exported_dir, trained_dir, mnist):
-    model = artifacts.load_trained(trained_dir / "mnist" / "cnn" / "model.keras", "cnn")
+    model = saved.load_trained(trained_dir / "mnist" / "cnn" / "model.keras", "cnn")
     for batch in (1, 7):
         images = mnist.test_images[:batch].astype(np.float32)
         onnx_probs = export.run_onnx(exported_dir / "cnn.onnx", images)

@@ -13,9 +13,9 @@ import pytest
 from conftest import REPO, last_error_line, run_module
 from PIL import Image, ImageDraw, ImageFilter
 
-from keras_digits import decode, preprocess, raster, segment, strokes
-from keras_digits.compose import compose
-from keras_digits.reader import DigitReader
+from keras_digits.data.compose import compose
+from keras_digits.imaging import decode, find_ink, normalize, raster, segment, strokes
+from keras_digits.reading.reader import DigitReader
 
 
 def _narrow_digits(mnist, count: int, seed: int) -> list[int]:
@@ -32,7 +32,7 @@ def _narrow_digits(mnist, count: int, seed: int) -> list[int]:
 
 
 def _ink(image: np.ndarray) -> np.ndarray:
-    return preprocess.ink_map(decode.read_gray(image))
+    return find_ink.ink_map(decode.read_gray(image))
 
 
 def _flood_fill_count(mask: np.ndarray) -> int:
@@ -110,7 +110,7 @@ def _touching_pair(mnist) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def test_a_touching_pair_is_cut_where_the_reader_is_surer(mnist):
     image, left_truth, right_truth = _touching_pair(mnist)
     ink = _ink(image)
-    margin = preprocess.paper_margin(image.shape)
+    margin = find_ink.paper_margin(image.shape)
     truth = [np.pad(t, margin) for t in (left_truth, right_truth)]
 
     def reader(inks):  # a stand-in, sure only of pieces no wider than one digit
@@ -405,7 +405,7 @@ def test_the_verifier_is_made_and_number_mode_cuts_with_it(mnist, tiny_exported_
     assert info["examples"] > 80 and info["one_digit"] == 40 and 0 <= info["held_out_accuracy"] <= 1
     reader = DigitReader(folder / "cnn.onnx")
     assert reader.verifier is not None
-    said = reader.verifier(np.stack([preprocess.to_pixels(_ink(255.0 - d)) for d in
+    said = reader.verifier(np.stack([normalize.to_pixels(_ink(255.0 - d)) for d in
                                      mnist.test_images[:3, ..., 0]]))
     assert said.shape == (3,) and ((said >= 0) & (said <= 1)).all()
     after = run_module("keras_digits.predict", str(number), "--model", str(folder / "cnn.onnx"))

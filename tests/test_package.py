@@ -3,8 +3,8 @@ base install (onnxruntime, numpy, Pillow) predicts with TensorFlow absent."""
 
 from __future__ import annotations
 
-import ast
 import email
+import importlib
 import os
 import shutil
 import subprocess
@@ -25,14 +25,16 @@ from keras_digits.__main__ import COMMANDS
 PACKAGE = REPO / "keras_digits"
 
 
-def test_every_stage_with_a_command_line_is_a_command():
+def test_every_command_is_a_module_at_the_top_with_a_parser_and_a_main():
+    """`python -m keras_digits.X` runs for every command `keras-digits --help` lists, and each
+    names the stage module its options come from."""
     runnable = {path.stem for path in PACKAGE.glob("*.py")
                 if path.stem != "__main__" and 'if __name__ == "__main__":' in path.read_text()}
     assert set(COMMANDS) == runnable
     for name in COMMANDS:
-        tree = ast.parse((PACKAGE / f"{name}.py").read_text())
-        assert any(isinstance(node, ast.FunctionDef) and node.name == "main"
-                   for node in tree.body), name
+        module = importlib.import_module(f"keras_digits.{name}")
+        assert callable(module.main) and callable(module.build_parser), name
+        assert module.build_parser().prog == f"python -m keras_digits.{name}", name
 
 
 def test_help_lists_the_commands_and_a_wrong_one_is_one_line():
@@ -114,7 +116,7 @@ def test_the_wheel_declares_a_light_base_and_the_training_extra(wheel):
     assert any(r.startswith("tensorflow>") and 'extra == "train"' in r for r in requires)
     assert {"predict", "train", "dev"} <= set(metadata.get_all("Provides-Extra"))
     assert "keras-digits = keras_digits.__main__:main" in entry_points
-    assert {"keras_digits/web/index.html", "keras_digits/web/segment.js"} <= names
+    assert {"keras_digits/serving/web/index.html", "keras_digits/serving/web/segment.js"} <= names
     assert not any(name.startswith(("data/", "tests/", "saved_models/")) for name in names)
 
 

@@ -16,9 +16,9 @@ from conftest import REPO, run_module
 from drawings import VARIANTS, available_fonts, make_set
 from PIL import Image
 
-from keras_digits import preprocess
-from keras_digits.cli import UserError
-from keras_digits.reader import OnnxClassifier
+from keras_digits.core.cli import UserError
+from keras_digits.imaging import normalize
+from keras_digits.reading.reader import OnnxClassifier
 
 pytestmark = pytest.mark.skipif(not available_fonts(), reason="DejaVu fonts are not installed")
 
@@ -30,7 +30,7 @@ def drawings(tmp_path_factory):
 
 def test_preprocessing_matches_mnist_geometry(drawings):
     for path, _, _ in drawings[::7]:
-        pixels = preprocess.load_digit(path)[..., 0]
+        pixels = normalize.load_digit(path)[..., 0]
         assert pixels.shape == (28, 28) and pixels.max() == pytest.approx(255, abs=1)
         rows, cols = np.flatnonzero(pixels.max(1) > 25), np.flatnonzero(pixels.max(0) > 25)
         assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 <= 21  # the 20-pixel box
@@ -44,8 +44,8 @@ def test_variants_of_one_drawing_look_alike(drawings):
     by_key = {(p.stem.rsplit("-", 2)[0], v, d): p for p, d, v in drawings}
     for (font, variant, digit), path in by_key.items():
         if variant in ("inverted", "rgba", "jpeg"):
-            plain = preprocess.load_digit(by_key[(font, "plain", digit)])
-            other = preprocess.load_digit(path)
+            plain = normalize.load_digit(by_key[(font, "plain", digit)])
+            other = normalize.load_digit(path)
             assert np.abs(plain - other).mean() < 12, (path, np.abs(plain - other).mean())
 
 
@@ -53,10 +53,10 @@ def test_mnist_style_reads_drawings_far_better_than_naive_resize(drawings, expor
     classifier = OnnxClassifier(exported_dir / "cnn.onnx")
     right, naive_right, per_variant = 0, 0, Counter()
     for path, label, variant in drawings:
-        guess = classifier(preprocess.load_digit(path)[None])[0].argmax()
+        guess = classifier(normalize.load_digit(path)[None])[0].argmax()
         right += guess == label
         per_variant[variant] += guess == label
-        naive_right += classifier(preprocess.naive_resize(path)[None])[0].argmax() == label
+        naive_right += classifier(normalize.naive_resize(path)[None])[0].argmax() == label
     accuracy, naive = right / len(drawings), naive_right / len(drawings)
     assert accuracy >= 0.85, (accuracy, per_variant)
     assert accuracy >= naive + 0.3, (accuracy, naive)
@@ -73,7 +73,7 @@ def test_mnist_test_images_survive_preprocessing(exported_dir, mnist, tmp_path):
         Image.fromarray(255 - image).save(path)  # as a person would draw it: dark on light
         raw_right += classifier(image[None, ..., None].astype(np.float32))[0].argmax() == \
             mnist.test_labels[i]
-        through_files += classifier(preprocess.load_digit(path)[None])[0].argmax() == \
+        through_files += classifier(normalize.load_digit(path)[None])[0].argmax() == \
             mnist.test_labels[i]
     assert through_files >= raw_right - 6, (through_files, raw_right)
 
@@ -175,7 +175,7 @@ def test_bad_images_each_get_one_line_and_the_rest_are_answered(drawings, tiny_e
 def test_unusual_modes_are_read(drawings, mode, tmp_path):
     """CMYK JPEGs, 16-bit PNGs, palette and 1-bit images are converted, not refused."""
     plain = next(p for p, d, v in drawings if v == "plain" and d == 3)
-    reference = preprocess.load_digit(plain)
+    reference = normalize.load_digit(plain)
     image = Image.open(plain).convert("L")
     if mode == "CMYK":
         path = tmp_path / "cmyk.jpg"
@@ -186,7 +186,7 @@ def test_unusual_modes_are_read(drawings, mode, tmp_path):
     else:
         path = tmp_path / f"{mode.replace(';', '')}.png"
         image.convert(mode).save(path)
-    assert np.abs(preprocess.load_digit(path) - reference).mean() < 12
+    assert np.abs(normalize.load_digit(path) - reference).mean() < 12
 
 
 @pytest.mark.parametrize(
@@ -230,4 +230,4 @@ def test_gz_is_not_an_image(tmp_path):
     path = tmp_path / "digits.gz"
     path.write_bytes(gzip.compress(b"\x00" * 100))
     with pytest.raises(UserError, match="not an image"):
-        preprocess.load_digit(path)
+        normalize.load_digit(path)

@@ -8,8 +8,9 @@ import pytest
 from drawings import FONT_DIR, available_fonts, in_a_box, make_set, on_a_desk
 from PIL import Image
 
-from keras_digits import folders, paper, preprocess, strokes
-from keras_digits.decode import read_gray
+from keras_digits.data import folders
+from keras_digits.imaging import find_ink, normalize, page, strokes
+from keras_digits.imaging.decode import read_gray
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def drawings(tmp_path_factory):
 
 
 def difference(a, b) -> float:
-    return float(np.abs(preprocess.load_digit(a) - preprocess.load_digit(b)).mean())
+    return float(np.abs(normalize.load_digit(a) - normalize.load_digit(b)).mean())
 
 
 @pytest.mark.parametrize("variant", ["tight", "lined"])
@@ -71,7 +72,7 @@ def test_digits_and_scans_are_never_taken_for_a_sheet_on_a_desk(mnist):
     images = [enlarged(d / 255, 10, Image.Resampling.BILINEAR)
               for d in mnist.test_images[:500, ..., 0]]
     images += [enlarged(1.0 - m, 10) for m in masks]
-    assert all(np.array_equal(paper.without_desk(g), g) for g in images)
+    assert all(np.array_equal(page.without_desk(g), g) for g in images)
 
 
 @pytest.mark.parametrize("sheet_box", [(8, -20, 700, 520), (-20, 5, 700, 520),
@@ -98,11 +99,11 @@ def test_tight_crops_are_never_taken_for_a_strip_along_the_frame(mnist, monkeypa
         images.append(enlarged(1.0 - digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] / 255,
                                8, Image.Resampling.BILINEAR))
     cleared = []
-    find = paper.frame_strips
-    monkeypatch.setattr(paper, "frame_strips",
+    find = page.frame_strips
+    monkeypatch.setattr(page, "frame_strips",
                         lambda ink, low: cleared.append(find(ink, low).sum()) or find(ink, low))
     for image in images:
-        preprocess.ink_map(image)
+        find_ink.ink_map(image)
     assert len(cleared) == len(images) and not any(cleared)
 
 
@@ -116,12 +117,12 @@ def test_a_box_drawn_around_the_digit_is_not_taken_for_ink(mnist, side, line, ou
     digits = mnist.test_images[:40, ..., 0]
 
     def gaps() -> np.ndarray:
-        return np.array([np.abs(preprocess.load_digit(tone(in_a_box(d, side, line, outside))) -
-                                preprocess.load_digit(tone(in_a_box(d, side, 0)))).mean()
+        return np.array([np.abs(normalize.load_digit(tone(in_a_box(d, side, line, outside))) -
+                                normalize.load_digit(tone(in_a_box(d, side, 0)))).mean()
                          for d in digits for tone in (lambda g: g, lambda g: 1.0 - g)])
 
     assert gaps().max() < 2, gaps().max()  # 0-255 units: the same digit
-    monkeypatch.setattr(paper, "without_frame_box", lambda gray: gray)
+    monkeypatch.setattr(page, "without_frame_box", lambda gray: gray)
     assert np.median(gaps()) > 40
 
 
@@ -136,7 +137,7 @@ def test_digits_scans_and_drawings_never_take_their_strokes_for_a_box(mnist, dra
         grays.append(np.kron(digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1],
                              np.ones((2, 2), np.float32)))
     grays += [1.0 - g for g in grays] + [read_gray(path) for path in drawings.values()]
-    changed = [i for i, g in enumerate(grays) if paper.without_frame_box(g) is not g]
+    changed = [i for i, g in enumerate(grays) if page.without_frame_box(g) is not g]
     assert changed == [], changed
 
 
@@ -149,7 +150,7 @@ def test_a_small_scan_reads_the_same_with_its_pixels_doubled():
     for mask in masks[:100]:
         scan = 1.0 - mask.astype(np.float32)
         doubled = np.asarray(Image.fromarray(scan, "F").resize((32, 32), Image.Resampling.NEAREST))
-        differences.append(np.abs(preprocess.load_digit(scan) - preprocess.load_digit(doubled))
+        differences.append(np.abs(normalize.load_digit(scan) - normalize.load_digit(doubled))
                            .mean())
     assert np.mean(differences) < 5, np.mean(differences)
 
@@ -169,12 +170,12 @@ def test_an_8_pixel_thumbnail_is_enlarged_closer_to_the_digit_it_shows(mnist, mo
     """Below SMALL_CROP pixels a crop is enlarged with the cubic filter: the 28x28 it gives is
     nearer the 28x28 of the full digit than linear enlargement's for most digits."""
     def gaps() -> np.ndarray:
-        return np.array([np.abs(preprocess.load_digit(thumbnail(d)) -
-                                preprocess.load_digit(255.0 - d.astype(np.float32))).mean()
+        return np.array([np.abs(normalize.load_digit(thumbnail(d)) -
+                                normalize.load_digit(255.0 - d.astype(np.float32))).mean()
                          for d in mnist.test_images[:100, ..., 0]])
 
     cubic = gaps()
-    monkeypatch.setattr(preprocess, "SMALL_CROP", 0)
+    monkeypatch.setattr(normalize, "SMALL_CROP", 0)
     linear = gaps()
     assert cubic.mean() < linear.mean() and (cubic < linear).mean() > 0.75, (
         cubic.mean(), linear.mean(), (cubic < linear).mean())
@@ -198,7 +199,7 @@ def test_a_bar_filling_a_tight_crop_is_ink_not_background(tmp_path):
     page = np.full((60, 20), 255, dtype=np.uint8)
     page[:, 4:16] = 0
     Image.fromarray(page).save(tmp_path / "bar.png")
-    pixels = preprocess.load_digit(tmp_path / "bar.png")[..., 0]
+    pixels = normalize.load_digit(tmp_path / "bar.png")[..., 0]
     rows, cols = np.flatnonzero(pixels.max(1) > 128), np.flatnonzero(pixels.max(0) > 128)
     assert len(rows) >= 18 and len(cols) <= 8, (len(rows), len(cols))
 
@@ -209,16 +210,16 @@ def test_a_stroke_along_the_whole_frame_is_kept():
     seven[0:2, :] = 1.0  # the bar, touching both sides
     for row in range(2, 16):
         seven[row, 14 - row * 13 // 15: 16 - row * 13 // 15] = 1.0
-    ink = preprocess.ink_map(1.0 - seven)  # dark ink on white paper
-    pixels = preprocess.mnist_style(ink)
+    ink = find_ink.ink_map(1.0 - seven)  # dark ink on white paper
+    pixels = normalize.mnist_style(ink)
     top = np.flatnonzero(pixels.max(1) > 0.5)[0]
     assert (pixels[top:top + 2] > 0.5).any(axis=0).sum() >= 14  # the bar spans the box
 
 
 def ink_where_the_strokes_are(gray: np.ndarray, strokes: np.ndarray) -> bool:
     """Whether `ink_map` puts more ink on the stroke pixels than on the paper (right polarity)."""
-    ink = preprocess.ink_map(gray)
-    margin = preprocess.paper_margin(gray.shape)
+    ink = find_ink.ink_map(gray)
+    margin = find_ink.paper_margin(gray.shape)
     inner = ink[margin:margin + gray.shape[0], margin:margin + gray.shape[1]]
     return inner[strokes].mean() > inner[~strokes].mean()
 
@@ -259,9 +260,9 @@ def test_tight_mnist_digits_keep_their_polarity_at_least_as_often_as_before(mnis
             rows, cols = np.flatnonzero(digit.max(1) > 0.1), np.flatnonzero(digit.max(0) > 0.1)
             ink = digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
         for gray, paper_light in ((ink, False), (1.0 - ink, True)):
-            light = float(preprocess.border_tones(gray)[1].mean())
+            light = float(find_ink.border_tones(gray)[1].mean())
             majority_wrong += (light > 0.5) != paper_light
-            rule_wrong += preprocess._paper_is_light(gray, light) != paper_light
+            rule_wrong += find_ink._paper_is_light(gray, light) != paper_light
     assert rule_wrong <= majority_wrong, (rule_wrong, majority_wrong)
 
 
@@ -280,15 +281,15 @@ def test_a_thumbnail_whose_border_leaves_its_paper_open_offers_both_tones():
     grids, _ = semeion_grids(300)
     offered = own_wrong = 0
     for grid in grids:
-        inks = preprocess.candidate_inks(grid, "grid")
-        assert len(inks) == (2 if preprocess.polarity_open(grid) else 1)
-        np.testing.assert_array_equal(inks[0], preprocess.ink_map(grid))
+        inks = find_ink.candidate_inks(grid, "grid")
+        assert len(inks) == (2 if find_ink.polarity_open(grid) else 1)
+        np.testing.assert_array_equal(inks[0], find_ink.ink_map(grid))
         if len(inks) == 2:
-            truth = preprocess.ink_map(grid, paper_light=False)
+            truth = find_ink.ink_map(grid, paper_light=False)
             assert any(np.array_equal(ink, truth) for ink in inks)
             offered += 1
             own_wrong += not np.array_equal(inks[0], truth)
-        assert len(preprocess.candidate_inks(np.kron(grid, np.ones((2, 2))), "scan")) == 1
+        assert len(find_ink.candidate_inks(np.kron(grid, np.ones((2, 2))), "scan")) == 1
     assert offered >= 30 and own_wrong >= 10, (offered, own_wrong)
 
 
@@ -296,25 +297,25 @@ def test_page_rules_are_removed_but_a_single_full_width_bar_is_not():
     flat_cover = np.zeros(300)
     flat_cover[[50, 51, 120, 190]] = 0.95  # three thin rules
     flat_cover[250:262] = 0.95  # a thick bar: not a rule
-    rules = paper.rule_lines(flat_cover, 0.02 * 300)
+    rules = page.rule_lines(flat_cover, 0.02 * 300)
     assert rules[[50, 51, 120, 190]].all() and not rules[250:262].any()
     alone = np.zeros(300)
     alone[100:102] = 0.95
-    assert not paper.rule_lines(alone, 6).any()
+    assert not page.rule_lines(alone, 6).any()
 
 
 def test_strokes_that_cross_page_rules_stay_whole(drawings):
     """Removing a rule cut every stroke that crossed it: a digit on ruled or squared paper came
     out in pieces, read right but marked unsure as "5 separate marks, not one digit"."""
     for digit in range(10):
-        plain = preprocess.ink_map(read_gray(drawings[("plain", digit)]))
+        plain = find_ink.ink_map(read_gray(drawings[("plain", digit)]))
         page = np.asarray(Image.open(drawings[("plain", digit)]).convert("L"), dtype=np.uint8)
         squared = page.copy()
         squared[5::page.shape[0] // 7, :] = 170  # squared paper: rules across and down
         squared[:, 5::page.shape[1] // 7] = 170
         squared = np.minimum(squared, page)
         for ruled in (read_gray(drawings[("lined", digit)]), squared / 255.0):
-            ink = preprocess.ink_map(ruled)
+            ink = find_ink.ink_map(ruled)
             assert len(strokes.marks(ink > 0.5)[1]) == len(strokes.marks(plain > 0.5)[1]), digit
 
 
@@ -323,9 +324,9 @@ def test_mnist_stroke_width_constant_is_measured(mnist):
     widths = []
     for image in mnist.train_images[:2000, ..., 0]:
         ink = image.astype(np.float32) / 255
-        widths.append(preprocess.stroke_width(
-            preprocess._fit_box(preprocess._crop_to_ink(ink), preprocess.STROKE_BOX)))
-    assert np.median(widths) == pytest.approx(preprocess.MNIST_STROKE_AT_80, abs=0.3)
+        widths.append(normalize.stroke_width(
+            normalize._fit_box(normalize._crop_to_ink(ink), normalize.STROKE_BOX)))
+    assert np.median(widths) == pytest.approx(normalize.MNIST_STROKE_AT_80, abs=0.3)
 
 
 def test_semeion_is_verified_and_written_as_a_labelled_folder(tmp_path):

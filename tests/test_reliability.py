@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import REPO, run_module
 
-from keras_digits import artifacts, atomic
+from keras_digits.core import artifacts, atomic
 
 
 @pytest.mark.slow
@@ -123,7 +123,7 @@ def test_no_pickle_anywhere():
 def test_disk_full_leaves_no_partial_file_and_one_line(tmp_path, monkeypatch, capsys):
     import errno
 
-    from keras_digits.cli import run_cli
+    from keras_digits.core.cli import run_cli
 
     def full_disk(self, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(self))
@@ -156,7 +156,7 @@ def test_a_resumed_run_with_averaged_weights_carries_on_from_the_raw_ones(tmp_pa
     resumed run must swap them back before training on, as the uninterrupted run does."""
     import keras
 
-    from keras_digits import resume
+    from keras_digits.training import resume
 
     rng = np.random.default_rng(0)
     x, y = rng.random((64, 4)).astype("float32"), rng.random((64, 2)).astype("float32")

@@ -11,7 +11,7 @@ import pytest
 from conftest import run_module
 from PIL import Image
 
-from keras_digits import report
+from keras_digits.analysis import report
 
 
 def _assert_real_picture(path: Path) -> None:

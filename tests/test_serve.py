@@ -22,8 +22,11 @@ import pytest
 from conftest import REPO, last_error_line, run_module
 from drawings import VARIANTS, available_fonts, in_a_box, make_set, on_a_desk
 
-from keras_digits import contract, decode, folders, preprocess, serve
-from keras_digits.reader import DigitReader, OnnxClassifier
+from keras_digits.core import contract
+from keras_digits.data import folders
+from keras_digits.imaging import decode, find_ink, normalize
+from keras_digits.reading.reader import DigitReader, OnnxClassifier
+from keras_digits.serving import server
 
 # CI sets this so a missing browser or Node.js fails the run instead of skipping these tests.
 REQUIRED = os.environ.get("KERAS_DIGITS_REQUIRE_BROWSER") == "1"
@@ -112,10 +115,10 @@ def test_page_preprocessing_equals_predict_preprocessing(tmp_path, mnist):
     expected = []
     for gray in grays:
         payload += struct.pack("<ii", gray.shape[1], gray.shape[0]) + gray.astype("<f4").tobytes()
-        expected.append(preprocess.mnist_style(preprocess.ink_map(gray)) * 255)
+        expected.append(normalize.mnist_style(find_ink.ink_map(gray)) * 255)
     (tmp_path / "in.bin").write_bytes(payload)
     subprocess.run(["node", str(REPO / "tests" / "preprocess_runner.mjs"),
-                    str(serve.WEB_DIR / "preprocess.js"), str(tmp_path / "in.bin"),
+                    str(server.WEB_DIR / "preprocess.js"), str(tmp_path / "in.bin"),
                     str(tmp_path / "out.bin"), json.dumps(contract.PREPROCESSING)],
                    check=True, timeout=120, cwd=REPO)
     got = np.frombuffer((tmp_path / "out.bin").read_bytes(), "<f4").reshape(-1, 28, 28)
@@ -137,8 +140,8 @@ def test_page_number_splitting_equals_predict(mnist, tmp_path, verified):
         thin_seven_beside_a_bold_zero,
     )
 
-    from keras_digits import segment
-    from keras_digits.compose import compose
+    from keras_digits.data.compose import compose
+    from keras_digits.imaging import segment
 
     rng = np.random.default_rng(0)
     images = []
@@ -162,14 +165,14 @@ def test_page_number_splitting_equals_predict(mnist, tmp_path, verified):
         gray = decode.read_gray(image)
         payload += struct.pack("<ii", gray.shape[1], gray.shape[0]) + gray.astype("<f4").tobytes()
         try:
-            pieces = segment.split_number(preprocess.ink_map(gray), stand_in_scores, verified)
-            expected.append([(list(p.box), preprocess.mnist_style(p.ink) * 255) for p in pieces])
+            pieces = segment.split_number(find_ink.ink_map(gray), stand_in_scores, verified)
+            expected.append([(list(p.box), normalize.mnist_style(p.ink) * 255) for p in pieces])
         except ValueError as exc:
             expected.append(str(exc))
     (tmp_path / "in.bin").write_bytes(payload)
     config = {"preprocessing": contract.PREPROCESSING, "segmentation": contract.SEGMENTATION,
               "verified": verified}
-    subprocess.run(["node", str(REPO / "tests" / "segment_runner.mjs"), str(serve.WEB_DIR),
+    subprocess.run(["node", str(REPO / "tests" / "segment_runner.mjs"), str(server.WEB_DIR),
                     str(tmp_path / "in.bin"), str(tmp_path / "out.json"), json.dumps(config)],
                    check=True, timeout=120, cwd=REPO)
     got = json.loads((tmp_path / "out.json").read_text())
@@ -200,7 +203,7 @@ def test_serve_refuses_a_corrupt_model_and_lists_a_corrupt_sibling(tiny_exported
 
     shutil.copy(tiny_exported_dir / "cnn.onnx", tmp_path / "cnn.onnx")
     (tmp_path / "mlp.onnx").write_bytes(b"\x08\x07garbage")
-    models = {m.file: m for m in serve.catalogue(tmp_path / "cnn.onnx")}
+    models = {m.file: m for m in server.catalogue(tmp_path / "cnn.onnx")}
     assert models["cnn.onnx"].error is None and models["cnn.onnx"].classes[7] == "7"
     assert "not a loadable ONNX model" in models["mlp.onnx"].error
 
@@ -218,12 +221,12 @@ def test_serve_reports_a_port_in_use(tiny_exported_dir):
 
 
 def test_serve_without_onnxruntime_web_says_to_run_npm(tmp_path):
-    with pytest.raises(serve.UserError, match="npm ci"):
-        serve.find_ort(tmp_path / "node_modules" / "onnxruntime-web")
+    with pytest.raises(server.UserError, match="npm ci"):
+        server.find_ort(tmp_path / "node_modules" / "onnxruntime-web")
 
 
 def test_server_serves_only_the_page_runtime_and_models(tiny_exported_dir):
-    need(serve.ORT_PACKAGE.is_dir(), "onnxruntime-web (npm ci)")
+    need(server.ORT_PACKAGE.is_dir(), "onnxruntime-web (npm ci)")
     with running_server("--model", str(tiny_exported_dir / "cnn.onnx")) as url:
         status, kind, body = fetch(url + "/")
         assert status == 200 and kind.startswith("text/html") and b"app.js" in body
@@ -233,7 +236,7 @@ def test_server_serves_only_the_page_runtime_and_models(tiny_exported_dir):
         assert files == ["cnn.onnx", "cnn.int8.onnx", "linear.onnx", "linear.int8.onnx"]
         assert config["verifier"] is None  # none made: the page cuts on confidence alone
         assert [m["check"] for m in config["models"]] == [None] * 4  # no alexnet to ask
-        assert fetch(url + serve.VERIFIER_ROUTE)[0] == 404
+        assert fetch(url + server.VERIFIER_ROUTE)[0] == 404
         status, kind, body = fetch(url + "/models/cnn.onnx")
         assert status == 200 and body == (tiny_exported_dir / "cnn.onnx").read_bytes()
         assert fetch(url + "/ort/ort-wasm-simd-threaded.wasm")[1] == "application/wasm"
@@ -246,31 +249,31 @@ def test_server_serves_only_the_page_runtime_and_models(tiny_exported_dir):
 def test_each_model_on_the_page_is_checked_by_the_model_predict_would_ask():
     digits = [str(d) for d in range(10)]
 
-    def listed(file: str, classes=digits, error: str | None = None) -> serve.ModelInfo:
-        return serve.ModelInfo(file.removesuffix(".onnx"), file, "mnist", classes, None, error)
+    def listed(file: str, classes=digits, error: str | None = None) -> server.ModelInfo:
+        return server.ModelInfo(file.removesuffix(".onnx"), file, "mnist", classes, None, error)
 
     models = [listed(f"{name}.onnx") for name in
               ("cnn", "cnn.int8", "linear", "alexnet", "alexnet.int8")]
-    serve.pair_up_checks(models)
+    server.pair_up_checks(models)
     assert [m.check for m in models] == ["alexnet.onnx", "alexnet.onnx", "alexnet.onnx",
                                          "cnn.onnx", "cnn.onnx"]
     # A partner that is unusable or reads other classes is no check: the one-model rule.
     for partner in (listed("alexnet.onnx", error="corrupt"),
                     listed("alexnet.onnx", classes=[f"class {d}" for d in digits])):
         alone = [listed("cnn.onnx"), partner]
-        serve.pair_up_checks(alone)
+        server.pair_up_checks(alone)
         assert alone[0].check is None
 
 
 def test_server_serves_the_one_digit_verifier_when_it_was_made(tiny_exported_dir, tmp_path):
-    need(serve.ORT_PACKAGE.is_dir(), "onnxruntime-web (npm ci)")
+    need(server.ORT_PACKAGE.is_dir(), "onnxruntime-web (npm ci)")
     shutil.copy(tiny_exported_dir / "cnn.onnx", tmp_path / "cnn.onnx")
     verifier = tmp_path / "verifier" / "one_digit.onnx"
     verifier.parent.mkdir()
     verifier.write_bytes(b"the verifier's bytes")
     with running_server("--model", str(tmp_path / "cnn.onnx")) as url:
         config = json.loads(fetch(url + "/api/config")[2])
-        assert config["verifier"] == serve.VERIFIER_ROUTE
+        assert config["verifier"] == server.VERIFIER_ROUTE
         assert [m["file"] for m in config["models"]] == ["cnn.onnx"]  # not in the picker
         status, _, body = fetch(url + config["verifier"])
         assert status == 200 and body == verifier.read_bytes()
@@ -286,7 +289,7 @@ ZERO = [[(140 + 60 * np.sin(a), 140 - 90 * np.cos(a)) for a in np.linspace(0, 2 
 @pytest.fixture(scope="module")
 def browser():
     need(Path(CHROMIUM).is_file(), "Chromium")
-    need(serve.ORT_PACKAGE.is_dir(), "onnxruntime-web (npm ci)")
+    need(server.ORT_PACKAGE.is_dir(), "onnxruntime-web (npm ci)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -343,7 +346,7 @@ def test_drawn_digits_are_read_in_the_browser_as_predict_reads_them(exported_dir
             png = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
             path = tmp_path / f"drawn-{digit}.png"
             path.write_bytes(base64.b64decode(png.split(",", 1)[1]))
-            pixels = preprocess.load_digit(path)
+            pixels = normalize.load_digit(path)
             page_pixels = np.array(result["pixels"], dtype=np.float32).reshape(28, 28)
             assert np.abs(page_pixels - pixels[..., 0]).max() < 0.01
             expected = classifier(pixels[None])[0]
@@ -494,8 +497,8 @@ def test_page_says_what_to_do_when_the_model_file_is_gone(exported_dir, page_on,
 
 def test_serve_never_imports_tensorflow(tiny_exported_dir):
     """The server only checks and serves files: no TensorFlow, like predict."""
-    code = ("import sys\nfrom pathlib import Path\nfrom keras_digits import serve\n"
-            f"models = serve.catalogue(Path({str(tiny_exported_dir / 'cnn.onnx')!r}))\n"
+    code = ("import sys\nfrom pathlib import Path\nfrom keras_digits.serving import server\n"
+            f"models = server.catalogue(Path({str(tiny_exported_dir / 'cnn.onnx')!r}))\n"
             "assert all(m.error is None for m in models), models\n"
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -8,16 +8,18 @@ import numpy as np
 import pytest
 from conftest import last_error_line, run_module
 
-from keras_digits import artifacts, data, models
+from keras_digits.core import artifacts
+from keras_digits.data import datasets
+from keras_digits.models import registry
 
 
 def test_short_fit_improves_accuracy(mnist, tmp_path):
-    splits = data.split(mnist, limit=1000)
+    splits = datasets.split(mnist, limit=1000)
     import keras
 
     keras.utils.set_random_seed(0)
     # The plain network: handwriting distortions make 3 epochs on 1,000 images too few.
-    model = models.create_model("mlp", augmentation=0.0)
+    model = registry.create_model("mlp", augmentation=0.0)
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     x_test, y_test = splits.test
     before = model.evaluate(x_test, y_test, verbose=0)[1]
@@ -34,7 +36,7 @@ def test_tiny_run_writes_every_artifact(tiny_trained_dir):
             p.name for p in folder.iterdir()}
         metrics = artifacts.read_metrics(tiny_trained_dir, "mnist", name)
         assert metrics["epochs_run"] == 2 and metrics["examples"]["train"] == 4096
-        assert metrics["predict_view"] == models.get_entry(name).recipe.predict_view
+        assert metrics["predict_view"] == registry.get_entry(name).recipe.predict_view
         assert metrics["machine"]["cpu_count"] and "backend" in metrics["versions"]
         assert len(artifacts.read_history(folder / "history.csv")) == 2
 
@@ -43,7 +45,7 @@ def test_a_short_run_shortens_batchnorm_memory(tiny_trained_dir):
     """BatchNorm's running statistics start at mean 0 and variance 1 and inference uses them:
     with Keras's 0.99 the two-epoch cnn of the fast tier read 80.6% of its test slice, with the
     memory shortened to a fifth of its 64 steps 93.6%."""
-    from keras_digits.plan import TrainConfig, build_compiled
+    from keras_digits.training.compiled import TrainConfig, build_compiled
 
     def momenta(n_train: int, epochs: int | None) -> list[float]:
         model = build_compiled(TrainConfig(model="cnn", epochs=epochs), n_train=n_train).model
@@ -251,7 +253,7 @@ def test_the_jax_backend_trains_without_tensorflow(tmp_path):
 def test_a_study_can_replace_recipe_fields():
     """`recipe_options` reach the compiled model: weight decay switches Adam for AdamW and the
     label smoothing goes into the loss (studies compare recipes through them)."""
-    from keras_digits.plan import TrainConfig, build_compiled
+    from keras_digits.training.compiled import TrainConfig, build_compiled
 
     plain = build_compiled(TrainConfig(model="linear"), n_train=1000).model
     studied = build_compiled(TrainConfig(model="linear", recipe_options=(
@@ -268,25 +270,10 @@ def test_a_study_can_replace_recipe_fields():
     assert not plain.optimizer.use_ema
 
 
-def test_focal_loss_weighs_down_what_the_model_already_reads():
-    """`focal_gamma` scales each example's cross-entropy by (1 - p)^gamma: a confident right
-    answer costs next to nothing, a hesitant one nearly its full cross-entropy."""
-    from keras_digits.plan import TrainConfig, build_compiled
-
-    focal = build_compiled(TrainConfig(model="linear", recipe_options=(
-        ("focal_gamma", 2.0), ("label_smoothing", 0.0))), n_train=1000).model.loss
-    labels = np.array([3])
-    confident = np.full((1, 10), 0.01, "float32")
-    confident[0, 3] = 0.91
-    hesitant = np.full((1, 10), 0.1, "float32")
-    assert float(focal(labels, confident)) == pytest.approx(-(0.09 ** 2) * np.log(0.91), rel=1e-4)
-    assert float(focal(labels, hesitant)) == pytest.approx(-(0.9 ** 2) * np.log(0.1), rel=1e-4)
-
-
 def test_a_short_run_averages_its_weights_over_its_own_last_steps(tmp_path):
     """A moving average starts at the initial weights: with the recipe's memory a two-epoch run
     on a slice published an mlp at chance (9.9%), so a short run's average spans a fifth of it."""
-    from keras_digits.plan import averaging_momentum
+    from keras_digits.training.compiled import averaging_momentum
 
     assert averaging_momentum(0.999, steps=17_200) == 0.999  # the mlp's whole recipe
     assert averaging_momentum(0.999, steps=28) == pytest.approx(1 - 5 / 28)

@@ -1,0 +1,99 @@
+"""What to fit the temperature on: the validation split as it is, through the distortions, or
+as predict renders it.
+
+    .venv/bin/python -m studies.calibration_study [--models-dir saved_models] [--json out.json]
+
+For each trained MNIST model (its uncalibrated build), fits one temperature on the clean
+validation split (what `calibrate` does), one on the validation split through the model's own
+training distortions at full and at double strength (a stand-in for other writers), one on the
+validation digits as predict renders them (`views`), and one on those with the clean ones (the
+mix the digit models train on), and prints the expected calibration error each gives on the
+MNIST test set and on the Semeion digits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from keras_digits.core import artifacts
+from keras_digits.core.names import MODEL_NAMES
+from keras_digits.data import datasets, folders
+from keras_digits.models import calibration, distortions, registry, saved
+from keras_digits.training import (
+    calibrate,
+    renderings,
+)
+
+
+def distorted(images: np.ndarray, name: str, strength: float, seed: int = 0) -> np.ndarray | None:
+    """Validation images through the model's training distortions at `strength` times their
+    recipe's; None for a model trained without them."""
+    import keras
+
+    default = registry.create_model(name)
+    if not any(isinstance(layer, distortions._TrainingDistortion) for layer in default.layers):
+        return None
+    base = inspect.signature(registry.get_entry(name).builder).parameters["augmentation"].default
+    trainer = registry.create_model(name, augmentation=base * strength)
+    layers = [layer for layer in trainer.layers
+              if isinstance(layer, distortions._TrainingDistortion)]
+    keras.utils.set_random_seed(seed)
+    out = []
+    for i in range(0, len(images), 1000):
+        batch = keras.ops.convert_to_tensor(images[i:i + 1000].astype("float32") / 255.0)
+        for layer in layers:
+            batch = layer(batch, training=True)
+        out.append(keras.ops.convert_to_numpy(batch))
+    return np.clip(np.concatenate(out) * 255.0, 0, 255).astype(np.float32)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models-dir", default="saved_models")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    splits = datasets.split(datasets.load_arrays("mnist"))
+    semeion, semeion_labels = folders.semeion_digits()
+    test_images, test_labels = splits.test
+    results = []
+    for name in MODEL_NAMES:
+        if not artifacts.is_trained(args.models_dir, "mnist", name):
+            continue
+        folder = artifacts.model_dir(args.models_dir, "mnist", name)
+        model = saved.load_trained(folder / "model.keras", name, calibrated=False)
+        on_test = calibrate.predict(model, test_images)
+        on_semeion = calibrate.predict(model, semeion)
+        images, labels = splits.validation
+        fits = {"none": None, "clean": images}
+        for strength in (1.0, 2.0):
+            fits[f"distorted x{strength:g}"] = distorted(images, name, strength)
+        fits["predict view"] = renderings.predict_view(images)
+        fits["clean + predict view"] = np.concatenate([images, fits["predict view"]])
+        for fit_on, fit_images in fits.items():
+            if fit_on != "none" and fit_images is None:
+                continue
+            t = 1.0 if fit_images is None else calibration.fit_temperature(
+                calibrate.predict(model, fit_images),
+                np.tile(labels, len(fit_images) // len(labels)))
+            row = {"model": name, "fit_on": fit_on, "temperature": t,
+                   "test_ece": calibration.expected_calibration_error(
+                       calibration.apply_temperature(on_test, t), test_labels),
+                   "semeion_ece": calibration.expected_calibration_error(
+                       calibration.apply_temperature(on_semeion, t), semeion_labels)}
+            results.append(row)
+            print(f"{name:8} fitted on {fit_on:20} T = {t:.3f}   MNIST test ECE "
+                  f"{100 * row['test_ece']:5.2f}%   Semeion ECE {100 * row['semeion_ece']:5.2f}%",
+                  flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
