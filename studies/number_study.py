@@ -87,8 +87,22 @@ def override(settings: list[str]) -> dict:
     return changed
 
 
+def enlarge(image: np.ndarray, scale: float) -> np.ndarray:
+    """The composed number enlarged `scale` times (bilinear), as a photo or scan at a higher
+    resolution than MNIST's would show it."""
+    from PIL import Image
+
+    if scale == 1:
+        return image
+    height, width = image.shape
+    size = (round(width * scale), round(height * scale))
+    return np.asarray(Image.fromarray(image.astype(np.float32), "F").resize(
+        size, Image.Resampling.BILINEAR))
+
+
 def study(reader: DigitReader, count: int, seed: int, drawn_only: bool = False,
-          lengths: tuple[int, ...] = (2, 4, 6)) -> dict:
+          lengths: tuple[int, ...] = (2, 4, 6), scale: float = 1.0,
+          layouts: tuple[str, ...] = LAYOUTS, composed_only: bool = False) -> dict:
     arrays = datasets.load_arrays("mnist")
     images, labels = arrays.test_images[..., 0], arrays.test_labels
     rng = np.random.default_rng(seed)
@@ -96,36 +110,45 @@ def study(reader: DigitReader, count: int, seed: int, drawn_only: bool = False,
     for length in () if drawn_only else (2, 4, 6):
         for layout in LAYOUTS:
             right = digits_right = digits_total = count_right = edits = 0
-            single_right = 0
+            single_right = single_numbers = silent_miscount = 0
             for _ in range(count):
                 chosen = rng.choice(len(images), length, replace=False)
                 truth = "".join(str(labels[i]) for i in chosen)
                 placed: list[np.ndarray] = []
                 image = compose([images[i] for i in chosen], layout, rng, placed)
-                if length not in lengths:
+                if length not in lengths or layout not in layouts:
                     continue  # drawn all the same, so the numbers read match a full run
-                number = reader.read_number(image)
+                number = reader.read_number(enlarge(image, scale))
                 right += number.text == truth
                 count_right += len(number.digits) == length
+                # a digit dropped or split while the answer is not marked unsure: wrong and sure
+                silent_miscount += len(number.digits) != length and not number.unsure
                 if len(number.digits) == length:
                     digits_right += sum(a == b for a, b in zip(number.text, truth, strict=True))
                 digits_total += length
                 edits += edit_distance(number.text, truth)
                 single = reader.read_many([255.0 - np.pad(p, 4) for p in placed])
-                single_right += sum(r.label == labels[i] for r, i in zip(single, chosen,
-                                                                         strict=True))
-            if length not in lengths:
+                alone = [r.label == labels[i] for r, i in zip(single, chosen, strict=True)]
+                single_right += sum(alone)
+                single_numbers += all(alone)
+            if length not in lengths or layout not in layouts:
                 continue
             rows.append({"digits": length, "layout": layout, "numbers": count,
                          "whole_number": right / count, "count_right": count_right / count,
                          "per_digit": digits_right / digits_total,
                          "per_digit_edits": 1 - edits / digits_total,
-                         "single_digit": single_right / digits_total})
+                         "single_digit": single_right / digits_total,
+                         "all_digits_right_alone": single_numbers / count,
+                         "miscounted_not_unsure": silent_miscount})
             print(f"{length} digits, {layout:9}: whole {100 * right / count:6.2f}%  "
                   f"count right {100 * count_right / count:6.2f}%  per digit "
                   f"{100 * digits_right / digits_total:6.2f}%  by edits "
                   f"{100 * (1 - edits / digits_total):6.2f}%  (alone "
-                  f"{100 * single_right / digits_total:6.2f}%)", flush=True)
+                  f"{100 * single_right / digits_total:6.2f}%, every digit of the number "
+                  f"{100 * single_numbers / count:6.2f}%)  miscounted and not unsure "
+                  f"{silent_miscount}", flush=True)
+    if composed_only:
+        return {"model": str(reader.path), "seed": seed, "scale": scale, "rows": rows}
     drawn = drawn_digits()
     for length in (2, 4, 6):
         right = 0
@@ -166,13 +189,20 @@ def main() -> int:
                         help="read only numbers of these lengths")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a contract.SEGMENTATION threshold for this run (repeatable)")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="enlarge each composed number this many times (bilinear)")
+    parser.add_argument("--layouts", nargs="+", choices=LAYOUTS, default=LAYOUTS,
+                        help="read only these layouts")
+    parser.add_argument("--composed-only", action="store_true",
+                        help="only the numbers composed from MNIST test digits")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     changed = override(args.set)
     reader = DigitReader(args.model, export_dir=args.export_dir)
     if args.no_verifier:
         reader.verifier = None
-    result = study(reader, args.count, args.seed, args.drawn_only, tuple(args.digits))
+    result = study(reader, args.count, args.seed, args.drawn_only, tuple(args.digits),
+                   args.scale, tuple(args.layouts), args.composed_only)
     result["verifier"] = reader.verifier is not None
     result["segmentation_changed"] = changed
     if args.json:

@@ -104,13 +104,18 @@ STARTS_A_PROCESS = re.compile(r"run_module\(|subprocess\.|Popen\(|running_server
 
 
 def _starts_a_process(item) -> bool:
+    """Whether a test starts a process: through a fixture, in its own code, or in a helper of
+    its module that it calls."""
     if PROCESS_FIXTURES & set(item.fixturenames):
         return True
     try:
         source = inspect.getsource(item.function)
     except (OSError, TypeError):
         return True
-    return bool(STARTS_A_PROCESS.search(source))
+    helpers = {name for name in re.findall(r"\b(\w+)\(", source)
+               if inspect.isfunction(getattr(item.module, name, None))}
+    return any(STARTS_A_PROCESS.search(inspect.getsource(getattr(item.module, name)))
+               for name in helpers) or bool(STARTS_A_PROCESS.search(source))
 
 
 def pytest_collection_modifyitems(items):

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_digits.core import names
 from keras_digits.models import classifiers, registry
 
 # Parameter counts follow from the architectures; a change here is a change of model.
@@ -181,3 +182,24 @@ def test_options_no_recipe_uses_are_refused():
     for name, option in (("cnn", "convs"), ("mlp", "dropout"), ("alexnet", "dense")):
         with pytest.raises(TypeError):
             registry.create_model(name, **{option: 1})
+
+
+def test_a_study_registers_its_own_variant_after_the_shipped_models():
+    """Studies define the variants the product does not ship: a builder registered from outside
+    the package is built like any other, after the catalogue's models."""
+
+    @registry.register_model(registry.Recipe(epochs=1, batch_size=8, learning_rate=1e-3),
+                             "a study's variant")
+    def study_variant(num_classes: int = 10) -> keras.Model:
+        inputs = keras.Input((28, 28, 1), name="pixels")
+        logits = keras.layers.Dense(num_classes, name="logits")(keras.layers.Flatten()(inputs))
+        return keras.Model(inputs, keras.layers.Activation("softmax", name="probabilities")(
+            logits))
+
+    try:
+        assert registry.list_models()[-1] == "study_variant"
+        calibrated = registry.create_model("study_variant", temperature=2.0)
+        assert calibrated.get_layer("temperature") and calibrated.count_params() == 7_850
+    finally:
+        registry._REGISTRY.pop("study_variant")
+    assert tuple(registry.list_models()) == names.MODEL_NAMES

@@ -107,8 +107,12 @@ def test_tight_crops_are_never_taken_for_a_strip_along_the_frame(mnist, monkeypa
     assert len(cleared) == len(images) and not any(cleared)
 
 
-@pytest.mark.parametrize("side, line, outside", [(40, 1, 0), (64, 2, 0), (200, 4, 0),
-                                                 (40, 1, 2), (200, 4, 20)])
+LARGE = pytest.mark.not_unit  # a 200-pixel box: several seconds each
+
+
+@pytest.mark.parametrize("side, line, outside", [
+    (40, 1, 0), (64, 2, 0), pytest.param(200, 4, 0, marks=LARGE), (40, 1, 2),
+    pytest.param(200, 4, 20, marks=LARGE)])
 def test_a_box_drawn_around_the_digit_is_not_taken_for_ink(mnist, side, line, outside,
                                                            monkeypatch):
     """A form's field, cropped at its lines (the box is the whole border) or with paper around

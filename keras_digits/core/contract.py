@@ -3,7 +3,7 @@
 page so that the browser never repeats them.
 
 An exported model takes `pixels`, float32 (N, 28, 28, 1) in 0-255 with white ink on black, as
-`preprocess` makes them, and returns `probabilities`, float32 (N, classes).
+`imaging.normalize` makes them, and returns `probabilities`, float32 (N, classes).
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ PREPROCESSING = {
     "STROKE_BOX": 80,  # the size at which stroke width is measured and mended
     # A crop shorter than this on its longer side (an 8x8 grid, a thumbnail) is enlarged with a
     # cubic filter: linear enlargement leaves its few pixels as blurred plateaus. MNIST test in
-    # the UCI optical digits' 8x8 format then reads 0.2-0.5 pp better (scripts/format_study.py,
-    # docs/RESULTS.md); a limit of 17 took in Semeion's 16-pixel scans too and read them worse.
+    # the UCI optical digits' 8x8 format then reads 0.2-0.5 pp better (studies/format_study.py,
+    # studies/README.md); a limit of 17 took in Semeion's 16-pixel scans too and read them worse.
     "SMALL_CROP": 12,
     # Median stroke width of MNIST digits after cropping and scaling to the 80-pixel STROKE_BOX,
-    # measured with `preprocess.stroke_width` on 2,000 training images (a test re-measures it).
+    # measured with `normalize.stroke_width` on 2,000 training images (a test re-measures it).
     "MNIST_STROKE_AT_80": 7.8,
     "MIN_CONTRAST": 0.08,  # below this ink-to-paper difference the image counts as blank
     "PAPER_MARGIN": 2,  # paper added on each side before the analysis: half the longer side
@@ -75,14 +75,14 @@ PREPROCESSING = {
 # grey, and counting the pieces of each tone tells paper from ink badly: MNIST test digits
 # cropped and shrunk to 8-12 pixels lost 1.5-9 pp that way, and Semeion's scans at 8 pixels
 # with light ink on dark 11. The reader then reads both tones and takes the other one where
-# the model is surer of it by more than MARGIN (scripts/thumbnail_study.py, docs/RESULTS.md,
+# the model is surer of it by more than MARGIN (studies/thumbnail_study.py, studies/README.md,
 # "Thumbnails whose paper the border leaves open"). Not ported to the page: it reads its own
 # canvas, never a thumbnail.
 THUMBNAIL_POLARITY = {"BELOW": 13, "MARGIN": 0.1}
 
 # How `segment` splits a written number into digits, shared with the page's port. Shares are of
 # the tallest piece's height unless said otherwise; the cut thresholds were chosen on composed
-# MNIST-test pairs and lone MNIST and Semeion digits (scripts/number_study.py measures them).
+# MNIST-test pairs and lone MNIST and Semeion digits (studies/number_study.py measures them).
 SEGMENTATION = {
     "MAX_DIGITS": 12,  # more digits than this is not a number someone photographed,
     "MAX_MARKS": 24,  # nor are more separate marks than this (text, specks, noise)
@@ -101,15 +101,15 @@ SEGMENTATION = {
     "MIN_DIGIT_WIDTH": 0.3,  # and be at least this wide for the piece's height
     "CENTRE_PULL": 0.05,  # cut candidates: ink-column cost added per half-width from the centre
     "DRIFT": 0.02,  # cut paths: cost per column away from where the path started
-    # With the one-digit verifier (`verifier`) a piece's score is the answer's probability
+    # With the one-digit verifier (`deploy/verifier.py`) a piece's score is the answer's probability
     # times the verifier's, so a cut no longer needs the gates above; it is tried on
     "VERIFIED_WIDE": 0.5,  # pieces at least this wide for their height,
     "VERIFIED_CANDIDATES": 5,  # at this many columns,
     "VERIFIED_CROSSINGS": 2,  # along paths through at most this many strokes
 }
 
-# When an answer is marked unsure (predict, the API and the page); docs/RESULTS.md has the
-# measurements they were chosen from (`scripts/unsure_study.py`).
+# When an answer is marked unsure (predict, the API and the page); studies/README.md has the
+# measurements they were chosen from (`studies/unsure_study.py`).
 UNSURE = {
     "BELOW": 0.85,  # calibrated probability of the answer under this (with a check model: the
     # mean of both models' probabilities for it)

@@ -2,8 +2,9 @@
 
 MNIST holds lone digits; a number someone photographs holds several, spaced unevenly, sometimes
 touching, sometimes with a stroke broken where the pen skipped. `compose` lays digits out that
-way on white paper. `scripts/number_study.py` measures number reading on MNIST test digits with
-it, and `verifier` learns from MNIST training digits laid out with it. numpy only.
+way on white paper. `studies/number_study.py` measures number reading on MNIST test digits
+with it, and the one-digit verifier (`deploy/verifier.py`) learns from MNIST training digits
+laid out with it. numpy only.
 """
 
 from __future__ import annotations

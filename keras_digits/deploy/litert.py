@@ -10,7 +10,7 @@ same float32 probabilities as the ONNX files:
 Why full-integer rather than dynamic-range: dynamic-range int8 stores the weights in int8 but
 computes in float, so it shrinks the file and nothing else, and microcontrollers and phone NPUs
 run integer kernels only. Full-integer keeps the accuracy within the int8 limit here (measured
-in docs/RESULTS.md), so there is no reason to settle for less. Only LiteRT's built-in operators
+in studies/README.md), so there is no reason to settle for less. Only LiteRT's built-in operators
 are allowed: a file that needed TensorFlow's "select ops" would not run on a phone without the
 large Flex delegate, so such a model fails to export instead.
 

@@ -1,7 +1,7 @@
 """Split the ink of a written number into its digits, left to right.
 
 People photograph numbers (a house number, a meter, "2026" on a page), not lone digits. The ink
-map from `preprocess.ink_map` is cut into pieces by its strokes:
+map from `find_ink.ink_map` is cut into pieces by its strokes:
 
 1. connected strokes (8-connected ink) are the candidate pieces; specks far smaller than the
    largest mark are dropped unless they lie right beside a mark (a faint stroke broken off),
@@ -13,11 +13,11 @@ map from `preprocess.ink_map` is cut into pieces by its strokes:
    least ink, starting near its thinnest middle columns, when the parts score higher than the
    whole (`choose_cut`, given a scoring function, so this module needs no model). The reader's
    score is the classifier's top probability, times the one-digit verifier's probability that
-   the piece is one whole digit when that model is exported (`keras_digits.verifier`);
+   the piece is one whole digit when that model is exported (`deploy/verifier.py`);
 4. with the verifier's score, the mirror of step 3: close neighbours, one of them read unsurely,
    join when together they score higher than either apart (`choose_joins`).
 
-Each piece then goes through the single-digit MNIST recipe (`preprocess.mnist_style`). numpy and
+Each piece then goes through the single-digit MNIST recipe (`normalize.mnist_style`). numpy and
 Pillow only, like the rest of the predict path.
 """
 

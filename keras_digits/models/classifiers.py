@@ -17,12 +17,12 @@ from keras_digits.models.registry import NUM_CLASSES, Recipe, Tuning, register_m
 
 # The share of training digits swapped each epoch for predict's rendering of them
 # (Recipe.predict_view): at 0.5 the cnn read MNIST test through predict 0.13-0.20 pp better and
-# Semeion 0.76-0.88 pp better on two seeds (docs/RESULTS.md, "Training on what predict sees").
+# Semeion 0.76-0.88 pp better on two seeds (studies/README.md, "Training on what predict sees").
 # Garments never go through the digit preprocessing, so their tunings set it to 0.
 PREDICT_VIEW = 0.5
 # The share of training digits stretched to fill a square box, as many scanners normalise
 # digits (Semeion, for one): it read Semeion 1.4-2 pp better at the same MNIST accuracy
-# (docs/RESULTS.md, "Square-stretched digits").
+# (studies/README.md, "Square-stretched digits").
 SQUARE = 0.5
 
 
@@ -64,7 +64,7 @@ def linear(num_classes: int = NUM_CLASSES, augmentation: float = 0.0) -> keras.M
 @register_model(
     # The whole cosine schedule (patience = epochs): its last, small steps are where the
     # distorted digits settle. Stopped by patience 8 at epoch 24 of 40, one run read MNIST
-    # 98.23% and Semeion 86.63%; the whole schedule 98.81% and 88.26% (docs/RESULTS.md). The
+    # 98.23% and Semeion 86.63%; the whole schedule 98.81% and 88.26% (studies/README.md). The
     # moving average of its weights read Semeion 0.6-1.3 pp better and 0.4-1.2 pp better
     # calibrated on two seeds, MNIST the same ("Averaged weights").
     Recipe(epochs=40, batch_size=128, learning_rate=1e-3, patience=40, weight_decay=1e-4,
@@ -100,7 +100,7 @@ def cnn(num_classes: int = NUM_CLASSES, width: int = 16, mirror: bool = False,
         block_dropout: float = 0.0) -> keras.Model:
     inputs, x = _pixels_in(augmentation, mirror, square)
     # Feature extraction: 28x28 -> 14x14 -> 7x7 -> 3x3, widening as the maps shrink, two
-    # convolutions per block, each followed by BatchNorm (docs/RESULTS.md: 0.2 pp more on MNIST
+    # convolutions per block, each followed by BatchNorm (studies/README.md: 0.2 pp more on MNIST
     # and up to 1 pp more on other writers than one plain convolution per block, at twice the
     # training time; the race to 99% is `cnn_fast`'s). `width` widens every block and
     # `block_dropout` drops after each pooling: Fashion-MNIST's tuning uses both.
@@ -121,7 +121,7 @@ def cnn(num_classes: int = NUM_CLASSES, width: int = 16, mirror: bool = False,
     # One epoch, whole: a warm-up to a high learning rate and down again, and short memories in
     # Adam (betas 0.7 / 0.9) so that it follows that fast schedule (the recipe of the public
     # one-epoch MNIST records). Label smoothing made every seed land above 99% instead of three
-    # in five (measurements in docs/RESULTS.md).
+    # in five (measurements in studies/README.md).
     Recipe(epochs=1, batch_size=256, learning_rate=1e-2, patience=1, label_smoothing=0.1,
            betas=(0.7, 0.9)),
     "the speed variant: two convolutions and a 256-unit dense layer, 99% in one epoch",
@@ -140,7 +140,7 @@ def cnn_fast(num_classes: int = NUM_CLASSES) -> keras.Model:
 
 @register_model(
     # Its dense layers are half of each step; in bfloat16 they run twice as fast where the CPU
-    # has bfloat16 instructions, at the same accuracy (docs/RESULTS.md).
+    # has bfloat16 instructions, at the same accuracy (studies/README.md).
     Recipe(epochs=12, batch_size=256, learning_rate=1e-3, patience=4, label_smoothing=0.05,
            bfloat16_on_cpu=True, predict_view=PREDICT_VIEW),
     "AlexNet for 28x28: 5 convolutions, overlapping max-pooling, 2x4096 dense with dropout",
@@ -160,7 +160,7 @@ def alexnet(num_classes: int = NUM_CLASSES,
     # Five convolutions with ReLU; BatchNorm stands in for the original local response norm.
     # Overlapping 3x3/2 pooling as in the paper: 28 -> 13 -> 6 -> 2. The widths are a third of
     # the paper's: on two CPU cores the two 4096-unit layers already cost half of each step,
-    # and wider convolutions only made epochs longer (docs/RESULTS.md).
+    # and wider convolutions only made epochs longer (studies/README.md).
     w1, w2, w3, w4, w5 = widths
     x = _conv_bn_relu(x, w1, 5, "conv1")
     x = layers.MaxPooling2D(3, strides=2, name="pool1")(x)

@@ -30,7 +30,7 @@ def load_keras(path: Path, name: str | None = None):
 
 def load_trained(path: Path, name: str, dataset: str = "mnist", calibrated: bool = True):
     """A trained model rebuilt as the float32 inference model of the registry, for export and
-    benchmarks: the same weights in the model as `models` defines it today, with the fitted
+    benchmarks: the same weights in the model as the registry defines it today, with the fitted
     temperature (calibration.json beside it) unless `calibrated` is False."""
     import keras
 

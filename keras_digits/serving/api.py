@@ -44,7 +44,7 @@ class Predictor:
     def __init__(self, model_paths: dict[str, Path], default: str,
                  checks: dict[str, str | None] | None = None) -> None:
         """`model_paths` and `checks` are keyed by file name; `checks` names each model's check
-        file (`serve.pair_up_checks`, the page's pairing), None for the one-model rule."""
+        file (`server.pair_up_checks`, the page's pairing), None for the one-model rule."""
         self.model_paths = {name.removesuffix(".onnx"): path
                             for name, path in model_paths.items()}
         self.checks = {name.removesuffix(".onnx"): model_paths[check]

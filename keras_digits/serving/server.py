@@ -2,11 +2,11 @@
 
 A draw-a-digit page where onnxruntime-web runs the exported `.onnx` files in the browser: the
 page preprocesses the drawing exactly as `predict` does (`web/preprocess.js` mirrors
-`preprocess.py`) and shows the ten probabilities. For the page, Python only serves files — the
+`imaging/`) and shows the ten probabilities. For the page, Python only serves files — the
 standard library's threading HTTP server, on loopback unless `--host` says otherwise — and
 checks each model with onnxruntime before listing it. onnxruntime-web comes from the npm
 registry (`npm ci`, run by setup.sh) and is served from node_modules, so the page needs no
-internet. Other programs POST images to `/api/predict` (keras_digits/api.py) and get
+internet. Other programs POST images to `/api/predict` (serving/api.py) and get
 `predict --json`'s answer.
 """
 

@@ -11,9 +11,9 @@ parity checks compare like with like.
 T is fitted on the validation split as it is. Fitting it on validation images through the
 training distortions, as a stand-in for other writers, calibrated the Semeion digits worse for the
 mlp and the cnn and better only for alexnet, and never halved their error
-(`scripts/calibration_study.py`, docs/RESULTS.md).
+(`studies/calibration_study.py`, studies/README.md).
 
-The measuring functions are numpy only, in `classifiers.calibration`.
+The measuring functions are numpy only, in `models.calibration`.
 """
 
 from __future__ import annotations

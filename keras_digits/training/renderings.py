@@ -1,7 +1,7 @@
 """MNIST digits as `predict` renders them, for training on exactly what predict feeds a model.
 
 MNIST's own digits lose about 0.35 pp of accuracy when they go through predict's preprocessing
-(found again, cropped, re-scaled, re-centred: `scripts/format_study.py`), and every real image a
+(found again, cropped, re-scaled, re-centred: `studies/format_study.py`), and every real image a
 user sends goes that way. Each digit is drawn as dark ink on white paper, run through
 `normalize.load_digit`, and the renderings are cached on disk, keyed by the preprocessing code,
 so a change to predict's path makes new ones.

@@ -53,7 +53,7 @@ def cpu_has_bfloat16() -> bool:
 def resolve_precision(precision: str, gpu: bool, bfloat16_on_cpu: bool = False) -> str:
     """`auto` means mixed_float16 on a GPU (tensor cores) and float32 on CPU (no fp16 speed-up),
     or mixed bfloat16 for a model whose recipe asks for it on a CPU that multiplies bfloat16
-    natively (about twice as fast as float32 for AlexNet's dense layers: docs/RESULTS.md).
+    natively (about twice as fast as float32 for AlexNet's dense layers: studies/README.md).
     `bfloat16` asks for mixed bfloat16 anywhere."""
     if precision == "auto":
         if gpu:
@@ -64,7 +64,7 @@ def resolve_precision(precision: str, gpu: bool, bfloat16_on_cpu: bool = False) 
 
 
 def resolve_jit(jit: str, gpu: bool, backend: str = "tensorflow") -> bool:
-    """XLA pays on a GPU; on CPU it made the TensorFlow CNN 3x slower here (see docs/RESULTS.md).
+    """XLA pays on a GPU; on CPU it made the TensorFlow CNN 3x slower here (see studies/README.md).
     The JAX backend always compiles: without jit it runs op by op, many times slower."""
     if jit == "auto":
         return gpu or backend == "jax"

@@ -150,9 +150,9 @@ def fit(plan, feeds, work: Path, config: TrainConfig, distributed: bool):
 
 def describe_run(config: TrainConfig, plan, splits: datasets.Splits, rows: list[dict],
                  outcome: dict) -> dict:
-    """metrics.json: what was trained and how (`config`, the resolved `plan`), the epochs in
-    `rows` (history.csv) and the `outcome` measured after training, with this machine's
-    versions and description."""
+    """metrics.json: what was trained and how (`config`, and the `plan` that
+    `compiled.build_compiled` resolved), the epochs in `rows` (history.csv) and the `outcome`
+    measured after training, with this machine's versions and description."""
     best = max(rows, key=lambda r: r.get("val_accuracy", 0.0), default={})
     seconds = sum(r.get("epoch_seconds", 0.0) for r in rows)
     train_images = len(splits.train[0])

@@ -1,5 +1,6 @@
-// The predict command's preprocessing (keras_digits/preprocess.py and raster.py), step for step,
-// so a drawing gets the same 28x28 input in the browser as on the command line. Images are
+// The predict command's preprocessing (keras_digits/imaging: page.py, find_ink.py, normalize.py
+// and raster.py), step for step, so a drawing gets the same 28x28 input in the browser as on the
+// command line. Images are
 // {width, height, data: Float32Array} in row-major order; every resize reproduces Pillow's
 // separable BOX / BILINEAR / BICUBIC filters on float images (horizontal pass first, float32
 // between), because the Python side uses them. tests/test_serve.py checks both sides agree on

@@ -1,4 +1,4 @@
-// The predict command's number splitting (keras_digits/strokes.py and segment.py), step for
+// The predict command's number splitting (keras_digits/imaging/strokes.py and segment.py), step for
 // step, so a number drawn on the page is cut into the same digits as on the command line. Masks
 // are {width, height, data: Uint8Array}; ink images are preprocess.js images.
 // tests/test_serve.py checks both sides agree. The thresholds come from the server
