@@ -150,7 +150,8 @@ def _train(tmp_path_factory, folder: str, *args: str) -> Path:
 def _export(tmp_path_factory, folder: str, models_dir: Path, limit: int) -> Path:
     out = tmp_path_factory.mktemp(folder)
     result = run_module("keras_digits.export", "all", "--models-dir", str(models_dir),
-                        "--out-dir", str(out), "--limit", str(limit))
+                        "--out-dir", str(out), "--limit", str(limit),
+                        "--report-dir", str(out / "reports"))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return out / "mnist"
 
@@ -166,7 +167,8 @@ def tiny_trained_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_exported_dir(tiny_trained_dir, tmp_path_factory) -> Path:
-    """A real `export all` of the tiny models, parity checked on 200 test images."""
+    """A real `export all` of the tiny models, parity checked on 200 test images; the report it
+    rewrites is in `reports/mnist/` beside the export folder."""
     return _export(tmp_path_factory, "tiny_export", tiny_trained_dir, 200)
 
 
@@ -179,7 +181,8 @@ def trained_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def exported_dir(trained_dir, tmp_path_factory) -> Path:
-    """A real `export all` of the trained models, parity checked on 2,000 test images."""
+    """A real `export all` of the trained models, parity checked on 2,000 test images, and the
+    report it rewrites (`reports/mnist/` beside the export folder)."""
     return _export(tmp_path_factory, "export", trained_dir, 2000)
 
 

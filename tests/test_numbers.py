@@ -425,3 +425,82 @@ def test_the_verifier_refuses_too_few_examples(tmp_path):
     assert result.returncode == 2
     assert "--examples 5 is too few" in last_error_line(result.stderr)
     assert not (tmp_path / "mnist" / "verifier").exists()
+
+
+def _side_by_side(digits: list[np.ndarray], gaps: list[int], scale: int = 4) -> np.ndarray:
+    """White-on-black digits (0-255) cropped and laid side by side `gaps` pixels apart at
+    MNIST's scale, as dark ink on white paper enlarged `scale` times, as a scan would show it."""
+    pieces = [np.asarray(d, np.float32) for d in digits]
+    pieces = [p[np.ix_(p.max(axis=1) > 0, p.max(axis=0) > 0)] for p in pieces]
+    canvas = np.zeros((44, sum(p.shape[1] for p in pieces) + sum(gaps) + 16), np.float32)
+    x = 8
+    for piece, gap in zip(pieces, [*gaps, 0], strict=True):
+        top = 8 + (28 - piece.shape[0]) // 2
+        canvas[top:top + piece.shape[0], x:x + piece.shape[1]] = piece
+        x += piece.shape[1] + gap
+    paper = Image.fromarray(255 - canvas, "F")
+    return np.array(paper.resize((paper.width * scale, paper.height * scale),
+                                 Image.Resampling.BILINEAR))
+
+
+def test_a_thin_digit_beside_bold_ones_keeps_its_strokes(mnist):
+    """MNIST test digits 9655, 1875, 7984 and 3196 ("3741") at their own pen weights, 5 pixels
+    apart, enlarged 4 times: the thin 1 broke into fragments that passed for specks, and the
+    number was read "374". Each digit is now found, and the 1 is the 1 read alone."""
+    digits = [mnist.test_images[i, ..., 0] for i in (9655, 1875, 7984, 3196)]
+    ink = _ink(_side_by_side(digits, [5, 5, 5]))
+    before = strokes.group_strokes(ink > 0.5)  # the map as the whole image's ink scales it
+    assert len(before) == 3
+    pieces = segment.split_number(ink)
+    assert len(pieces) == 4
+    alone = normalize.load_digit(_side_by_side(digits[3:], []))
+    assert np.abs(normalize.to_pixels(pieces[3].ink) - alone).mean() < 12  # 0-255 units
+
+
+@pytest.mark.parametrize("weight", [0.6, 0.35])
+def test_a_light_digit_beside_bold_ones_is_found_whole(mnist, weight):
+    """A digit written with a third to a half of its neighbours' pressure: a mark the size of a
+    digit is never a speck, and its ink is scaled as if it were read alone."""
+    chosen = _narrow_digits(mnist, 4, seed=11)
+    digits = [mnist.test_images[i, ..., 0].astype(np.float32) for i in chosen]
+    for light in range(4):
+        pale = [d * weight if i == light else d for i, d in enumerate(digits)]
+        pieces = segment.split_number(_ink(_side_by_side(pale, [4, 6, 3])))
+        assert len(pieces) == 4, (weight, light, [p.box for p in pieces])
+        alone = normalize.load_digit(_side_by_side([digits[light]], []))
+        seen = normalize.to_pixels(pieces[light].ink)
+        assert np.abs(seen - alone).mean() < 15, (weight, light)
+
+
+def test_ink_left_out_of_the_digits_is_measured(mnist):
+    """A dropped mark half as tall as the digits (a hairline too thin to count as a stroke) is
+    reported, so the reader can mark the number unsure; dust is not."""
+    digits = [mnist.test_images[i, ..., 0] for i in _narrow_digits(mnist, 3, seed=5)]
+    image = _side_by_side(digits, [6, 6])
+    ink = _ink(image)
+    pieces = segment.split_number(ink)
+    assert len(pieces) == 3 and segment.left_out(ink, pieces) == 0.0
+    dusty = image.copy()
+    dusty[10:12, 10:12] = dusty[-12:-10, -12:-10] = 0.0
+    assert segment.left_out(_ink(dusty), segment.split_number(_ink(dusty))) < 0.1
+    left, top, right, bottom = pieces[-1].box
+    struck = ink.copy()
+    struck[top:top + (bottom - top) // 2, right + 12] = 0.8  # a hairline beside the number
+    kept = segment.split_number(struck)
+    assert [p.box for p in kept] == [p.box for p in pieces]
+    assert segment.left_out(struck, kept) >= segment.LEFT_OUT_HEIGHT
+
+
+def test_a_number_with_ink_left_out_is_marked_unsure_with_the_reason(mnist, tiny_exported_dir):
+    digits = [mnist.test_images[i, ..., 0] for i in _narrow_digits(mnist, 3, seed=5)]
+    image = _side_by_side(digits, [6, 6])
+    reader = DigitReader(tiny_exported_dir / "cnn.onnx")
+    assert reader.read_number(image).reason is None
+    rows = np.flatnonzero(image.min(axis=1) < 128)
+    cols = np.flatnonzero(image.min(axis=0) < 128)
+    struck = image.copy()
+    struck[rows[0]:rows[0] + len(rows) // 2, cols[-1] + 12] = 0.0  # a dark hairline
+    number = reader.read_number(struck)
+    assert len(number.digits) == 3 and number.unsure
+    assert number.reason.startswith("ink left out of the digits")
+    assert number.reasons[0] == number.reason

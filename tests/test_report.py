@@ -22,11 +22,9 @@ def _assert_real_picture(path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def mnist_report(trained_dir, exported_dir, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("reports")
-    index = report.build_report("mnist", trained_dir, out, exported_dir.parent)
-    assert index == out / "mnist" / "index.html"
-    return out / "mnist"
+def mnist_report(exported_dir) -> Path:
+    """The report that `export` rewrote after exporting the models of `trained_dir`."""
+    return exported_dir.parent / "reports" / "mnist"
 
 
 def test_every_file_is_written(mnist_report):
@@ -90,13 +88,22 @@ def test_fashion_mnist_report_uses_its_class_names(tmp_path):
     assert not (tmp_path / "reports" / "fashion_mnist" / "reliability_others.png").exists()
 
 
-def test_tiny_report_shows_both_models_with_their_parity(tiny_trained_dir, tiny_exported_dir,
-                                                        tmp_path):
-    index = report.build_report("mnist", tiny_trained_dir, tmp_path, tiny_exported_dir.parent)
-    summary = (index.parent / "summary.md").read_text()
+def test_export_leaves_the_report_showing_each_model_with_its_parity(tiny_exported_dir):
+    """After `train` and then `export`, the report is current without running `report`."""
+    folder = tiny_exported_dir.parent / "reports" / "mnist"
+    summary = (folder / "summary.md").read_text()
     for name in ("linear", "cnn"):
         row = next(line for line in summary.splitlines() if line.startswith(f"| {name} |"))
-        assert "agree)" in row and (index.parent / f"confusion_{name}.png").is_file()
+        assert "agree)" in row and "not exported" not in row
+        assert (folder / f"confusion_{name}.png").is_file()
+
+
+def test_the_report_is_built_in_process_the_same_way(tiny_trained_dir, tiny_exported_dir,
+                                                    tmp_path):
+    index = report.build_report("mnist", tiny_trained_dir, tmp_path, tiny_exported_dir.parent)
+    assert index == tmp_path / "mnist" / "index.html"
+    written = (tiny_exported_dir.parent / "reports" / "mnist" / "summary.md").read_text()
+    assert (index.parent / "summary.md").read_text() == written
 
 
 def test_report_without_models_says_what_to_do(tmp_path):

@@ -134,6 +134,7 @@ def test_page_number_splitting_equals_predict(mnist, tmp_path, verified):
     confidence rule and with the verifier's (which also joins)."""
     need(shutil.which("node") is not None, "Node.js")
     from test_numbers import (
+        _side_by_side,
         faint_one_beside_a_zero,
         open_four_and_a_one,
         stand_in_scores,
@@ -155,18 +156,28 @@ def test_page_number_splitting_equals_predict(mnist, tmp_path, verified):
     images.append(faint_one_beside_a_zero())
     images.append(thin_seven_beside_a_bold_zero())
     images.append(open_four_and_a_one())
+    # A thin digit beside bold ones, a light one, and a hairline left out of the digits.
+    thin = [mnist.test_images[i, ..., 0] for i in (9655, 1875, 7984, 3196)]
+    images.append(_side_by_side(thin, [5, 5, 5]))
+    images.append(_side_by_side([d * (0.4 if i == 1 else 1.0) for i, d in enumerate(thin)],
+                                [4, 6, 3]))
+    struck = _side_by_side(thin[:3], [6, 6])
+    struck[64:100, -16] = 0.0  # under FRAGMENT_HEIGHT of the digits, over LEFT_OUT_HEIGHT
+    images.append(struck)
     specks = np.full((120, 300), 255.0, np.float32)
     for y, x in rng.integers(5, 110, size=(30, 2)) * [1, 2.5]:
         specks[int(y):int(y) + 3, int(x):int(x) + 3] = 0.0
     images.append(specks)
     payload = bytearray(struct.pack("<i", len(images)))
-    expected = []
+    expected, left_out = [], []
     for image in images:
         gray = decode.read_gray(image)
         payload += struct.pack("<ii", gray.shape[1], gray.shape[0]) + gray.astype("<f4").tobytes()
         try:
-            pieces = segment.split_number(find_ink.ink_map(gray), stand_in_scores, verified)
+            ink = find_ink.ink_map(gray)
+            pieces = segment.split_number(ink, stand_in_scores, verified)
             expected.append([(list(p.box), normalize.mnist_style(p.ink) * 255) for p in pieces])
+            left_out.append(segment.left_out(ink, pieces))
         except ValueError as exc:
             expected.append(str(exc))
     (tmp_path / "in.bin").write_bytes(payload)
@@ -178,8 +189,10 @@ def test_page_number_splitting_equals_predict(mnist, tmp_path, verified):
     got = json.loads((tmp_path / "out.json").read_text())
     assert isinstance(expected[-1], str) and got[-1] == {"error": expected[-1]}
     assert sum(len(e) for e in expected[:-1]) > len(expected[:-1]) * 2  # cuts were made
-    for mine, theirs in zip(expected[:-1], got[:-1], strict=True):
+    assert max(left_out) >= segment.LEFT_OUT_HEIGHT  # the hairline is measured on both sides
+    for mine, theirs, missed in zip(expected[:-1], got[:-1], left_out, strict=True):
         assert [box for box, _ in mine] == theirs["boxes"]
+        assert theirs["leftOut"] == pytest.approx(missed, abs=1e-9)
         for (_, pixels), js in zip(mine, theirs["pixels"], strict=True):
             assert np.abs(pixels - np.array(js).reshape(28, 28)).max() < 0.01
 

@@ -86,6 +86,13 @@ THUMBNAIL_POLARITY = {"BELOW": 13, "MARGIN": 0.1}
 SEGMENTATION = {
     "MAX_DIGITS": 12,  # more digits than this is not a number someone photographed,
     "MAX_MARKS": 24,  # nor are more separate marks than this (text, specks, noise)
+    # A mark the size of a digit (FRAGMENT_HEIGHT of the tallest) whose own strength (the 90th
+    # percentile of its ink) is under FAINT_MARK of full ink, but at least FAINT_FLOOR (fainter
+    # is paper grain, not writing), is scaled up to full ink before the marks are found: a light
+    # or thin digit beside bold ones keeps its strokes whole, as when it is read alone
+    # (studies/number_study.py --scale 4).
+    "FAINT_MARK": 0.9,
+    "FAINT_FLOOR": 0.1,
     "SPECK_SHARE": 0.06,  # a mark with less ink than this share of the largest one is a speck
     "SPECK_CHAIN_GAP": 2,  # ... unless small marks stacked at most this many pixels apart
     "SPECK_CHAINS": 96,  # (looked for among up to this many) have that much ink together
@@ -99,6 +106,9 @@ SEGMENTATION = {
     "SURELY_TWO": 1.2,  # or if wider than this (however it is read);
     "PART_SURE": 0.9,  # each part of a cut must be read at least this surely
     "MIN_DIGIT_WIDTH": 0.3,  # and be at least this wide for the piece's height
+    # Ink left out of every digit read, in a mark at least this share of the digits' median
+    # height, marks the number unsure: a digit may be missing from the answer.
+    "LEFT_OUT_HEIGHT": 0.4,
     "CENTRE_PULL": 0.05,  # cut candidates: ink-column cost added per half-width from the centre
     "DRIFT": 0.02,  # cut paths: cost per column away from where the path started
     # With the one-digit verifier (`deploy/verifier.py`) a piece's score is the answer's probability

@@ -3,6 +3,8 @@
 People photograph numbers (a house number, a meter, "2026" on a page), not lone digits. The ink
 map from `find_ink.ink_map` is cut into pieces by its strokes:
 
+0. a faint mark the size of a digit is scaled up to full ink, as if it were read alone
+   (`strokes.even_out`), so a light or thin digit beside bold ones keeps its strokes whole;
 1. connected strokes (8-connected ink) are the candidate pieces; specks far smaller than the
    largest mark are dropped unless they lie right beside a mark (a faint stroke broken off),
    and more than MAX_MARKS marks is not a number (`strokes.marks`);
@@ -30,8 +32,8 @@ import numpy as np
 from PIL import ImageFilter
 
 from keras_digits.core.contract import SEGMENTATION
-from keras_digits.imaging.raster import pil_filter
-from keras_digits.imaging.strokes import box, group_strokes
+from keras_digits.imaging.raster import label_components, pil_filter
+from keras_digits.imaging.strokes import box, even_out, group_strokes, mark_heights
 
 # The thresholds live in contract.SEGMENTATION, shared with the page's port (web/segment.js).
 MAX_DIGITS = SEGMENTATION["MAX_DIGITS"]
@@ -42,6 +44,7 @@ CUT_BELOW = SEGMENTATION["CUT_BELOW"]
 SURELY_TWO = SEGMENTATION["SURELY_TWO"]
 PART_SURE = SEGMENTATION["PART_SURE"]
 MIN_DIGIT_WIDTH = SEGMENTATION["MIN_DIGIT_WIDTH"]
+LEFT_OUT_HEIGHT = SEGMENTATION["LEFT_OUT_HEIGHT"]
 CENTRE_PULL = SEGMENTATION["CENTRE_PULL"]
 DRIFT = SEGMENTATION["DRIFT"]
 VERIFIED_WIDE = SEGMENTATION["VERIFIED_WIDE"]
@@ -215,6 +218,7 @@ def split_number(ink: np.ndarray,
     (choose_joins). Raises ValueError when there are more than
     strokes.MAX_MARKS marks or MAX_DIGITS pieces (the caller turns that into its own message).
     """
+    ink = even_out(ink)
     mask = ink > 0.5
     groups = group_strokes(mask)
     if len(groups) > MAX_DIGITS:
@@ -229,3 +233,20 @@ def split_number(ink: np.ndarray,
         if len(groups) > MAX_DIGITS:
             raise ValueError(f"{len(groups)} digits")
     return [Piece(box=box(group), ink=piece_ink(ink, group)) for group in groups]
+
+
+def left_out(ink: np.ndarray, pieces: list[Piece]) -> float:
+    """How tall the tallest mark of ink outside every piece's box is, as a share of the pieces'
+    median height (0 when nothing sizeable is left out). Specks are dropped on purpose; a mark
+    of LEFT_OUT_HEIGHT or more may be a digit the answer is missing, so the reader marks the
+    number unsure."""
+    if not pieces:
+        return 0.0
+    outside = even_out(ink) > 0.5
+    for left, top, right, bottom in (piece.box for piece in pieces):
+        outside[top:bottom, left:right] = False
+    if not outside.any():
+        return 0.0
+    labels, count = label_components(outside)
+    tallest = int(mark_heights(labels, count).max())
+    return float(tallest / np.median([piece.box[3] - piece.box[1] for piece in pieces]))

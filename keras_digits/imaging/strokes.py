@@ -16,6 +16,8 @@ from keras_digits.imaging.raster import find_root, label_components, pil_filter
 
 # The thresholds live in contract.SEGMENTATION, shared with the page's port (web/segment.js).
 MAX_MARKS = SEGMENTATION["MAX_MARKS"]
+FAINT_MARK = SEGMENTATION["FAINT_MARK"]
+FAINT_FLOOR = SEGMENTATION["FAINT_FLOOR"]
 SPECK_SHARE = SEGMENTATION["SPECK_SHARE"]
 SPECK_CHAIN_GAP = SEGMENTATION["SPECK_CHAIN_GAP"]
 SPECK_CHAINS = SEGMENTATION["SPECK_CHAINS"]
@@ -31,6 +33,42 @@ def box(mask: np.ndarray) -> tuple[int, int, int, int]:
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
+def even_out(ink: np.ndarray) -> np.ndarray:
+    """The ink map with each faint mark the size of a digit scaled up to full ink.
+
+    The ink map is scaled by the strongest ink of the whole image, so a digit written lighter or
+    thinner than its neighbours comes out faint, and at 0.5 its strokes break into fragments
+    that pass for specks (a thin 1 beside bold digits vanished, a thin 0 came apart in two).
+    Each mark of visible ink (above 0) at least FRAGMENT_HEIGHT of the tallest mark tall is
+    divided by its own strength (the 90th percentile of its ink) when that is under FAINT_MARK
+    and at least FAINT_FLOOR: as if it were read alone. Marks as strong as the rest are left as
+    they are.
+    """
+    labels, count = label_components(ink > 0)
+    if count < 2:
+        return ink
+    heights = mark_heights(labels, count)
+    out = ink
+    for label in np.flatnonzero(heights >= FRAGMENT_HEIGHT * heights.max()) + 1:
+        part = labels == label
+        values = ink[part].astype(np.float64)
+        strength = np.percentile(values, 90)
+        if FAINT_FLOOR <= strength < FAINT_MARK:
+            out = out.copy() if out is ink else out
+            out[part] = np.minimum(values / strength, 1.0)
+    return out
+
+
+def mark_heights(labels: np.ndarray, count: int) -> np.ndarray:
+    """The height in rows of each labelled mark, for labels 1 to `count`."""
+    rows = np.broadcast_to(np.arange(labels.shape[0])[:, None], labels.shape).ravel()
+    tops = np.full(count + 1, labels.shape[0])
+    bottoms = np.full(count + 1, -1)
+    np.minimum.at(tops, labels.ravel(), rows)
+    np.maximum.at(bottoms, labels.ravel(), rows)
+    return bottoms[1:] - tops[1:] + 1
+
+
 def _join(groups: list[list], a: int, b: int) -> None:
     """Fold group b into group a ([left, top, right, bottom, labels] each)."""
     ga, gb = groups[a], groups[b]
@@ -42,18 +80,21 @@ def _join(groups: list[list], a: int, b: int) -> None:
 def marks(mask: np.ndarray) -> tuple[np.ndarray, list[int]]:
     """Stroke labels and the labels of the marks that are not specks.
 
-    A faint thin stroke (a light 1) can come out of the ink map as a column of small
-    fragments, each no bigger than a speck; fragments stacked within SPECK_CHAIN_GAP pixels
-    of one another, their columns overlapping, count together as one mark, so the stroke is
-    kept.
+    A speck has less ink than SPECK_SHARE of the largest mark, unless it is the size of a digit
+    (FRAGMENT_HEIGHT of the tallest mark: a thin 1 beside bold digits). A faint thin stroke can
+    also come out of the ink map as a column of small fragments, each no bigger than a speck;
+    fragments stacked within SPECK_CHAIN_GAP pixels of one another, their columns overlapping,
+    count together as one mark, so the stroke is kept.
     """
     labels, count = label_components(mask)
     if count == 0:
         return labels, []
     areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    heights = mark_heights(labels, count)
     floor = SPECK_SHARE * areas.max()
-    kept = {i + 1 for i in range(count) if areas[i] >= floor}
-    small = [i + 1 for i in range(count) if areas[i] < floor]
+    digit_sized = heights >= FRAGMENT_HEIGHT * heights.max()
+    kept = {i + 1 for i in range(count) if areas[i] >= floor or digit_sized[i]}
+    small = [i + 1 for i in range(count) if i + 1 not in kept]
     if 2 <= len(small) <= SPECK_CHAINS:  # more is noise: dropped as specks, as ever
         boxes = {label: box(labels == label) for label in small}
         root = {label: label for label in small}

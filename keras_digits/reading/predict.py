@@ -106,6 +106,8 @@ def describe(name: str, number: NumberReading, classes: tuple[str, ...], k: int)
     """One image's answer as `--json` prints it (and the HTTP endpoint returns it)."""
     digits = [_digit_entry(d, classes, k) for d in number.digits]
     entry = {"file": name, "number": number.text, "unsure": number.unsure, "digits": digits}
+    if number.reason:
+        entry["reason"] = number.reason
     if len(digits) == 1:  # one digit: its answer at the top level too
         entry.update({key: digits[0][key] for key in ("top", "probabilities")})
     return entry
@@ -119,7 +121,7 @@ def _line(name: str, number: NumberReading, entry: dict) -> str:
         said = f"{number.text}   (" + ", ".join(
             f"{d.name} {100 * d.probability:.1f}%{'?' if d.unsure else ''}"
             for d in number.digits) + ")"
-    reasons = sorted({d.reason for d in number.digits if d.reason})
+    reasons = number.reasons
     return f"{name}: {said}" + (f"   [unsure: {'; '.join(reasons)}]" if reasons else "")
 
 

@@ -135,9 +135,11 @@ class Reading:
 
 @dataclass(frozen=True)
 class NumberReading:
-    """A written number read digit by digit, left to right."""
+    """A written number read digit by digit, left to right; `reason` says why the number as a
+    whole is not to be trusted (ink left out of its digits), beside each digit's own."""
 
     digits: list[Reading] = field(default_factory=list)
+    reason: str | None = None
 
     @property
     def text(self) -> str:
@@ -145,7 +147,13 @@ class NumberReading:
 
     @property
     def unsure(self) -> bool:
-        return any(d.unsure for d in self.digits)
+        return self.reason is not None or any(d.unsure for d in self.digits)
+
+    @property
+    def reasons(self) -> list[str]:
+        """Every reason for doubt, the number's first, each once."""
+        found = [self.reason] if self.reason else []
+        return found + sorted({d.reason for d in self.digits if d.reason} - set(found))
 
 
 class DigitReader:
@@ -245,8 +253,11 @@ class DigitReader:
                             f"{segment.MAX_DIGITS} digits; crop the image to the number "
                             "(or pass --single for one digit)") from None
         pixels = np.stack([normalize.to_pixels(piece.ink) for piece in pieces])
+        missed = segment.left_out(ink, pieces)
+        reason = (f"ink left out of the digits (a mark {missed:.0%} of their height): a digit "
+                  "may be missing" if missed >= segment.LEFT_OUT_HEIGHT else None)
         return NumberReading(self._readings(
-            pixels, [_relative_box(piece.box, gray.shape) for piece in pieces]))
+            pixels, [_relative_box(piece.box, gray.shape) for piece in pieces]), reason)
 
 
 def _relative_box(box: tuple[int, int, int, int], shape: tuple[int, ...]

@@ -2,7 +2,7 @@
 // onnxruntime-web on the exported .onnx file -> ten probabilities. In number mode the ink is
 // first split into digits as predict does (segment.js). Served by keras_digits.serve.
 import { configure, FRAME, hasInk, inkMap, mnistStyle, rgbaToGray } from "/preprocess.js";
-import { configureSegmentation, inkMask, marks, splitNumber } from "/segment.js";
+import { configureSegmentation, inkMask, leftOut, marks, splitNumber } from "/segment.js";
 
 // MNIST strokes are about 2 of 28 pixels wide; the pad is 10x larger.
 const BRUSH = 18;
@@ -221,11 +221,18 @@ async function classifyNumber(map) {
   });
   renderDigits(digits);
   const number = digits.map((d) => d.label).join("");
+  // Ink left out of every digit (reader.read_number's rule): a digit may be missing.
+  const missed = leftOut(map, pieces);
+  const reason = missed >= state.segmentation.LEFT_OUT_HEIGHT
+    ? `ink left out of the digits (a mark ${Math.round(100 * missed)}% of their height): ` +
+      "a digit may be missing" : null;
   window.digitApp.result = { model: state.model.file, check: checkFile(), number, digits,
-    unsure: digits.some((d) => d.unsure), verified: state.verifier !== null };
+    unsure: reason !== null || digits.some((d) => d.unsure), reason,
+    verified: state.verifier !== null };
   const doubtful = digits.filter((d) => d.unsure).length;
-  show("ready", `${state.model.name} reads ${number}` +
-    (doubtful ? ` but is unsure of ${doubtful} digit${doubtful > 1 ? "s" : ""} (marked ?).` : "."));
+  show("ready", `${state.model.name} reads ${number}` + (reason ? ` but is unsure: ${reason}.`
+    : doubtful ? ` but is unsure of ${doubtful} digit${doubtful > 1 ? "s" : ""} (marked ?).`
+      : "."));
 }
 
 function renderDigits(digits) {

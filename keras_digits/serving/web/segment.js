@@ -15,6 +15,54 @@ function makeMask(width, height, data) {
   return { width, height, data: data ?? new Uint8Array(width * height) };
 }
 
+// numpy's percentile (linear), to the last bit: the same lerp from whichever end is nearer.
+function percentile(sorted, q) {
+  const position = q * (sorted.length - 1);
+  const lo = Math.floor(position);
+  const hi = Math.min(lo + 1, sorted.length - 1);
+  const t = position - lo;
+  const span = sorted[hi] - sorted[lo];
+  return t >= 0.5 ? sorted[hi] - span * (1 - t) : sorted[lo] + span * t;
+}
+
+// The ink map with each faint mark the size of a digit scaled up to full ink
+// (strokes.even_out): a light or thin digit beside bold ones keeps its strokes whole.
+export function evenOut(ink) {
+  const { width, height } = ink;
+  const visible = makeMask(width, height, Uint8Array.from(ink.data, (v) => (v > 0 ? 1 : 0)));
+  const { labels, count } = labelComponents(visible);
+  if (count < 2) return ink;
+  const values = Array.from({ length: count + 1 }, () => []);
+  labels.forEach((label, i) => label && values[label].push(ink.data[i]));
+  const heights = heightsOf(labels, width, count);
+  const tallest = Math.max(...heights.slice(1));
+  let out = ink;
+  for (let label = 1; label <= count; label++) {
+    if (heights[label] < S.FRAGMENT_HEIGHT * tallest) continue;
+    const sorted = Float64Array.from(values[label]).sort();
+    const strength = percentile(sorted, 0.9);
+    if (strength >= S.FAINT_FLOOR && strength < S.FAINT_MARK) {
+      if (out === ink) out = makeImage(width, height, Float32Array.from(ink.data));
+      for (let i = 0; i < labels.length; i++) {
+        if (labels[i] === label) out.data[i] = Math.min(ink.data[i] / strength, 1);
+      }
+    }
+  }
+  return out;
+}
+
+// The height in rows of each labelled mark (strokes.mark_heights); index 0 is the paper.
+function heightsOf(labels, width, count) {
+  const tops = new Array(count + 1).fill(Infinity);
+  const bottoms = new Array(count + 1).fill(-1);
+  labels.forEach((label, i) => {
+    const y = Math.floor(i / width);
+    tops[label] = Math.min(tops[label], y);
+    bottoms[label] = Math.max(bottoms[label], y);
+  });
+  return tops.map((top, label) => bottoms[label] - top + 1);
+}
+
 // The strokes of an ink map: its pixels above 0.5.
 export function inkMask(ink) {
   return makeMask(ink.width, ink.height, Uint8Array.from(ink.data, (v) => (v > 0.5 ? 1 : 0)));
@@ -27,9 +75,13 @@ export function marks(mask) {
   const areas = new Array(count + 1).fill(0);
   for (const label of labels) areas[label] += 1;
   const floor = S.SPECK_SHARE * Math.max(0, ...areas.slice(1));
+  const heights = heightsOf(labels, mask.width, count);
+  const tall = S.FRAGMENT_HEIGHT * Math.max(0, ...heights.slice(1));
   const kept = new Set();
   const small = [];
-  for (let i = 1; i <= count; i++) (areas[i] >= floor ? kept.add(i) : small.push(i));
+  for (let i = 1; i <= count; i++) {
+    (areas[i] >= floor || heights[i] >= tall ? kept.add(i) : small.push(i));
+  }
   if (small.length >= 2 && small.length <= S.SPECK_CHAINS) {
     const boxes = new Map(small.map((label) => [label, [Infinity, Infinity, -1, -1]]));
     labels.forEach((label, i) => {
@@ -320,6 +372,7 @@ export function pieceInk(ink, mask) {
 // verifier's when `verified`, and then close pieces may also join); null cuts nothing.
 // Throws a RangeError when there are too many marks or digits for a number.
 export async function splitNumber(ink, confidence, verified = false) {
+  ink = evenOut(ink);
   let groups = groupStrokes(inkMask(ink));
   if (groups.length > S.MAX_DIGITS) throw new RangeError(`${groups.length} separate marks`);
   if (confidence) {
@@ -330,4 +383,22 @@ export async function splitNumber(ink, confidence, verified = false) {
     if (groups.length > S.MAX_DIGITS) throw new RangeError(`${groups.length} digits`);
   }
   return groups.map((group) => ({ box: inkBox(group), ink: pieceInk(ink, group) }));
+}
+
+// How tall the tallest mark of ink outside every piece's box is, as a share of the pieces'
+// median height (segment.left_out): at S.LEFT_OUT_HEIGHT or more a digit may be missing.
+export function leftOut(ink, pieces) {
+  if (pieces.length === 0) return 0;
+  const outside = inkMask(evenOut(ink));
+  for (const [left, top, right, bottom] of pieces.map((piece) => piece.box)) {
+    for (let y = top; y < bottom; y++) outside.data.fill(0, y * outside.width + left, y * outside.width + right);
+  }
+  const { labels, count } = labelComponents(outside);
+  if (count === 0) return 0;
+  const tallest = Math.max(...heightsOf(labels, outside.width, count).slice(1));
+  const heights = pieces.map((piece) => piece.box[3] - piece.box[1]).sort((a, b) => a - b);
+  const middle = heights.length / 2;
+  const median = heights.length % 2 ? heights[Math.floor(middle)]
+    : (heights[middle - 1] + heights[middle]) / 2;
+  return tallest / median;
 }
