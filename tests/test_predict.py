@@ -231,3 +231,19 @@ def test_gz_is_not_an_image(tmp_path):
     path.write_bytes(gzip.compress(b"\x00" * 100))
     with pytest.raises(UserError, match="not an image"):
         normalize.load_digit(path)
+
+
+def test_the_python_api_raises_one_documented_error(tiny_exported_dir):
+    """A library user catches `keras_digits.UserError`, which is also a ValueError, for every
+    bad input, with the same one-line message the commands print."""
+    import keras_digits
+    from keras_digits import DigitReader
+
+    assert keras_digits.UserError is UserError and issubclass(UserError, ValueError)
+    reader = DigitReader(tiny_exported_dir / "cnn.onnx")
+    blank = np.full((64, 64), 255, np.uint8)
+    for read in (reader.read, reader.read_number):
+        with pytest.raises(keras_digits.UserError, match="shows no ink"):
+            read(blank)
+    with pytest.raises(ValueError, match="does not exist"):
+        DigitReader(tiny_exported_dir / "missing.onnx")

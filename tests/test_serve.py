@@ -446,6 +446,7 @@ def test_a_number_is_read_in_the_browser_as_predict_reads_it(exported_dir, page_
             assert np.abs(shown - mine.pixels[..., 0]).max() < 0.01
             assert theirs["probability"] == pytest.approx(mine.probability, abs=1e-4)
             assert theirs["unsure"] == mine.unsure
+        assert result["reason"] == number.reason and result["unsure"] == number.unsure
         page.click("#clear")
         many = [[(15 + 35 * i, 40), (15 + 35 * i, 160)] for i in range(14)]
         assert draw(page, many) is None

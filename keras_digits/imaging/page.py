@@ -140,7 +140,7 @@ def frame_strips(ink: np.ndarray, low: float) -> np.ndarray:
 
     Too thin for `without_desk` to see at its low resolution, such a strip is the strongest
     "ink" in the photo, and the digit was cropped together with it (most digits misread:
-    docs/RESULTS.md, "A thin strip of desk along the frame"). A strip touches the frame, stays
+    studies/README.md, "A thin strip of desk along the frame"). A strip touches the frame, stays
     shallow and runs along a side; the writing keeps away from that side and touches no edge.
     In a tight crop the writing lines the frame (the bar of a 5 written apart from its body
     reaches one edge, the body the others), so nothing there is taken for a strip.
