@@ -38,6 +38,7 @@ from keras_digits.imaging import (
     segment,
     strokes,
 )
+from keras_digits.reading.predict import check_model
 from keras_digits.reading.reader import DigitReader
 
 
@@ -193,12 +194,16 @@ def main() -> int:
                         help="enlarge each composed number this many times (bilinear)")
     parser.add_argument("--layouts", nargs="+", choices=LAYOUTS, default=LAYOUTS,
                         help="read only these layouts")
+    parser.add_argument("--check", default="none", metavar="MODEL",
+                        help="a second model for the unsure flag, as predict's --check (auto: "
+                             "predict's default; none: the model alone)")
     parser.add_argument("--composed-only", action="store_true",
                         help="only the numbers composed from MNIST test digits")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     changed = override(args.set)
-    reader = DigitReader(args.model, export_dir=args.export_dir)
+    check = check_model(args.check, args.model, "mnist", args.export_dir)
+    reader = DigitReader(args.model, export_dir=args.export_dir, check=check)
     if args.no_verifier:
         reader.verifier = None
     result = study(reader, args.count, args.seed, args.drawn_only, tuple(args.digits),

@@ -346,7 +346,7 @@ def test_composed_numbers_are_read_whole(mnist, exported_dir, length):
 
 def test_the_readme_python_example_runs(mnist, tiny_exported_dir, tmp_path):
     readme = (REPO / "README.md").read_text()
-    code = readme.split("The same from Python", 1)[1].split("```python\n", 1)[1].split("```")[0]
+    code = readme.split("## From Python", 1)[1].split("```python\n", 1)[1].split("```")[0]
     (tmp_path / "export" / "mnist").mkdir(parents=True)
     (tmp_path / "export" / "mnist" / "cnn.onnx").write_bytes(
         (tiny_exported_dir / "cnn.onnx").read_bytes())

@@ -65,6 +65,7 @@ def enlarged(image: np.ndarray, times: int, method=Image.Resampling.NEAREST) -> 
         (width * times, height * times), method))
 
 
+@pytest.mark.not_unit  # every Semeion scan or thousands of digits: seconds
 def test_digits_and_scans_are_never_taken_for_a_sheet_on_a_desk(mnist):
     """White-on-black MNIST digits (bold 0s enclose dark holes in a light shape) and Semeion's
     tight crops (paper cut into pieces by strokes), enlarged to photo size, keep every pixel."""
@@ -88,6 +89,7 @@ def test_a_thin_strip_of_desk_along_the_frame_is_not_ink(sheet_box):
         assert difference(photo, on_a_desk(digit, sheet_box, desk=235)) < 3, digit
 
 
+@pytest.mark.not_unit  # every Semeion scan or thousands of digits: seconds
 def test_tight_crops_are_never_taken_for_a_strip_along_the_frame(mnist, monkeypatch):
     """In a tight crop at photo size the ink lines the frame: a 5's bar written apart from its
     body (three of Semeion's 5s) runs along the top edge like a strip, but the body reaches the
@@ -228,6 +230,7 @@ def ink_where_the_strokes_are(gray: np.ndarray, strokes: np.ndarray) -> bool:
     return inner[strokes].mean() > inner[~strokes].mean()
 
 
+@pytest.mark.not_unit  # every Semeion scan or thousands of digits: seconds
 def test_bold_scanned_digits_whose_strokes_line_the_frame_keep_their_polarity():
     """Semeion stretches each digit to fill its 16x16 box, so the strokes of a bold 8 or 0 can
     cover more of the border than the paper does. Taking the border's majority for paper read

@@ -283,3 +283,32 @@ def test_a_short_run_averages_its_weights_over_its_own_last_steps(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((tmp_path / "mnist" / "mlp" / "metrics.json").read_text())
     assert metrics["test_accuracy"] > 0.5  # it learned (chance is 0.1)
+
+
+def test_a_runs_description_is_its_settings_history_and_outcome():
+    """`train.describe_run`, the metrics.json builder, on its own: the best epoch is the best
+    validation epoch, the speed is training images over epoch time, the outcome is kept."""
+    from types import SimpleNamespace
+
+    from keras_digits.training.compiled import TrainConfig
+    from keras_digits.training.train import describe_run
+
+    def split(n: int) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros((n, 28, 28, 1), np.uint8), np.zeros(n, np.uint8)
+
+    splits = datasets.Splits(train=split(1000), validation=split(100), test=split(50))
+    plan = SimpleNamespace(precision="float32", jit=False, batch_size=128, replicas=1,
+                           learning_rate=0.003, predict_view=0.5)
+    rows = [{"epoch": 0.0, "val_accuracy": 0.9, "epoch_seconds": 2.0},
+            {"epoch": 1.0, "val_accuracy": 0.95, "epoch_seconds": 2.0},
+            {"epoch": 2.0, "val_accuracy": 0.93, "epoch_seconds": 1.0}]
+    metrics = describe_run(TrainConfig(model="cnn", limit=1000, seed=3), plan, splits, rows,
+                           {"test_accuracy": 0.97, "test_loss": 0.1, "parameters": 82_586,
+                            "weights_sha256": "ab" * 32})
+    assert metrics["best_epoch"] == 2 and metrics["best_val_accuracy"] == 0.95
+    assert metrics["epochs_run"] == 3 and metrics["train_seconds"] == 5.0
+    assert metrics["images_per_second"] == 600  # 1,000 images x 3 epochs in 5 s
+    assert metrics["examples"] == {"train": 1000, "validation": 100, "test": 50}
+    assert (metrics["seed"], metrics["limit"], metrics["predict_view"]) == (3, 1000, 0.5)
+    assert metrics["processes"] == 1 and metrics["distribution"] == "none"
+    assert json.loads(json.dumps(metrics)) == metrics  # it goes to metrics.json as it is
