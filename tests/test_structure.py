@@ -4,6 +4,7 @@ way, and the facts that several stages share are written in one place."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -92,3 +93,20 @@ def test_the_product_holds_no_option_that_no_recipe_uses():
     found = [(str(p.relative_to(PACKAGE)), word) for p in PACKAGE.rglob("*.py")
              for word in rejected if word in p.read_text().lower()]
     assert not found
+
+
+def test_where_to_change_what_names_files_that_hold_those_things():
+    """The README's newcomer table: every file it names exists, and the names it gives in
+    backticks beside a file are in that file."""
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("## Where to change what", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "`" in line]
+    assert len(rows) == 6
+    for row in rows:
+        files = re.findall(r"`(keras_digits/[\w/]+\.(?:py|js))`", row)
+        assert files, row
+        for file in files:
+            assert (REPO / file).is_file(), file
+        text = "".join((REPO / f).read_text() for f in files)
+        for name in re.findall(r"`@?(\w+)`", row):
+            assert name in text, (name, files)
