@@ -2,7 +2,7 @@
 
 For each model the two backends are measured back to back (a child process each, since Keras
 fixes its backend at import), so both see the same machine load. Each child builds the model
-exactly as `train` does (`plan.build_compiled`: recipe, precision, jit), fits one warm-up epoch
+exactly as `train` does (`compiled.build_compiled`: recipe, precision, jit), fits one warm-up epoch
 (tracing, compilation) and then times one epoch on `--images` MNIST training images. On JAX it
 times both feedings `train` could use: tf.data (what it uses) and numpy arrays.
 
@@ -51,14 +51,13 @@ def measure(model_name: str, images: int, feedings: list[str]) -> dict:
 
 def child(backend: str, model_name: str, images: int) -> dict:
     feedings = ["tf.data"] + (["numpy"] if backend == "jax" else [])
-    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); "
-            "from backend_compare import measure; "
-            "print('RESULT ' + json.dumps(measure(sys.argv[2], int(sys.argv[3]), "
-            "sys.argv[4].split(','))))")
+    code = ("import json, sys; from studies.backend_compare import measure; "
+            "print('RESULT ' + json.dumps(measure(sys.argv[1], int(sys.argv[2]), "
+            "sys.argv[3].split(','))))")
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    command = [sys.executable, "-c", code, str(REPO / "scripts"), model_name, str(images),
-               ",".join(feedings)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
+    command = [sys.executable, "-c", code, model_name, str(images), ",".join(feedings)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800,
+                          cwd=REPO)
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
     if done.returncode or not lines:
         raise SystemExit(f"error: {backend} {model_name} failed:\n{done.stderr[-2000:]}")

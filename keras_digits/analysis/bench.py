@@ -9,7 +9,7 @@ written as JSON and a Markdown table with the machine, library versions and the 
   MNIST convnet" (keras_digits/analysis/time_to_accuracy.py).
 - train: steady-state training images/s per model (one warm-up epoch, then one timed epoch),
   and the FLOP/s that makes as a share of this machine's float32 matmul peak, measured in the
-  same run (keras_digits/flops.py).
+  same run (analysis/flops.py).
 - pipeline: the tf.data input pipeline alone, next to the fastest model's training rate.
 - inference: batch-1 latency (p50/p99) and batch-256 images/s for `model.predict`, `model(x)`,
   the SavedModel signature, onnxruntime and LiteRT, fp32 and int8 (each with its file size).

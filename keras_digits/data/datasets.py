@@ -1,5 +1,5 @@
 """Data stage: MNIST and Fashion-MNIST as verified numpy arrays, split for training
-(keras_digits/pipeline.py turns the splits into what `fit` takes).
+(training/input_pipeline.py turns the splits into what `fit` takes).
 
 Local files come first so that nothing touches the network when the data is on disk:
 

@@ -7,7 +7,7 @@ For each trained model in `saved_models/<dataset>/<model>/model.keras` this writ
     export/<dataset>/<model>.onnx           the same function through tf2onnx, dynamic batch
     export/<dataset>/<model>.int8.onnx      static int8 quantisation calibrated on training images
     export/<dataset>/<model>.tflite         LiteRT float32, and `.int8.tflite` full-integer int8
-                                            (see keras_digits/litert.py)
+                                            (see deploy/litert.py)
     export/<dataset>/parity.json            onnxruntime and LiteRT vs Keras on the full test set
 
 and exits non-zero when any parity check fails. Exports are always float32: the model is rebuilt

@@ -1,6 +1,6 @@
 """The splits as `fit` and `evaluate` take them: tf.data pipelines, or numpy arrays for the JAX
 backend, sharded evenly over devices when a distribution asks, and with a share of each training
-image's second rendering (predict's view of it, keras_digits/views.py) swapped in.
+image's second rendering (predict's view of it, training/renderings.py) swapped in.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def to_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle:
 def mix_batch(images, labels, alpha: float, seed: int = 0):
     """Mixup: each image blended with another of its batch, weight λ ~ Beta(alpha, alpha) for
     the one whose label comes first, λ ≥ 1/2. Labels become rows (label a, label b, λ), which
-    the training loss and accuracy read (keras_digits/plan.py)."""
+    the training loss and accuracy read (training/compiled.py)."""
     import tensorflow as tf
 
     count = tf.shape(images)[0]

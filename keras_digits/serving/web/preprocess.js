@@ -6,7 +6,7 @@
 // between), because the Python side uses them. tests/test_serve.py checks both sides agree on
 // drawings.
 
-// MNIST's geometry and the thresholds come from the server (keras_digits/contract.py, the one
+// MNIST's geometry and the thresholds come from the server (keras_digits/core/contract.py, the one
 // place they are written): call configure() with /api/config's `preprocessing` before use.
 export let BOX;
 export let FRAME;
