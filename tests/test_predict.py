@@ -39,6 +39,7 @@ def test_preprocessing_matches_mnist_geometry(drawings):
         assert np.allclose(com, 13.5, atol=1.0), (path, com)
 
 
+@pytest.mark.not_unit  # every style of every font: seconds
 def test_variants_of_one_drawing_look_alike(drawings):
     """Inverted, transparent, JPEG and photographed versions give the same 28x28 as the plain."""
     by_key = {(p.stem.rsplit("-", 2)[0], v, d): p for p, d, v in drawings}
