@@ -10,16 +10,19 @@ neighbours pushed together until their strokes meet), and broken strokes (half t
 `DigitReader.read_number`, the predict path: with the one-digit verifier when the export folder
 has one (`python -m keras_digits.verifier`); `--no-verifier` measures the older rule. The
 single-digit baseline reads the very same digits (cropped, broken where the layout breaks them,
-with a 4-pixel margin) one at a time through `DigitReader.read_many`. Per digit is counted two
-ways: digit by digit where the number has the right count (a wrong count loses all its digits),
-and as one minus the edits (digits inserted, dropped or changed) per true digit. Also counted:
+with a 4-pixel margin, enlarged as the number is) one at a time through
+`DigitReader.read_many`; with `--scale` it is also given at MNIST's own scale. Per digit is
+counted two ways: digit by digit where the number has the right count (a wrong count loses all
+its digits), and as one minus the edits (digits inserted, dropped or changed) per true digit.
+Also counted:
 how often a lone digit (MNIST test, Semeion) is split into more than one piece, which number
 mode must not do, and how often numbers composed from the generated drawings of
 tests/drawings.py (fonts in plain, thin, thick and rotated styles, separated) are read whole.
 `--digits` reads only numbers of those lengths (the others are still drawn, so the numbers read
 are the same as in a full run); `--set NAME=VALUE` changes one of contract.SEGMENTATION's
 thresholds for the run, to measure what a step adds (SPECK_REACH=0 keeps no speck beside a
-stroke, JOIN_BELOW=0 joins nothing).
+stroke, JOIN_BELOW=0 joins nothing); `--scale` enlarges every composed number (and the lone
+digits of the baseline) as a photo would; `--misread FILE.npz` keeps the numbers read wrong.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import numpy as np
 
 from keras_digits.core import contract
 from keras_digits.data import datasets, folders
-from keras_digits.data.compose import LAYOUTS, compose, crop
+from keras_digits.data.compose import LAYOUTS, compose, crop, enlarge
 from keras_digits.imaging import (
     segment,
     strokes,
@@ -88,22 +91,10 @@ def override(settings: list[str]) -> dict:
     return changed
 
 
-def enlarge(image: np.ndarray, scale: float) -> np.ndarray:
-    """The composed number enlarged `scale` times (bilinear), as a photo or scan at a higher
-    resolution than MNIST's would show it."""
-    from PIL import Image
-
-    if scale == 1:
-        return image
-    height, width = image.shape
-    size = (round(width * scale), round(height * scale))
-    return np.asarray(Image.fromarray(image.astype(np.float32), "F").resize(
-        size, Image.Resampling.BILINEAR))
-
-
 def study(reader: DigitReader, count: int, seed: int, drawn_only: bool = False,
           lengths: tuple[int, ...] = (2, 4, 6), scale: float = 1.0,
-          layouts: tuple[str, ...] = LAYOUTS, composed_only: bool = False) -> dict:
+          layouts: tuple[str, ...] = LAYOUTS, composed_only: bool = False,
+          misread: list | None = None) -> dict:
     arrays = datasets.load_arrays("mnist")
     images, labels = arrays.test_images[..., 0], arrays.test_labels
     rng = np.random.default_rng(seed)
@@ -111,7 +102,7 @@ def study(reader: DigitReader, count: int, seed: int, drawn_only: bool = False,
     for length in () if drawn_only else (2, 4, 6):
         for layout in LAYOUTS:
             right = digits_right = digits_total = count_right = edits = 0
-            single_right = single_numbers = silent_miscount = 0
+            single_right = single_numbers = silent_miscount = unscaled_numbers = 0
             for _ in range(count):
                 chosen = rng.choice(len(images), length, replace=False)
                 truth = "".join(str(labels[i]) for i in chosen)
@@ -121,6 +112,10 @@ def study(reader: DigitReader, count: int, seed: int, drawn_only: bool = False,
                     continue  # drawn all the same, so the numbers read match a full run
                 number = reader.read_number(enlarge(image, scale))
                 right += number.text == truth
+                if misread is not None and number.text != truth:
+                    misread.append({"layout": layout, "truth": truth, "read": number.text,
+                                    "unsure": number.unsure, "mnist_test": chosen.tolist(),
+                                    "image": image})
                 count_right += len(number.digits) == length
                 # a digit dropped or split while the answer is not marked unsure: wrong and sure
                 silent_miscount += len(number.digits) != length and not number.unsure
@@ -128,10 +123,16 @@ def study(reader: DigitReader, count: int, seed: int, drawn_only: bool = False,
                     digits_right += sum(a == b for a, b in zip(number.text, truth, strict=True))
                 digits_total += length
                 edits += edit_distance(number.text, truth)
-                single = reader.read_many([255.0 - np.pad(p, 4) for p in placed])
+                lone = [255.0 - np.pad(p, 4) for p in placed]
+                single = reader.read_many([enlarge(digit, scale) for digit in lone])
                 alone = [r.label == labels[i] for r, i in zip(single, chosen, strict=True)]
                 single_right += sum(alone)
                 single_numbers += all(alone)
+                if scale != 1:  # the same digits at MNIST's own scale
+                    unscaled_numbers += all(r.label == labels[i] for r, i in zip(
+                        reader.read_many(lone), chosen, strict=True))
+                else:
+                    unscaled_numbers += all(alone)
             if length not in lengths or layout not in layouts:
                 continue
             rows.append({"digits": length, "layout": layout, "numbers": count,
@@ -140,13 +141,15 @@ def study(reader: DigitReader, count: int, seed: int, drawn_only: bool = False,
                          "per_digit_edits": 1 - edits / digits_total,
                          "single_digit": single_right / digits_total,
                          "all_digits_right_alone": single_numbers / count,
+                         "all_digits_right_alone_unscaled": unscaled_numbers / count,
                          "miscounted_not_unsure": silent_miscount})
             print(f"{length} digits, {layout:9}: whole {100 * right / count:6.2f}%  "
                   f"count right {100 * count_right / count:6.2f}%  per digit "
                   f"{100 * digits_right / digits_total:6.2f}%  by edits "
                   f"{100 * (1 - edits / digits_total):6.2f}%  (alone "
                   f"{100 * single_right / digits_total:6.2f}%, every digit of the number "
-                  f"{100 * single_numbers / count:6.2f}%)  miscounted and not unsure "
+                  f"{100 * single_numbers / count:6.2f}%, at MNIST's scale "
+                  f"{100 * unscaled_numbers / count:6.2f}%)  miscounted and not unsure "
                   f"{silent_miscount}", flush=True)
     if composed_only:
         return {"model": str(reader.path), "seed": seed, "scale": scale, "rows": rows}
@@ -176,6 +179,14 @@ def study(reader: DigitReader, count: int, seed: int, drawn_only: bool = False,
     return {"model": str(reader.path), "seed": seed, "rows": rows, "lone_digits": splits}
 
 
+def save_misread(path: Path, misread: list[dict]) -> None:
+    """The misread numbers as one .npz: image_K (each composed number, at MNIST's scale) and a
+    JSON `index` of what each was and how it was read."""
+    images = {f"image_{k}": row.pop("image") for k, row in enumerate(misread)}
+    np.savez_compressed(path, index=np.array(json.dumps(misread)), **images)
+    print(f"{len(misread)} misread numbers written to {path}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="cnn")
@@ -200,18 +211,24 @@ def main() -> int:
     parser.add_argument("--composed-only", action="store_true",
                         help="only the numbers composed from MNIST test digits")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--misread", metavar="NPZ",
+                        help="write the composed numbers read wrong here (images, truth, "
+                             "reading, MNIST test indices), to look at")
     args = parser.parse_args()
     changed = override(args.set)
     check = check_model(args.check, args.model, "mnist", args.export_dir)
     reader = DigitReader(args.model, export_dir=args.export_dir, check=check)
     if args.no_verifier:
         reader.verifier = None
+    misread: list | None = [] if args.misread else None
     result = study(reader, args.count, args.seed, args.drawn_only, tuple(args.digits),
-                   args.scale, tuple(args.layouts), args.composed_only)
+                   args.scale, tuple(args.layouts), args.composed_only, misread)
     result["verifier"] = reader.verifier is not None
     result["segmentation_changed"] = changed
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
+    if misread is not None:
+        save_misread(Path(args.misread), misread)
     return 0
 
 

@@ -151,8 +151,37 @@ def test_a_verified_reader_cuts_a_narrow_pair_that_the_confidence_rule_keeps():
     pieces = segment.split_number(ink, _narrow_scores, verified=True)
     assert len(pieces) == 2
     assert pieces[0].box[2] <= pieces[1].box[0] + 1  # left bar, then right bar
+    # The whole scored 0.95 against the parts' 0.99 x 0.99: a close call, and both parts say so.
+    assert [p.cut_doubt for p in pieces] == pytest.approx([0.95 / 0.99**2] * 2)
     # A score as sure of the whole as of any part keeps it whole, verified or not.
     assert len(segment.split_number(ink, lambda inks: [0.99] * len(inks), verified=True)) == 1
+
+
+def test_a_clear_cut_is_not_doubted_and_whole_pieces_never_are(mnist):
+    image = np.full((60, 48), 255.0, np.float32)
+    image[10:50, 10:20] = image[10:50, 28:38] = image[29:31, 20:28] = 0.0  # "11", bridged
+
+    def doubtful_whole(inks):  # the bridged whole reads unsurely, each bar surely
+        return [0.05 if score == 0.95 else score for score in _narrow_scores(inks)]
+
+    cut = segment.split_number(_ink(image), doubtful_whole, verified=True)
+    assert len(cut) == 2 and [p.cut_doubt for p in cut] == pytest.approx([0.05 / 0.99**2] * 2)
+    assert cut[0].cut_doubt < segment.CLOSE_CUT
+    digits = [mnist.test_images[i, ..., 0] for i in _narrow_digits(mnist, 3, seed=5)]
+    sure = segment.split_number(_ink(_side_by_side(digits, [6, 6])),
+                                lambda inks: [0.99] * len(inks), verified=True)
+    assert len(sure) == 3 and all(p.cut_doubt == 0.0 for p in sure)
+
+
+def test_a_close_call_cut_makes_the_number_unsure():
+    """A piece cut from a mark that scored nearly as well whole may be one digit cut in two:
+    the reader says so (reader._piece_doubts), and of nothing else."""
+    ink = np.ones((4, 4), np.float32)
+    pieces = [segment.Piece((0, 0, 4, 4), ink, cut_doubt=d)
+              for d in (0.0, segment.CLOSE_CUT / 2, segment.CLOSE_CUT)]
+    doubts = DigitReader._piece_doubts(pieces)
+    assert doubts[:2] == [None, None]
+    assert doubts[2] == "cut from one mark that reads nearly as well whole: it may be one digit"
 
 
 def faint_one_beside_a_zero() -> np.ndarray:
@@ -418,6 +447,19 @@ def test_the_verifier_is_made_and_number_mode_cuts_with_it(mnist, tiny_exported_
     single = run_module("keras_digits.predict", str(number), "--single", "--model",
                         str(folder / "cnn.onnx"))
     assert single.returncode == 0  # one digit never needs the verifier
+
+
+def test_the_verifier_learns_from_numbers_at_the_sizes_photos_show(mnist):
+    """Each example is enlarged 1-4 times before number mode's preprocessing: trained at
+    MNIST's scale alone, the verifier doubted bold whole digits in enlarged numbers."""
+    from keras_digits.deploy import verifier
+
+    image = compose([mnist.test_images[0, ..., 0]], "separated", np.random.default_rng(0))
+    plain = verifier._ink(image).shape[0]
+    heights = [verifier._ink(image, np.random.default_rng(k)).shape[0] / plain
+               for k in range(12)]
+    assert min(heights) >= 0.99 and max(heights) > 2.5 and max(heights) < 4.2
+    assert len({round(h, 2) for h in heights}) > 6  # drawn, not one fixed size
 
 
 def test_the_verifier_refuses_too_few_examples(tmp_path):

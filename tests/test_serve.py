@@ -176,7 +176,8 @@ def test_page_number_splitting_equals_predict(mnist, tmp_path, verified):
         try:
             ink = find_ink.ink_map(gray)
             pieces = segment.split_number(ink, stand_in_scores, verified)
-            expected.append([(list(p.box), normalize.mnist_style(p.ink) * 255) for p in pieces])
+            expected.append([(list(p.box), normalize.mnist_style(p.ink) * 255, p.cut_doubt)
+                             for p in pieces])
             left_out.append(segment.left_out(ink, pieces))
         except ValueError as exc:
             expected.append(str(exc))
@@ -191,10 +192,12 @@ def test_page_number_splitting_equals_predict(mnist, tmp_path, verified):
     assert sum(len(e) for e in expected[:-1]) > len(expected[:-1]) * 2  # cuts were made
     assert max(left_out) >= segment.LEFT_OUT_HEIGHT  # the hairline is measured on both sides
     for mine, theirs, missed in zip(expected[:-1], got[:-1], left_out, strict=True):
-        assert [box for box, _ in mine] == theirs["boxes"]
+        assert [box for box, _, _ in mine] == theirs["boxes"]
         assert theirs["leftOut"] == pytest.approx(missed, abs=1e-9)
-        for (_, pixels), js in zip(mine, theirs["pixels"], strict=True):
+        assert theirs["cutDoubts"] == pytest.approx([doubt for _, _, doubt in mine], abs=1e-6)
+        for (_, pixels, _), js in zip(mine, theirs["pixels"], strict=True):
             assert np.abs(pixels - np.array(js).reshape(28, 28)).max() < 0.01
+    assert any(doubt > 0 for pieces in expected[:-1] for _, _, doubt in pieces)
 
 
 # ---- the server on the command line ----------------------------------------------------------

@@ -115,7 +115,11 @@ SEGMENTATION = {
     # times the verifier's, so a cut no longer needs the gates above; it is tried on
     "VERIFIED_WIDE": 0.5,  # pieces at least this wide for their height,
     "VERIFIED_CANDIDATES": 5,  # at this many columns,
-    "VERIFIED_CROSSINGS": 2,  # along paths through at most this many strokes
+    "VERIFIED_CROSSINGS": 2,  # along paths through at most this many strokes.
+    # A piece cut from a mark that scored whole at least this share of what its parts scored
+    # together (a close call) marks the number unsure: it may be one digit cut in two
+    # (studies/number_study.py --scale 4; flagged no number read right that was not already).
+    "CLOSE_CUT": 0.1,
 }
 
 # When an answer is marked unsure (predict, the API and the page); studies/README.md has the

@@ -4,12 +4,14 @@ MNIST holds lone digits; a number someone photographs holds several, spaced unev
 touching, sometimes with a stroke broken where the pen skipped. `compose` lays digits out that
 way on white paper. `studies/number_study.py` measures number reading on MNIST test digits
 with it, and the one-digit verifier (`deploy/verifier.py`) learns from MNIST training digits
-laid out with it. numpy only.
+laid out with it, at MNIST's scale and `enlarge`d as a photo or scan shows them.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from keras_digits.imaging.raster import resize
 
 LAYOUTS = ("separated", "touching", "broken")
 
@@ -70,3 +72,12 @@ def compose(digits: list[np.ndarray], layout: str, rng: np.random.Generator,
     used = np.flatnonzero(canvas.max(axis=0) > 0)
     canvas = canvas[:, : used[-1] + 9]
     return 255.0 - canvas  # dark ink on white paper
+
+
+def enlarge(image: np.ndarray, scale: float) -> np.ndarray:
+    """The composed number `scale` times larger (bilinear): the same strokes as a photo or scan
+    at a higher resolution than MNIST's shows them, softer edges and all."""
+    if scale == 1:
+        return image
+    height, width = image.shape
+    return resize(image, (round(width * scale), round(height * scale)))

@@ -5,8 +5,10 @@ one, so its confidence cannot say where to cut a number. This small CNN answers 
 question: is this piece of ink one whole digit, or two digits, or a part of one? It learns from
 MNIST training digits laid out by `compose`: lone digits (whole or with a skipped stroke) are
 one digit; neighbours side by side (touching or close) and the two sides of a cut through a lone
-digit are not. Every example goes through number mode's own preprocessing (`segment`, then the
-MNIST recipe), so the verifier sees what it will judge.
+digit are not. Each example is enlarged 1-4 times, as photos and scans show numbers larger than
+MNIST's 28 pixels (trained at MNIST's scale alone, it doubted bold whole digits in enlarged
+numbers and let them be cut in two), and goes through number mode's own preprocessing
+(`segment`, then the MNIST recipe), so the verifier sees what it will judge.
 
 The reader multiplies its score into the classifier's when it cuts a number
 (`segment.choose_cut`); predict, the HTTP endpoint and the page use it whenever
@@ -25,16 +27,20 @@ import numpy as np
 from keras_digits.core import artifacts, atomic
 from keras_digits.core.cli import Parser, UserError, positive_int, run_cli
 from keras_digits.data import datasets
-from keras_digits.data.compose import compose
-from keras_digits.imaging import decode, find_ink, normalize, segment
+from keras_digits.data.compose import compose, enlarge
+from keras_digits.imaging import decode, find_ink, normalize, segment, strokes
 
 CLASSES = ("one digit",)  # the single output: the probability that a piece is one whole digit
 PAIR_LAYOUTS = ("touching", "touching", "separated")  # neighbours, mostly touching
+LARGEST = 4.0  # examples are enlarged by a factor drawn evenly in log scale from 1 to this
 
 
-def _ink(image: np.ndarray) -> np.ndarray:
-    """The ink map of a composed image, as number mode makes it."""
-    return find_ink.ink_map(decode.read_gray(image))
+def _ink(image: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    """The ink map of a composed image, as number mode makes it (faint marks evened out); with
+    `rng`, of the image enlarged by a random factor."""
+    if rng is not None:
+        image = enlarge(image, float(np.exp(rng.uniform(0.0, np.log(LARGEST)))))
+    return strokes.even_out(find_ink.ink_map(decode.read_gray(image)))
 
 
 def _cut_sides(ink: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
@@ -56,12 +62,12 @@ def examples(images: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.
     for k in range(count):
         i, j, other = (int(v) for v in rng.integers(len(images), size=3))
         lone = compose([images[i]], ("separated", "broken")[k % 2], rng)
-        pixels.append(normalize.to_pixels(_ink(lone)))
+        pixels.append(normalize.to_pixels(_ink(lone, rng)))
         labels.append(1)
         pair = compose([images[j], images[other]], PAIR_LAYOUTS[k % len(PAIR_LAYOUTS)], rng)
-        pixels.append(normalize.to_pixels(_ink(pair)))
+        pixels.append(normalize.to_pixels(_ink(pair, rng)))
         labels.append(0)
-        sides = _cut_sides(_ink(compose([images[i]], "separated", rng)), rng)
+        sides = _cut_sides(_ink(compose([images[i]], "separated", rng), rng), rng)
         pixels.extend(sides)
         labels.extend([0] * len(sides))
     return np.stack(pixels).astype(np.float32), np.asarray(labels, np.float32)

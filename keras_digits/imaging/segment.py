@@ -50,6 +50,7 @@ DRIFT = SEGMENTATION["DRIFT"]
 VERIFIED_WIDE = SEGMENTATION["VERIFIED_WIDE"]
 VERIFIED_CANDIDATES = SEGMENTATION["VERIFIED_CANDIDATES"]
 VERIFIED_CROSSINGS = SEGMENTATION["VERIFIED_CROSSINGS"]
+CLOSE_CUT = SEGMENTATION["CLOSE_CUT"]
 RIM = 3  # pixels of margin kept around a piece's ink: its grown rim and a row of paper
 
 
@@ -59,6 +60,9 @@ class Piece:
 
     box: tuple[int, int, int, int]
     ink: np.ndarray  # the digit's ink, cropped to its box with a small margin
+    # Cut from a larger mark: how that mark scored whole as a share of what its parts scored
+    # together (near 1, the cut was a close call; 0 for a piece that was not cut).
+    cut_doubt: float = 0.0
 
 
 def choose_joins(groups: list[np.ndarray], confidence: Callable[[list[np.ndarray]], list[float]]
@@ -227,12 +231,29 @@ def split_number(ink: np.ndarray,
         def score(masks: list[np.ndarray]) -> list[float]:
             return confidence([piece_ink(ink, m) for m in masks])
 
-        groups = [piece for group in groups for piece in choose_cut(group, score, verified)]
+        marks, groups, doubts = groups, [], []
+        for mark in marks:
+            parts = choose_cut(mark, score, verified)
+            groups += parts
+            doubts += [cut_doubt(mark, parts, score)] * len(parts)
         if verified:
-            groups = choose_joins(groups, score)
+            joined = choose_joins(groups, score)
+            doubts = [max(d for g, d in zip(groups, doubts, strict=True) if (g & piece).any())
+                      for piece in joined]
+            groups = joined
         if len(groups) > MAX_DIGITS:
             raise ValueError(f"{len(groups)} digits")
+        return [Piece(box=box(g), ink=piece_ink(ink, g), cut_doubt=d)
+                for g, d in zip(groups, doubts, strict=True)]
     return [Piece(box=box(group), ink=piece_ink(ink, group)) for group in groups]
+
+
+def cut_doubt(mark: np.ndarray, parts: list[np.ndarray],
+              score: Callable[[list[np.ndarray]], list[float]]) -> float:
+    """How the mark scored whole as a share of its parts' product (0 when it was not cut)."""
+    if len(parts) < 2:
+        return 0.0
+    return float(score([mark])[0] / max(float(np.prod(score(parts))), 1e-12))
 
 
 def left_out(ink: np.ndarray, pieces: list[Piece]) -> float:

@@ -183,10 +183,11 @@ class DigitReader:
         return OnnxVerifier(path) if path.is_file() else None
 
     def _readings(self, pixels: np.ndarray, boxes: list | None = None,
-                  marks: list[int] | None = None) -> list[Reading]:
+                  marks: list[int] | None = None,
+                  doubts: list[str | None] | None = None) -> list[Reading]:
         """Readings of a batch of (28, 28, 1) inputs; unsure when the answer's probability (the
-        mean of both models' with a check model) is below `unsure_below`, or when the image held
-        more separate marks than one digit has."""
+        mean of both models' with a check model) is below `unsure_below`, when the image held
+        more separate marks than one digit has, or for a reason given in `doubts`."""
         probabilities = self.classifier(pixels)
         support = probabilities
         if self.checker is not None:
@@ -197,6 +198,8 @@ class DigitReader:
             reason = None
             if marks and marks[i] > UNSURE["MAX_MARKS"]:
                 reason = f"{marks[i]} separate marks, not one digit"
+            elif doubts and doubts[i]:
+                reason = doubts[i]
             elif support[i, best] < self.unsure_below:
                 reason = (f"{'the two models agree' if self.checker else 'confidence'} below "
                           f"{100 * self.unsure_below:.0f}%")
@@ -257,7 +260,15 @@ class DigitReader:
         reason = (f"ink left out of the digits (a mark {missed:.0%} of their height): a digit "
                   "may be missing" if missed >= segment.LEFT_OUT_HEIGHT else None)
         return NumberReading(self._readings(
-            pixels, [_relative_box(piece.box, gray.shape) for piece in pieces]), reason)
+            pixels, [_relative_box(piece.box, gray.shape) for piece in pieces],
+            doubts=self._piece_doubts(pieces)), reason)
+
+    @staticmethod
+    def _piece_doubts(pieces: list[segment.Piece]) -> list[str | None]:
+        """Why a piece of a number may not be one digit: it was cut from one mark that scored
+        nearly as well whole (a bold 0 cut into a 1 and a 0 would otherwise be given as sure)."""
+        return ["cut from one mark that reads nearly as well whole: it may be one digit"
+                if piece.cut_doubt >= segment.CLOSE_CUT else None for piece in pieces]
 
 
 def _relative_box(box: tuple[int, int, int, int], shape: tuple[int, ...]

@@ -194,6 +194,13 @@ async function classifyDigit(map) {
     (reason ? ` but is unsure: ${reason}.` : "."));
 }
 
+// Why a piece of a number may not be one digit (reader._piece_doubts): it was cut from one mark
+// that scored nearly as well whole.
+function pieceDoubts(pieces) {
+  return pieces.map((piece) => (piece.cutDoubt >= state.segmentation.CLOSE_CUT
+    ? "cut from one mark that reads nearly as well whole: it may be one digit" : null));
+}
+
 async function classifyNumber(map) {
   let pieces;
   try {
@@ -214,8 +221,9 @@ async function classifyNumber(map) {
     return;
   }
   const inputs = pieces.map((piece) => toPixels(piece.ink));
+  const doubts = pieceDoubts(pieces);
   const digits = (await readAll(inputs)).map((read, i) => {
-    const reason = unsureReason(read.support, 0);
+    const reason = doubts[i] ?? unsureReason(read.support, 0);
     return { ...read, unsure: reason !== null, reason, box: pieces[i].box,
       pixels: Array.from(inputs[i]) };
   });

@@ -367,22 +367,49 @@ export function pieceInk(ink, mask) {
   return out;
 }
 
-// The digits of a written number, left to right: [{box, ink}], box in ink-map pixels.
-// `confidence(inks)` resolves to the reader's top probability for each (times the one-digit
-// verifier's when `verified`, and then close pieces may also join); null cuts nothing.
-// Throws a RangeError when there are too many marks or digits for a number.
+// How a mark scored whole as a share of its parts' product, 0 when it was not cut
+// (segment.cut_doubt): near 1, the cut was a close call.
+async function cutDoubt(mark, parts, score) {
+  if (parts.length < 2) return 0;
+  const whole = (await score([mark]))[0];
+  const together = (await score(parts)).reduce((a, b) => a * b, 1);
+  return whole / Math.max(together, 1e-12);
+}
+
+function overlaps(a, b) {
+  return a.data.some((v, i) => v && b.data[i]);
+}
+
+// The digits of a written number, left to right: [{box, ink, cutDoubt}], box in ink-map
+// pixels. `confidence(inks)` resolves to the reader's top probability for each (times the
+// one-digit verifier's when `verified`, and then close pieces may also join); null cuts
+// nothing. Throws a RangeError when there are too many marks or digits for a number.
 export async function splitNumber(ink, confidence, verified = false) {
   ink = evenOut(ink);
   let groups = groupStrokes(inkMask(ink));
   if (groups.length > S.MAX_DIGITS) throw new RangeError(`${groups.length} separate marks`);
+  let doubts = groups.map(() => 0);
   if (confidence) {
     const score = (masks) => confidence(masks.map((m) => pieceInk(ink, m)));
     const cut = [];
-    for (const group of groups) cut.push(...await chooseCut(group, score, verified));
-    groups = verified ? await chooseJoins(cut, score) : cut;
+    doubts = [];
+    for (const group of groups) {
+      const parts = await chooseCut(group, score, verified);
+      const doubt = await cutDoubt(group, parts, score);
+      cut.push(...parts);
+      doubts.push(...parts.map(() => doubt));
+    }
+    groups = cut;
+    if (verified) {
+      const joined = await chooseJoins(cut, score);
+      doubts = joined.map((piece) => Math.max(
+        ...cut.map((g, i) => (overlaps(g, piece) ? doubts[i] : 0))));
+      groups = joined;
+    }
     if (groups.length > S.MAX_DIGITS) throw new RangeError(`${groups.length} digits`);
   }
-  return groups.map((group) => ({ box: inkBox(group), ink: pieceInk(ink, group) }));
+  return groups.map((group, i) => ({ box: inkBox(group), ink: pieceInk(ink, group),
+    cutDoubt: doubts[i] }));
 }
 
 // How tall the tallest mark of ink outside every piece's box is, as a share of the pieces'
