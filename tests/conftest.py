@@ -118,6 +118,13 @@ def _starts_a_process(item) -> bool:
                for name in helpers) or bool(STARTS_A_PROCESS.search(source))
 
 
+# Tests that share a trained-model fixture run in one worker of `pytest -n 2` (pytest-xdist's
+# --dist loadgroup), so each fixture is made once, not once per worker.
+SHARED_MODELS = {"trained": {"trained_dir", "exported_dir"},
+                 "tiny": {"tiny_trained_dir", "tiny_exported_dir"}}
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     """The tiers: `slow` needs the models trained on 24,000 images (or a browser); `unit`
     starts no process and trains nothing beyond a few steps (`pytest -m unit`, under a minute);
@@ -127,6 +134,10 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.slow)
         elif not _starts_a_process(item) and not item.get_closest_marker("not_unit"):
             item.add_marker(pytest.mark.unit)
+        for group, fixtures in SHARED_MODELS.items():
+            if fixtures & set(item.fixturenames):
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
 
 
 @pytest.fixture(autouse=True)

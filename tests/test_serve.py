@@ -197,7 +197,8 @@ def test_page_number_splitting_equals_predict(mnist, tmp_path, verified):
         assert theirs["cutDoubts"] == pytest.approx([doubt for _, _, doubt in mine], abs=1e-6)
         for (_, pixels, _), js in zip(mine, theirs["pixels"], strict=True):
             assert np.abs(pixels - np.array(js).reshape(28, 28)).max() < 0.01
-    assert any(doubt > 0 for pieces in expected[:-1] for _, _, doubt in pieces)
+    # the verified rule cuts the bridged "11" in a close call, and both sides say so
+    assert verified == any(doubt > 0 for pieces in expected[:-1] for _, _, doubt in pieces)
 
 
 # ---- the server on the command line ----------------------------------------------------------
