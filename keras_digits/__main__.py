@@ -19,6 +19,7 @@ COMMANDS = {
     "export": "export to SavedModel, ONNX and LiteRT, and prove parity with Keras",
     "verifier": "train the one-digit verifier that number mode cuts touching digits with",
     "predict": "read digits in images (onnxruntime only, no TensorFlow)",
+    "explain": "show why each model read what it read: evidence maps (onnxruntime only)",
     "evaluate": "score a labelled folder of images, or Semeion",
     "report": "write the HTML report of every trained model",
     "bench": "measure training and inference speed against in-run baselines",

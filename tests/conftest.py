@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import inspect
 import os
 import re
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -118,13 +121,6 @@ def _starts_a_process(item) -> bool:
                for name in helpers) or bool(STARTS_A_PROCESS.search(source))
 
 
-# Tests that share a trained-model fixture run in one worker of `pytest -n 2` (pytest-xdist's
-# --dist loadgroup), so each fixture is made once, not once per worker.
-SHARED_MODELS = {"trained": {"trained_dir", "exported_dir"},
-                 "tiny": {"tiny_trained_dir", "tiny_exported_dir"}}
-
-
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     """The tiers: `slow` needs the models trained on 24,000 images (or a browser); `unit`
     starts no process and trains nothing beyond a few steps (`pytest -m unit`, under a minute);
@@ -134,10 +130,6 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.slow)
         elif not _starts_a_process(item) and not item.get_closest_marker("not_unit"):
             item.add_marker(pytest.mark.unit)
-        for group, fixtures in SHARED_MODELS.items():
-            if fixtures & set(item.fixturenames):
-                item.add_marker(pytest.mark.xdist_group(group))
-                break
 
 
 @pytest.fixture(autouse=True)
@@ -151,15 +143,31 @@ def unit_tests_start_no_process(request, monkeypatch):
         monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
-def _train(tmp_path_factory, folder: str, *args: str) -> Path:
-    out = tmp_path_factory.mktemp(folder)
+def made_once(tmp_path_factory, name: str, make: Callable[[Path], Path]) -> Path:
+    """`make(folder)`'s result, made by the first of the run's pytest-xdist workers that asks
+    and reused by the others (they wait on a lock meanwhile), so each trained-model fixture is
+    made once per run, not once per worker."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the workers' common folder
+    done = root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the worker dies
+        if not done.exists():
+            folder = root / name
+            shutil.rmtree(folder, ignore_errors=True)  # a failed try's leftovers
+            folder.mkdir()
+            done.write_text(str(make(folder)))
+        return Path(done.read_text())
+
+
+def _train(out: Path, *args: str) -> Path:
     result = run_module("keras_digits.train", *args, "--quiet", "--out-dir", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 
 
-def _export(tmp_path_factory, folder: str, models_dir: Path, limit: int) -> Path:
-    out = tmp_path_factory.mktemp(folder)
+def _export(out: Path, models_dir: Path, limit: int) -> Path:
     result = run_module("keras_digits.export", "all", "--models-dir", str(models_dir),
                         "--out-dir", str(out), "--limit", str(limit),
                         "--report-dir", str(out / "reports"))
@@ -172,29 +180,30 @@ def tiny_trained_dir(tmp_path_factory) -> Path:
     """A real `train` of the linear model and the CNN on 4,096 images for two epochs: every
     artifact, and just enough accuracy (about 80% and 95%) that int8 copies pass their parity
     check. The fast tier's stand-in for `trained_dir`."""
-    return _train(tmp_path_factory, "tiny_models", "linear", "cnn", "--limit", "4096",
-                  "--epochs", "2", "--no-report")
+    return made_once(tmp_path_factory, "tiny_models", lambda out: _train(
+        out, "linear", "cnn", "--limit", "4096", "--epochs", "2", "--no-report"))
 
 
 @pytest.fixture(scope="session")
 def tiny_exported_dir(tiny_trained_dir, tmp_path_factory) -> Path:
     """A real `export all` of the tiny models, parity checked on 200 test images; the report it
     rewrites is in `reports/mnist/` beside the export folder."""
-    return _export(tmp_path_factory, "tiny_export", tiny_trained_dir, 200)
+    return made_once(tmp_path_factory, "tiny_export",
+                     lambda out: _export(out, tiny_trained_dir, 200))
 
 
 @pytest.fixture(scope="session")
 def trained_dir(tmp_path_factory) -> Path:
     """A real `train` run of three models on a 24,000-image MNIST slice, shared by later stages."""
-    return _train(tmp_path_factory, "saved_models", "linear", "mlp", "cnn", "--limit", "24000",
-                  "--epochs", "3")
+    return made_once(tmp_path_factory, "saved_models", lambda out: _train(
+        out, "linear", "mlp", "cnn", "--limit", "24000", "--epochs", "3"))
 
 
 @pytest.fixture(scope="session")
 def exported_dir(trained_dir, tmp_path_factory) -> Path:
     """A real `export all` of the trained models, parity checked on 2,000 test images, and the
     report it rewrites (`reports/mnist/` beside the export folder)."""
-    return _export(tmp_path_factory, "export", trained_dir, 2000)
+    return made_once(tmp_path_factory, "export", lambda out: _export(out, trained_dir, 2000))
 
 
 def last_error_line(stderr: str) -> str:

@@ -32,6 +32,7 @@ def test_every_file_is_written(mnist_report):
     for model in ("linear", "mlp", "cnn"):
         assert {f"confusion_{model}.png", f"mistakes_{model}.png"} <= names
     assert {"learning_curves.png", "index.html", "summary.md", "per_class.json"} <= names
+    assert {"templates.png", "filters.png", "hidden_maps.png", "shift_rotate.png"} <= names
     for png in mnist_report.glob("*.png"):
         _assert_real_picture(png)
 
@@ -39,12 +40,20 @@ def test_every_file_is_written(mnist_report):
 def test_html_links_resolve_and_table_shows_parity(mnist_report):
     page = (mnist_report / "index.html").read_text()
     links = re.findall(r'src="([^"]+)"', page)
-    # Curves, two reliability diagrams (test set, Semeion), and per model two pictures.
-    assert len(links) == 9
+    # Curves, two reliability diagrams (test set, Semeion), per model two pictures, and what
+    # the models learned: templates, filters, hidden layers, shifted and rotated digits.
+    assert len(links) == 13
     assert all((mnist_report / link).is_file() for link in links)
     assert "http://" not in page and "https://" not in page  # opens offline from disk
     assert "98.60%" in page  # the video's CNN number, beside ours
     assert "agree" in page  # ONNX parity column filled from export/parity.json
+
+
+def test_the_report_shows_what_the_models_learned(mnist_report):
+    page = (mnist_report / "index.html").read_text()
+    assert "<h2>What the models learned</h2>" in page
+    sentence = re.search(r"Moved 4 pixels, the digits are read at ([^:]+):", page).group(1)
+    assert {"linear", "mlp", "cnn"} == {part.split()[0] for part in sentence.split(", ")}
 
 
 def test_calibration_table_shows_each_models_temperature_and_errors(mnist_report, trained_dir):

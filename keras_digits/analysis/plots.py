@@ -130,3 +130,93 @@ def plot_reliability(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _diverging(ax, values: np.ndarray) -> None:
+    limit = max(float(np.abs(values).max()), 1e-12)
+    ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_templates(kernel: np.ndarray, classes: tuple[str, ...], path: Path) -> None:
+    """The linear model's weights (784, C) as one 28x28 template per class: red where ink
+    raises the class's score, blue where it lowers it."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(classes), figsize=(1.5 * len(classes), 2.0))
+    centred = kernel - kernel.mean(axis=1, keepdims=True)  # what sets one class above another
+    for ax, column, name in zip(axes, centred.T, classes, strict=True):
+        _diverging(ax, column.reshape(28, 28))
+        ax.set_title(name, fontsize=9)
+    fig.suptitle("linear: one template per class (red: ink here raises the class)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_filters(kernels: dict[str, np.ndarray], path: Path) -> None:
+    """Each model's first convolutional filters (kh, kw, 1, F), one row per model."""
+    plt = _pyplot()
+    width = max(k.shape[-1] for k in kernels.values())
+    fig, axes = plt.subplots(len(kernels), width, squeeze=False,
+                             figsize=(max(6.0, 0.6 * width), 1.0 * len(kernels) + 1.2))
+    for ax in axes.flat:
+        ax.axis("off")
+    for row, (name, kernel) in zip(axes, kernels.items(), strict=True):
+        for ax, f in zip(row, range(kernel.shape[-1]), strict=False):
+            _diverging(ax, kernel[:, :, 0, f])
+            ax.axis("on")
+        row[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    fig.suptitle("first convolutional filters (red: responds to ink, blue: to paper)",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_hidden_maps(points: dict[str, np.ndarray], labels: np.ndarray, said: dict[str, np.ndarray],
+                     classes: tuple[str, ...], path: Path) -> None:
+    """Each model's last hidden layer in 2-D (PCA), coloured by the true class; mistakes are
+    black crosses labelled with their test index."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(points), figsize=(4.2 * len(points), 4.4), squeeze=False)
+    for ax, (name, xy) in zip(axes[0], points.items(), strict=True):
+        truth = labels[:len(xy)]
+        for c, colour in zip(range(len(classes)), plt.cm.tab10.colors, strict=False):
+            mine = truth == c
+            ax.scatter(xy[mine, 0], xy[mine, 1], s=4, color=colour, label=classes[c])
+            if mine.any():
+                centre = np.median(xy[mine], axis=0)
+                ax.text(*centre, classes[c], fontsize=11, weight="bold", ha="center")
+        wrong = np.flatnonzero(said[name][:len(xy)] != truth)
+        ax.scatter(xy[wrong, 0], xy[wrong, 1], s=18, marker="x", color="black")
+        for i in wrong[:25]:
+            ax.annotate(str(i), xy[i], fontsize=6, xytext=(2, 2), textcoords="offset points")
+        ax.set_title(f"{name}: {len(wrong)} of {len(xy)} wrong (x)", fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("the last hidden layer of each model, test digits in 2-D (PCA), "
+                 "coloured by true class; mistakes marked x with their test index", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_shift_rotate(curves: dict[str, dict[str, list[float]]], shifts: tuple[int, ...],
+                      angles: tuple[int, ...], path: Path) -> None:
+    """Accuracy as test digits are shifted (left) and rotated (right), one line per model."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name, c in curves.items():
+        axes[0].plot(shifts, [100 * a for a in c["shift"]], "o-", label=name)
+        axes[1].plot(angles, [100 * a for a in c["angle"]], "o-", label=name)
+    for ax, xlabel in zip(axes, ("shift (pixels, in a random direction)",
+                                 "rotation (degrees, either way)"), strict=True):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    fig.suptitle("how much each model leans on where the ink is: accuracy on moved test digits")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

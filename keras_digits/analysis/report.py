@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_digits.analysis import plots
+from keras_digits.analysis import learned, plots
 from keras_digits.core import artifacts, atomic
 from keras_digits.core.cli import Parser, UserError, run_cli
 from keras_digits.core.names import DATASET_NAMES, DATASET_TITLES, MODEL_NAMES, class_names
@@ -52,7 +52,7 @@ def collect(dataset: str, models_dir: Path, export_dir: Path,
         model = saved.load_keras(folder / "model.keras", name)
         probs = np.asarray(model.predict(arrays.test_images[:n_test].astype(np.float32),
                                          batch_size=500, verbose=0))
-        found.append({"name": name, "metrics": metrics, "probs": probs,
+        found.append({"name": name, "metrics": metrics, "probs": probs, "model": model,
                       "history": artifacts.read_history(folder / "history.csv"),
                       "parity": parity.get(name),
                       "calibration": artifacts.read_calibration(folder),
@@ -100,12 +100,40 @@ def _write_report(folder: Path, dataset: str, classes: tuple[str, ...], arrays: 
             f"{name} mistakes", folder / f"mistakes_{name}.png")
         entry["mistakes"] = int((probs.argmax(1) != labels).sum())
     _calibration(folder, pretty, arrays.test_labels, entries)
+    learned_sentence = _learned(folder, classes, arrays, entries)
     plots.plot_curves({e["name"]: e["history"] for e in entries},
                 f"Learning curves on {pretty} (dashed: train, solid: validation)",
                 folder / "learning_curves.png")
     atomic.write_json(folder / "per_class.json", per_class)
     (folder / "summary.md").write_text(_markdown(dataset, pretty, classes, entries, per_class))
-    (folder / "index.html").write_text(_html(dataset, pretty, classes, entries, per_class))
+    (folder / "index.html").write_text(_html(dataset, pretty, classes, entries, per_class,
+                                             learned_sentence))
+
+
+def _learned(folder: Path, classes: tuple[str, ...], arrays: datasets.Arrays,
+             entries: list[dict]) -> str:
+    """The figures of "What the models learned" (analysis/learned.py); returns the sentence
+    on what the shift and rotation experiment shows."""
+    models = {e["name"]: e["model"] for e in entries}
+    if "linear" in models:
+        plots.plot_templates(learned.weights_of(models["linear"], "logits"), classes,
+                             folder / "templates.png")
+    first_filters = {}
+    for name, model in models.items():
+        convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+        if convs:
+            first_filters[name] = np.asarray(convs[0].get_weights()[0])
+    if first_filters:
+        plots.plot_filters(first_filters, folder / "filters.png")
+    test = arrays.test_images[:len(entries[0]["probs"])]  # as many as the models were tested on
+    points = {name: learned.hidden_map(model, test) for name, model in models.items()}
+    plots.plot_hidden_maps(points, arrays.test_labels,
+                           {e["name"]: e["probs"].argmax(1) for e in entries}, classes,
+                           folder / "hidden_maps.png")
+    count = learned.MOVED_DIGITS
+    curves = learned.shift_and_rotate(models, test[:count], arrays.test_labels[:count])
+    plots.plot_shift_rotate(curves, learned.SHIFTS, learned.ANGLES, folder / "shift_rotate.png")
+    return learned.what_it_shows(curves)
 
 
 def _calibration(folder: Path, pretty: str, labels: np.ndarray, entries: list[dict]) -> None:
@@ -156,12 +184,14 @@ def _markdown(dataset, pretty, classes, entries, per_class) -> str:
     lines += ["", "## Calibration (ECE, 15 bins)", "",
               artifacts.markdown_table(CALIBRATION_COLUMNS, _calibration_rows(entries))]
     lines += ["", "Images: `learning_curves.png`, `reliability_test.png`, "
-              "`reliability_others.png` (MNIST), `confusion_<model>.png`, `mistakes_<model>.png`.",
+              "`reliability_others.png` (MNIST), `confusion_<model>.png`, `mistakes_<model>.png`; "
+              "what the models learned: `templates.png`, `filters.png`, `hidden_maps.png`, "
+              "`shift_rotate.png`.",
               ""]
     return "\n".join(lines)
 
 
-def _html(dataset, pretty, classes, entries, per_class) -> str:
+def _html(dataset, pretty, classes, entries, per_class, learned_sentence: str) -> str:
     esc = html.escape
     head = "".join(f"<th>{esc(c)}</th>" for c in artifacts.COMPARISON_COLUMNS)
     rows = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>"
@@ -188,6 +218,25 @@ def _html(dataset, pretty, classes, entries, per_class) -> str:
             f"<div class=pair><img src=\"confusion_{n}.png\" alt=\"confusion matrix of {n}\">"
             f"<img src=\"mistakes_{n}.png\" alt=\"misclassified test images of {n}\"></div>"
             f"</section>")
+    has = {e["name"] for e in entries}
+    learned_html = ""
+    if "linear" in has:
+        learned_html += ("<p>The linear model scores each class by how much ink lies on that "
+                         "class's template (and how little on its blue): one template per "
+                         "class, nothing more.</p><img src=\"templates.png\" "
+                         "alt=\"the linear model's weight templates\">")
+    if any(type(layer).__name__ == "Conv2D" for e in entries for layer in e["model"].layers):
+        learned_html += ("<p>A convolutional model's first filters are small stroke detectors "
+                         "(edges and bars at different angles), applied everywhere in the "
+                         "digit.</p><img src=\"filters.png\" alt=\"first convolutional "
+                         "filters\">")
+    learned_html += (
+        "<p>Every model ends in a linear classifier; what it separates is the last hidden "
+        "layer. Here it is for 2,000 test digits, projected to two dimensions (PCA): the "
+        "better a model, the cleaner its classes fall apart before that last step.</p>"
+        "<img src=\"hidden_maps.png\" alt=\"2-D maps of each model's last hidden layer\">"
+        f"<p>{esc(learned_sentence)}</p>"
+        "<img src=\"shift_rotate.png\" alt=\"accuracy on shifted and rotated digits\">")
     video_note = ("<p>“video” is the accuracy the original video reached with the same four "
                   "kinds of model.</p>" if dataset == "mnist" else "")
     return f"""<!doctype html>
@@ -223,6 +272,8 @@ after, on the test set and (MNIST) on the 1,593 Semeion digits by other writers.
 <table><tr><th>class</th>{pc_head}</tr>{pc_rows}</table>
 <h2>Confusion matrices and mistakes</h2>
 {sections}
+<h2>What the models learned</h2>
+{learned_html}
 </body></html>
 """
 
