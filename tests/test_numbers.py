@@ -173,15 +173,20 @@ def test_a_clear_cut_is_not_doubted_and_whole_pieces_never_are(mnist):
     assert len(sure) == 3 and all(p.cut_doubt == 0.0 for p in sure)
 
 
-def test_a_close_call_cut_makes_the_number_unsure():
-    """A piece cut from a mark that scored nearly as well whole may be one digit cut in two:
-    the reader says so (reader._piece_doubts), and of nothing else."""
+def test_a_piece_that_may_not_be_one_digit_makes_the_number_unsure():
+    """The reader's doubts about a piece of a number (reader._piece_doubts): a close-call cut,
+    or a wide piece the verifier all but rules out as one digit; neither without cause."""
     ink = np.ones((4, 4), np.float32)
-    pieces = [segment.Piece((0, 0, 4, 4), ink, cut_doubt=d)
-              for d in (0.0, segment.CLOSE_CUT / 2, segment.CLOSE_CUT)]
-    doubts = DigitReader._piece_doubts(pieces)
-    assert doubts[:2] == [None, None]
+    square, narrow = (0, 0, 40, 40), (0, 0, 20, 40)
+    pieces = [segment.Piece(square, ink), segment.Piece(square, ink, segment.CLOSE_CUT / 2),
+              segment.Piece(square, ink, segment.CLOSE_CUT), segment.Piece(square, ink),
+              segment.Piece(narrow, ink)]
+    unlikely = segment.TWO_BELOW / 2
+    doubts = DigitReader._piece_doubts(pieces, np.array([0.9, 0.9, 0.9, unlikely, unlikely]))
+    assert doubts[0] is None and doubts[1] is None and doubts[4] is None  # narrow: one digit
     assert doubts[2] == "cut from one mark that reads nearly as well whole: it may be one digit"
+    assert doubts[3] == "wide and not like one whole digit: it may be two"
+    assert DigitReader._piece_doubts(pieces)[3] is None  # no verifier, no such doubt
 
 
 def faint_one_beside_a_zero() -> np.ndarray:

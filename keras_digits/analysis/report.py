@@ -130,7 +130,7 @@ def _learned(folder: Path, classes: tuple[str, ...], arrays: datasets.Arrays,
     plots.plot_hidden_maps(points, arrays.test_labels,
                            {e["name"]: e["probs"].argmax(1) for e in entries}, classes,
                            folder / "hidden_maps.png")
-    count = learned.MOVED_DIGITS
+    count = min(learned.MOVED_DIGITS, len(test))
     curves = learned.shift_and_rotate(models, test[:count], arrays.test_labels[:count])
     plots.plot_shift_rotate(curves, learned.SHIFTS, learned.ANGLES, folder / "shift_rotate.png")
     return learned.what_it_shows(curves)

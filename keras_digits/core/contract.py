@@ -120,6 +120,12 @@ SEGMENTATION = {
     # together (a close call) marks the number unsure: it may be one digit cut in two
     # (studies/number_study.py --scale 4; flagged no number read right that was not already).
     "CLOSE_CUT": 0.1,
+    # With the verifier, a piece at least TWO_WIDE wide for its height that the verifier gives
+    # under TWO_BELOW of being one whole digit marks the number unsure: it may be two touching
+    # digits read as one (it halved such silent miscounts in numbers with a touching pair and
+    # flagged 2% more of the numbers read right; studies/number_study.py).
+    "TWO_WIDE": 0.8,
+    "TWO_BELOW": 0.02,
 }
 
 # When an answer is marked unsure (predict, the API and the page); studies/README.md has the

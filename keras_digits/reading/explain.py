@@ -151,7 +151,7 @@ class Explained:
     """One digit of one image: what every model made of it."""
 
     image: str
-    digit: int
+    digit: int  # its place in the number, from 1; 0 for an image read as one digit
     pixels: np.ndarray
     evidence: dict[str, Evidence]
 
@@ -164,7 +164,7 @@ def write_page(folder: Path, explained: list[Explained], classes: tuple[str, ...
     for k, item in enumerate(explained):
         _png(digit_rgb(item.pixels), folder / f"{k}.input.png")
         cells = [f'<td><img src="{k}.input.png" alt="the 28x28 input"><br>'
-                 f"{html.escape(item.image)}{f' · digit {item.digit + 1}' if item.digit else ''}"
+                 f"{html.escape(item.image)}{f' · digit {item.digit}' if item.digit else ''}"
                  "</td>"]
         for name, found in item.evidence.items():
             _png(evidence_rgb(item.pixels, found.map), folder / f"{k}.{name}.png")
@@ -256,8 +256,8 @@ def main(argv: list[str]) -> int:
         for k, reading in enumerate(readings):
             found = {model: evidence(reader.classifier, reading.pixels)
                      for model, reader in models.items()}
-            explained.append(Explained(name, k if len(readings) > 1 else 0, reading.pixels,
-                                       found))
+            explained.append(Explained(name, k + 1 if len(readings) > 1 else 0,
+                                       reading.pixels, found))
             said = "  ".join(f"{model} {classes[e.answer]} ({100 * e.probability:.1f}%)"
                              for model, e in found.items())
             print(f"{name}{f' digit {k + 1}' if len(readings) > 1 else ''}: {said}")

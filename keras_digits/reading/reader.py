@@ -261,14 +261,28 @@ class DigitReader:
                   "may be missing" if missed >= segment.LEFT_OUT_HEIGHT else None)
         return NumberReading(self._readings(
             pixels, [_relative_box(piece.box, gray.shape) for piece in pieces],
-            doubts=self._piece_doubts(pieces)), reason)
+            doubts=self._piece_doubts(
+                pieces, self.verifier(pixels) if self.verifier is not None else None)), reason)
 
     @staticmethod
-    def _piece_doubts(pieces: list[segment.Piece]) -> list[str | None]:
+    def _piece_doubts(pieces: list[segment.Piece], whole: np.ndarray | None = None
+                      ) -> list[str | None]:
         """Why a piece of a number may not be one digit: it was cut from one mark that scored
-        nearly as well whole (a bold 0 cut into a 1 and a 0 would otherwise be given as sure)."""
-        return ["cut from one mark that reads nearly as well whole: it may be one digit"
-                if piece.cut_doubt >= segment.CLOSE_CUT else None for piece in pieces]
+        nearly as well whole (a bold 0 cut into a 1 and a 0), or it is wide and `whole`, the
+        verifier's probability that it is one whole digit, is all but nil (two touching
+        digits read as one). Either would otherwise be an answer given as sure."""
+        doubts: list[str | None] = []
+        for i, piece in enumerate(pieces):
+            left, top, right, bottom = piece.box
+            if piece.cut_doubt >= segment.CLOSE_CUT:
+                doubts.append("cut from one mark that reads nearly as well whole: it may be "
+                              "one digit")
+            elif (whole is not None and whole[i] < segment.TWO_BELOW
+                  and right - left >= segment.TWO_WIDE * (bottom - top)):
+                doubts.append("wide and not like one whole digit: it may be two")
+            else:
+                doubts.append(None)
+        return doubts
 
 
 def _relative_box(box: tuple[int, int, int, int], shape: tuple[int, ...]

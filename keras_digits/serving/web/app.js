@@ -194,11 +194,21 @@ async function classifyDigit(map) {
     (reason ? ` but is unsure: ${reason}.` : "."));
 }
 
-// Why a piece of a number may not be one digit (reader._piece_doubts): it was cut from one mark
-// that scored nearly as well whole.
-function pieceDoubts(pieces) {
-  return pieces.map((piece) => (piece.cutDoubt >= state.segmentation.CLOSE_CUT
-    ? "cut from one mark that reads nearly as well whole: it may be one digit" : null));
+// Why a piece of a number may not be one digit (reader._piece_doubts): cut from one mark that
+// scored nearly as well whole, or wide and given all but no chance of being one whole digit by
+// the verifier (`whole`, null without it).
+function pieceDoubts(pieces, whole) {
+  const S = state.segmentation;
+  return pieces.map((piece, i) => {
+    const [left, top, right, bottom] = piece.box;
+    if (piece.cutDoubt >= S.CLOSE_CUT) {
+      return "cut from one mark that reads nearly as well whole: it may be one digit";
+    }
+    if (whole && whole[i][0] < S.TWO_BELOW && right - left >= S.TWO_WIDE * (bottom - top)) {
+      return "wide and not like one whole digit: it may be two";
+    }
+    return null;
+  });
 }
 
 async function classifyNumber(map) {
@@ -221,7 +231,8 @@ async function classifyNumber(map) {
     return;
   }
   const inputs = pieces.map((piece) => toPixels(piece.ink));
-  const doubts = pieceDoubts(pieces);
+  const whole = state.verifier ? await probabilitiesOf(inputs, state.verifier) : null;
+  const doubts = pieceDoubts(pieces, whole);
   const digits = (await readAll(inputs)).map((read, i) => {
     const reason = doubts[i] ?? unsureReason(read.support, 0);
     return { ...read, unsure: reason !== null, reason, box: pieces[i].box,
