@@ -103,6 +103,7 @@ def study(reader: DigitReader, count: int, seed: int, drawn_only: bool = False,
         for layout in LAYOUTS:
             right = digits_right = digits_total = count_right = edits = 0
             single_right = single_numbers = silent_miscount = unscaled_numbers = 0
+            right_unsure = 0
             for _ in range(count):
                 chosen = rng.choice(len(images), length, replace=False)
                 truth = "".join(str(labels[i]) for i in chosen)
@@ -112,6 +113,7 @@ def study(reader: DigitReader, count: int, seed: int, drawn_only: bool = False,
                     continue  # drawn all the same, so the numbers read match a full run
                 number = reader.read_number(enlarge(image, scale))
                 right += number.text == truth
+                right_unsure += number.text == truth and number.unsure
                 if misread is not None and number.text != truth:
                     misread.append({"layout": layout, "truth": truth, "read": number.text,
                                     "unsure": number.unsure, "mnist_test": chosen.tolist(),
@@ -142,7 +144,8 @@ def study(reader: DigitReader, count: int, seed: int, drawn_only: bool = False,
                          "single_digit": single_right / digits_total,
                          "all_digits_right_alone": single_numbers / count,
                          "all_digits_right_alone_unscaled": unscaled_numbers / count,
-                         "miscounted_not_unsure": silent_miscount})
+                         "miscounted_not_unsure": silent_miscount,
+                         "right_but_unsure": right_unsure})
             print(f"{length} digits, {layout:9}: whole {100 * right / count:6.2f}%  "
                   f"count right {100 * count_right / count:6.2f}%  per digit "
                   f"{100 * digits_right / digits_total:6.2f}%  by edits "
@@ -150,7 +153,7 @@ def study(reader: DigitReader, count: int, seed: int, drawn_only: bool = False,
                   f"{100 * single_right / digits_total:6.2f}%, every digit of the number "
                   f"{100 * single_numbers / count:6.2f}%, at MNIST's scale "
                   f"{100 * unscaled_numbers / count:6.2f}%)  miscounted and not unsure "
-                  f"{silent_miscount}", flush=True)
+                  f"{silent_miscount}, read right but unsure {right_unsure}", flush=True)
     if composed_only:
         return {"model": str(reader.path), "seed": seed, "scale": scale, "rows": rows}
     drawn = drawn_digits()

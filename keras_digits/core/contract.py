@@ -122,8 +122,9 @@ SEGMENTATION = {
     "CLOSE_CUT": 0.1,
     # With the verifier, a piece at least TWO_WIDE wide for its height that the verifier gives
     # under TWO_BELOW of being one whole digit marks the number unsure: it may be two touching
-    # digits read as one (it halved such silent miscounts in numbers with a touching pair and
-    # flagged 2% more of the numbers read right; studies/number_study.py).
+    # digits read as one (in 1,000 numbers with a touching pair, silent miscounts 16 -> 10, and
+    # 25 more of the 942 read right marked unsure; studies/number_study.py --layouts touching,
+    # against --set TWO_BELOW=0).
     "TWO_WIDE": 0.8,
     "TWO_BELOW": 0.02,
 }
