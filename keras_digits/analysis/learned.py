@@ -1,6 +1,7 @@
 """What the models learned, for the report: what is inside each trained model, and one experiment.
 
-- the linear model's ten weight templates and the first convolutional filters (`weights_of`);
+- the linear model's ten weight templates and the first convolutional filters
+  (`weights_of`, `first_filters`);
 - the last hidden layer over the test set, projected to 2-D by PCA (`hidden_map`): the
   embedding projector's view, with the mistakes marked;
 - accuracy as test digits are shifted and rotated (`shift_and_rotate`): the story's question of
@@ -19,10 +20,15 @@ HIDDEN_POINTS = 2000  # test digits in the 2-D maps
 MOVED_DIGITS = 500  # test digits shifted and rotated (the report renders in under a minute)
 
 
-def weights_of(model, layer: str) -> np.ndarray | None:
-    """A layer's kernel, or None when the model has no such layer."""
-    names = {lay.name for lay in model.layers}
-    return np.asarray(model.get_layer(layer).get_weights()[0]) if layer in names else None
+def weights_of(model, layer: str) -> np.ndarray:
+    """A layer's kernel."""
+    return np.asarray(model.get_layer(layer).get_weights()[0])
+
+
+def first_filters(model) -> np.ndarray | None:
+    """The kernel of the model's first convolution (kh, kw, 1, F), or None without one."""
+    convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    return np.asarray(convs[0].get_weights()[0]) if convs else None
 
 
 def hidden_features(model, images: np.ndarray) -> np.ndarray:

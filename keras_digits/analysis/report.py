@@ -100,31 +100,32 @@ def _write_report(folder: Path, dataset: str, classes: tuple[str, ...], arrays: 
             f"{name} mistakes", folder / f"mistakes_{name}.png")
         entry["mistakes"] = int((probs.argmax(1) != labels).sum())
     _calibration(folder, pretty, arrays.test_labels, entries)
-    learned_sentence = _learned(folder, classes, arrays, entries)
+    learned_sentence, drawn = _learned(folder, classes, arrays, entries)
     plots.plot_curves({e["name"]: e["history"] for e in entries},
                 f"Learning curves on {pretty} (dashed: train, solid: validation)",
                 folder / "learning_curves.png")
     atomic.write_json(folder / "per_class.json", per_class)
     (folder / "summary.md").write_text(_markdown(dataset, pretty, classes, entries, per_class))
     (folder / "index.html").write_text(_html(dataset, pretty, classes, entries, per_class,
-                                             learned_sentence))
+                                             learned_sentence, drawn))
 
 
 def _learned(folder: Path, classes: tuple[str, ...], arrays: datasets.Arrays,
-             entries: list[dict]) -> str:
+             entries: list[dict]) -> tuple[str, set[str]]:
     """The figures of "What the models learned" (analysis/learned.py); returns the sentence
-    on what the shift and rotation experiment shows."""
+    on what the shift and rotation experiment shows, and which of the optional figures
+    (templates, filters) the models had the layers for."""
     models = {e["name"]: e["model"] for e in entries}
+    drawn = set()
     if "linear" in models:
         plots.plot_templates(learned.weights_of(models["linear"], "logits"), classes,
                              folder / "templates.png")
-    first_filters = {}
-    for name, model in models.items():
-        convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
-        if convs:
-            first_filters[name] = np.asarray(convs[0].get_weights()[0])
-    if first_filters:
-        plots.plot_filters(first_filters, folder / "filters.png")
+        drawn.add("templates")
+    kernels = {name: learned.first_filters(model) for name, model in models.items()}
+    kernels = {name: kernel for name, kernel in kernels.items() if kernel is not None}
+    if kernels:
+        plots.plot_filters(kernels, folder / "filters.png")
+        drawn.add("filters")
     test = arrays.test_images[:len(entries[0]["probs"])]  # as many as the models were tested on
     points = {name: learned.hidden_map(model, test) for name, model in models.items()}
     plots.plot_hidden_maps(points, arrays.test_labels,
@@ -133,7 +134,7 @@ def _learned(folder: Path, classes: tuple[str, ...], arrays: datasets.Arrays,
     count = min(learned.MOVED_DIGITS, len(test))
     curves = learned.shift_and_rotate(models, test[:count], arrays.test_labels[:count])
     plots.plot_shift_rotate(curves, learned.SHIFTS, learned.ANGLES, folder / "shift_rotate.png")
-    return learned.what_it_shows(curves)
+    return learned.what_it_shows(curves), drawn
 
 
 def _calibration(folder: Path, pretty: str, labels: np.ndarray, entries: list[dict]) -> None:
@@ -191,7 +192,8 @@ def _markdown(dataset, pretty, classes, entries, per_class) -> str:
     return "\n".join(lines)
 
 
-def _html(dataset, pretty, classes, entries, per_class, learned_sentence: str) -> str:
+def _html(dataset, pretty, classes, entries, per_class, learned_sentence: str,
+          drawn: set[str]) -> str:
     esc = html.escape
     head = "".join(f"<th>{esc(c)}</th>" for c in artifacts.COMPARISON_COLUMNS)
     rows = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>"
@@ -218,14 +220,13 @@ def _html(dataset, pretty, classes, entries, per_class, learned_sentence: str) -
             f"<div class=pair><img src=\"confusion_{n}.png\" alt=\"confusion matrix of {n}\">"
             f"<img src=\"mistakes_{n}.png\" alt=\"misclassified test images of {n}\"></div>"
             f"</section>")
-    has = {e["name"] for e in entries}
     learned_html = ""
-    if "linear" in has:
+    if "templates" in drawn:
         learned_html += ("<p>The linear model scores each class by how much ink lies on that "
                          "class's template (and how little on its blue): one template per "
                          "class, nothing more.</p><img src=\"templates.png\" "
                          "alt=\"the linear model's weight templates\">")
-    if any(type(layer).__name__ == "Conv2D" for e in entries for layer in e["model"].layers):
+    if "filters" in drawn:
         learned_html += ("<p>A convolutional model's first filters are small stroke detectors "
                          "(edges and bars at different angles), applied everywhere in the "
                          "digit.</p><img src=\"filters.png\" alt=\"first convolutional "
