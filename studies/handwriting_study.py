@@ -11,7 +11,9 @@ A variant is `model[:key=value...]`: `epochs`, `seed` and `predict_view` go to t
 other fields of the model's `Recipe` (`label_smoothing`, `weight_decay`, ...) replace the
 recipe's, and every other key goes to the model builder (`width`, `augmentation`, ...). MNIST
 test is scored twice: as given, and as predict renders it (`mnist_predict`); Semeion's expected
-calibration error (`semeion_ece`, 15 bins) is of the calibrated model.
+calibration error (`semeion_ece`, 15 bins) is of the calibrated model. `fonts_held_out` is the
+accuracy on digits written in the handwriting fonts that training never uses (20 per family
+and digit, data/handwriting.py).
 
 With `--ensemble`, after each MNIST variant past the first, one more row scores the mean of the
 calibrated probabilities of all variants so far (e.g. the same model with seeds 0, 1, 2, ...),
@@ -28,7 +30,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from keras_digits.data import datasets, folders
+from keras_digits.data import datasets, folders, handwriting
 from keras_digits.imaging import normalize
 from keras_digits.models import calibration
 from keras_digits.models.registry import Recipe
@@ -79,6 +81,7 @@ def main() -> None:
                             text=True, cwd=Path(__file__).parent).stdout.strip() or "unknown"
     mnist = args.dataset == "mnist"
     x_semeion, y_semeion = semeion_inputs(work) if mnist else (None, None)
+    x_fonts, y_fonts = handwriting.written_digits("held_out", 20, seed=1) if mnist else (None, None)
     if mnist:
         mnist_arrays = datasets.load_arrays("mnist")
         x_test, y_test = mnist_arrays.test_images, mnist_arrays.test_labels
@@ -111,6 +114,8 @@ def main() -> None:
             row["semeion"] = round(100 * float((predicted == y_semeion).mean()), 2)
             row["semeion_ece"] = round(100 * calibration.expected_calibration_error(
                 semeion_probabilities, y_semeion), 2)
+            row["fonts_held_out"] = round(100 * float(
+                (model.predict(x_fonts, verbose=0).argmax(axis=1) == y_fonts).mean()), 2)
             row["semeion_per_class"] = [
                 round(100 * float((predicted[y_semeion == c] == c).mean())) for c in range(10)]
             if args.ensemble:

@@ -80,15 +80,15 @@ def no_network():
 def render_cache(tmp_path_factory):
     """The predict-path renderings that training caches go to a folder of this run, not the
     user's ~/.cache (subprocesses inherit it)."""
-    from keras_digits.training import renderings
+    from keras_digits.core import cache
 
-    previous = os.environ.get(renderings.CACHE_ENV)
-    os.environ[renderings.CACHE_ENV] = str(tmp_path_factory.mktemp("render_cache"))
+    previous = os.environ.get(cache.CACHE_ENV)
+    os.environ[cache.CACHE_ENV] = str(tmp_path_factory.mktemp("render_cache"))
     yield
     if previous is None:
-        os.environ.pop(renderings.CACHE_ENV, None)
+        os.environ.pop(cache.CACHE_ENV, None)
     else:
-        os.environ[renderings.CACHE_ENV] = previous
+        os.environ[cache.CACHE_ENV] = previous
 
 
 @pytest.fixture(scope="session")

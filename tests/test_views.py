@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from keras_digits.core import cache
 from keras_digits.imaging import normalize
 from keras_digits.models import registry
 from keras_digits.training import input_pipeline, renderings
@@ -52,7 +53,7 @@ def test_predict_view_is_cached_per_images_and_code(mnist, tmp_path, monkeypatch
 
     monkeypatch.setattr(renderings, "render", fail)
     assert np.array_equal(renderings.predict_view(digits, tmp_path), first)
-    monkeypatch.setattr(renderings, "_code_digest", lambda: "changed")  # new preprocessing code
+    monkeypatch.setattr(renderings, "code_digest", lambda: "changed")  # new preprocessing code
     with pytest.raises(AssertionError, match="rendered again"):
         renderings.predict_view(digits, tmp_path)
     monkeypatch.undo()
@@ -63,11 +64,11 @@ def test_predict_view_is_cached_per_images_and_code(mnist, tmp_path, monkeypatch
 def test_cache_key_follows_the_preprocessing_constants_only(monkeypatch):
     from keras_digits.core import contract
 
-    before = renderings._code_digest()
+    before = renderings.code_digest()
     monkeypatch.setitem(contract.SEGMENTATION, "MAX_DIGITS", 99)  # number splitting: kept
-    assert renderings._code_digest() == before
+    assert renderings.code_digest() == before
     monkeypatch.setitem(contract.PREPROCESSING, "PAPER_MARGIN", 3)  # the rendering: made again
-    assert renderings._code_digest() != before
+    assert renderings.code_digest() != before
 
 
 @pytest.mark.parametrize("share", [0.0, 0.3, 1.0])
@@ -116,7 +117,7 @@ def test_a_cache_that_cannot_be_written_costs_time_not_the_run(mnist, tmp_path, 
     and not kept, with a one-line note."""
     not_a_folder = tmp_path / "cache"
     not_a_folder.write_text("a file")
-    monkeypatch.setenv(renderings.CACHE_ENV, str(not_a_folder))
+    monkeypatch.setenv(cache.CACHE_ENV, str(not_a_folder))
     digits = mnist.test_images[:4]
     assert np.array_equal(renderings.predict_view(digits), renderings.render(digits))
     note = capsys.readouterr().out.strip()

@@ -116,3 +116,19 @@ def naive_resize(path: str | Path) -> np.ndarray:
     if np.median(gray) > 127:
         gray = 255.0 - gray
     return gray[..., None]
+
+
+def preprocessing_digest() -> str:
+    """What an image's 28x28 depends on: the decoding and preprocessing code (page cleaning and
+    raster primitives too) and their shared constants (not the rest of contract.py, so a change
+    to number splitting keeps caches of 28x28s made by this path)."""
+    import hashlib
+    import json
+
+    from keras_digits.imaging import decode, find_ink, page, raster
+
+    digest = hashlib.sha256()
+    for path in (decode.__file__, find_ink.__file__, __file__, page.__file__, raster.__file__):
+        digest.update(Path(path).read_bytes())
+    digest.update(json.dumps(PREPROCESSING, sort_keys=True).encode())
+    return digest.hexdigest()[:16]

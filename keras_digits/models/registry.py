@@ -39,6 +39,9 @@ class Recipe:
     # The share of training digits swapped, each epoch, for the 28x28 that `predict` makes of
     # them (training/renderings.py): models learn what predict feeds them, not only MNIST's look.
     predict_view: float = 0.0
+    # The share of each epoch's training digits written in handwriting fonts with a pen's
+    # variation (data/handwriting.py): the writing styles MNIST's writers rarely use.
+    handwriting: float = 0.0
     # Adam keeps a moving average of the weights with this momentum (0: none); validation, the
     # best-epoch checkpoint and the published model then use the average.
     ema: float = 0.0

@@ -33,6 +33,18 @@ class TrainConfig:
     build_options: tuple[tuple[str, Any], ...] = ()  # builder overrides, for studies
     recipe_options: tuple[tuple[str, Any], ...] = ()  # Recipe overrides (label_smoothing, ...)
     predict_view: float | None = None  # the recipe's share of predict-path renderings
+    handwriting: float | None = None  # the recipe's share of handwriting-font digits
+
+
+def resolved_recipe(config: TrainConfig):
+    """The model's recipe for the dataset, with the run's overrides applied."""
+    from keras_digits.models import registry
+
+    recipe = replace(registry.get_entry(config.model).recipe_for(config.dataset),
+                     **dict(config.recipe_options))
+    if config.handwriting is not None:
+        recipe = replace(recipe, handwriting=config.handwriting)
+    return recipe
 
 
 def _compile(model, recipe, lr: float, steps_per_epoch: int, epochs: int, jit: bool) -> None:
@@ -133,6 +145,7 @@ class Plan:
     jit: bool
     replicas: int = 1
     predict_view: float = 0.0  # share of training digits swapped for predict's rendering
+    handwriting: float = 0.0  # share of training digits written in handwriting fonts
     averaged: bool = False  # the optimizer keeps a moving average of the weights
     mixup: float = 0.0  # mixup's Beta parameter; the training feed blends digits when set
     train_images: int = 0  # the training images the schedule was laid out for
@@ -152,8 +165,7 @@ def build_compiled(config: TrainConfig, n_train: int, strategy=None,
 
     from keras_digits.models import registry
 
-    recipe = replace(registry.get_entry(config.model).recipe_for(config.dataset),
-                     **dict(config.recipe_options))
+    recipe = resolved_recipe(config)
     epochs = config.epochs or recipe.epochs
     replicas = (strategy.num_replicas_in_sync if strategy is not None
                 else cluster.device_count(distribution) if distribution is not None else 1)
@@ -176,4 +188,5 @@ def build_compiled(config: TrainConfig, n_train: int, strategy=None,
                 precision=precision, jit=jit, replicas=replicas,
                 predict_view=(recipe.predict_view if config.predict_view is None
                               else config.predict_view),
-                averaged=bool(recipe.ema), mixup=recipe.mixup, train_images=n_train)
+                handwriting=recipe.handwriting, averaged=bool(recipe.ema), mixup=recipe.mixup,
+                train_images=n_train)

@@ -172,17 +172,24 @@ class Feeds:
 
 def feeds(splits: Splits, batch_size: int, seed: int = 0, devices: int = 0,
           arrays: bool = False, alternate: np.ndarray | None = None,
-          share: float = 0.0, mixup: float = 0.0) -> Feeds:
+          share: float = 0.0, mixup: float = 0.0,
+          written: tuple[np.ndarray, np.ndarray] | None = None) -> Feeds:
     """Train (shuffled), validation and test inputs; evaluation batches are larger.
 
     tf.data pipelines, or with `arrays` the numpy arrays themselves, which the JAX backend takes
     faster on one device and without TensorFlow. Sharded over `devices` (keras.distribution,
     where every batch must split evenly), training drops its last partial batch (another one
     each epoch) and validation is padded with zero-weight images; the test set is evaluated
-    whole, on one device. `alternate`, `share` and `mixup` go to `train_feed`.
+    whole, on one device. `alternate`, `share` and `mixup` go to `train_feed`. `written`
+    (images and labels already in predict's view, their own alternate) joins the training split.
     """
     eval_batch = max(batch_size, 512)
-    train = train_feed(*splits.train, batch_size, seed, arrays, drop_remainder=bool(devices),
+    images, labels = splits.train
+    if written is not None:
+        images, labels = np.concatenate([images, written[0]]), np.concatenate([labels, written[1]])
+        if alternate is not None:
+            alternate = np.concatenate([alternate, written[0]])
+    train = train_feed(images, labels, batch_size, seed, arrays, drop_remainder=bool(devices),
                        alternate=alternate, share=share, mixup=mixup)
     if arrays:
         return Feeds(train=train, validation=splits.validation,

@@ -23,6 +23,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from keras_digits.core import artifacts, atomic
 from keras_digits.core.cli import (
     Parser,
@@ -33,9 +35,9 @@ from keras_digits.core.cli import (
     positive_int,
     share,
 )
-from keras_digits.data import datasets
+from keras_digits.data import datasets, handwriting
 from keras_digits.training import calibrate, cluster, input_pipeline, renderings, runtime
-from keras_digits.training.compiled import TrainConfig, build_compiled
+from keras_digits.training.compiled import TrainConfig, build_compiled, resolved_recipe
 
 
 def prepare_output(out_root: Path, dataset: str, model: str,
@@ -85,8 +87,10 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-    plan = build_compiled(config, len(splits.train[0]), strategy, distribution)
-    feeds = make_feeds(splits, plan, config.seed, distributed)
+    written = written_digits(config, len(splits.train[0]))
+    plan = build_compiled(config, len(splits.train[0]) + len(written[0]), strategy,
+                          distribution)
+    feeds = make_feeds(splits, plan, config.seed, distributed, written)
     model, weights_sha256 = fit(plan, feeds, work, config, distributed)
     test_loss, test_accuracy = model.evaluate(**feeds.test, verbose=0)
     rows = artifacts.read_history(work / "history.csv")
@@ -105,18 +109,30 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
     return metrics
 
 
-def make_feeds(splits: datasets.Splits, plan, seed: int, distributed: bool):
-    """The training, validation and test feeds of a run, with predict's renderings of the
-    training digits swapped in where the recipe asks. JAX on one device takes numpy arrays
-    faster than tf.data (and needs no TensorFlow); a distribution shards tf.data batches
-    between processes."""
+def written_digits(config: TrainConfig, mnist_count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The handwriting-font digits that make the recipe's share of the training split beside
+    `mnist_count` MNIST digits (none for a share of 0)."""
+    share = resolved_recipe(config).handwriting
+    count = round(share / (1.0 - share) * mnist_count) if share else 0
+    if not count:
+        return np.zeros((0, 28, 28, 1), np.uint8), np.zeros(0, np.int64)
+    return handwriting.training_digits(count, config.seed)
+
+
+def make_feeds(splits: datasets.Splits, plan, seed: int, distributed: bool,
+               written: tuple[np.ndarray, np.ndarray]):
+    """The training, validation and test feeds of a run: predict's renderings of the training
+    digits swapped in where the recipe asks, the `written` digits beside them. JAX on one
+    device takes numpy arrays faster than tf.data (and needs no TensorFlow); a distribution
+    shards tf.data batches between processes."""
     import keras
 
     alternate = renderings.predict_view(splits.train[0]) if plan.predict_view else None
     return input_pipeline.feeds(splits, plan.batch_size, seed,
                                 devices=plan.replicas if distributed else 0,
                                 arrays=not distributed and keras.backend.backend() == "jax",
-                                alternate=alternate, share=plan.predict_view, mixup=plan.mixup)
+                                alternate=alternate, share=plan.predict_view, mixup=plan.mixup,
+                                written=written if len(written[0]) else None)
 
 
 def fit(plan, feeds, work: Path, config: TrainConfig, distributed: bool):
@@ -155,7 +171,7 @@ def describe_run(config: TrainConfig, plan, splits: datasets.Splits, rows: list[
     measured after training, with this machine's versions and description."""
     best = max(rows, key=lambda r: r.get("val_accuracy", 0.0), default={})
     seconds = sum(r.get("epoch_seconds", 0.0) for r in rows)
-    train_images = len(splits.train[0])
+    train_images = plan.train_images
     return {
         "model": config.model,
         "dataset": config.dataset,
@@ -183,6 +199,7 @@ def describe_run(config: TrainConfig, plan, splits: datasets.Splits, rows: list[
                      "test": len(splits.test[0])},
         "limit": config.limit,
         "predict_view": plan.predict_view,
+        "handwriting": plan.handwriting,
         "data_source": outcome.get("data_source", ""),
         "versions": runtime.library_versions(),
         "machine": runtime.machine_description(),
@@ -247,6 +264,9 @@ def build_parser() -> Parser:
     parser.add_argument("--predict-view", type=share, metavar="SHARE",
                         help="share of training digits swapped each epoch for predict's "
                              "rendering of them (default: per model; 0 turns it off)")
+    parser.add_argument("--handwriting", type=share, metavar="SHARE",
+                        help="share of training digits written in handwriting fonts "
+                             "(default: per model; 0 turns it off)")
     parser.add_argument("--strategy", choices=runtime.STRATEGIES, default="auto",
                         help="TensorFlow backend: one device, or mirrored over all local GPUs "
                              "(or --cpu-devices); --batch-size is per replica. For several "
@@ -279,7 +299,7 @@ def train_models(args) -> list[dict] | None:
         learning_rate=args.learning_rate, patience=args.patience, seed=args.seed,
         precision=args.precision, jit=args.jit, limit=args.limit, data_dir=args.data_dir,
         deterministic=args.deterministic, verbose=0 if args.quiet else 1,
-        predict_view=args.predict_view,
+        predict_view=args.predict_view, handwriting=args.handwriting,
     )
     strategy, distribution = None, None
     if keras_backend() == "jax":
