@@ -125,6 +125,9 @@ def test_explain_writes_a_page_for_every_model_and_refuses_bad_files(tiny_export
         assert f"cnn {label} (" in line and "linear " in line  # every exported model
     page = (out / "index.html").read_text()
     assert "0.cnn.png" in page and "1.linear.png" in page and "template.9.png" in page
+    # Inside the cnn: each convolutional layer's most active feature maps, from its inside file.
+    assert "Inside the models" in page and "block3_2_relu" in page
+    assert len(list(out.glob("0.cnn.block1_relu.*.png"))) == explain.CHANNELS
     assert all((out / f"template.{c}.png").is_file() for c in range(10))
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".page")]  # no staging left
 
@@ -146,3 +149,63 @@ def test_explain_names_the_command_that_makes_a_missing_export(tiny_exported_dir
                              "--out-dir", str(tmp_path / "page"))
     assert linear_only.returncode == 0, linear_only.stderr  # no convolutions: what applies
     assert (tmp_path / "page" / "0.linear.png").is_file()
+    assert "Inside the models" not in (tmp_path / "page" / "index.html").read_text()
+
+
+def _tiny_mlp_onnx(path, hidden1, hidden2, rng):
+    """An MLP as tf2onnx names its tensors: pixels -> 16 ReLU units -> 8 ReLU units -> softmax."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from keras_digits.core.contract import INPUT_NAME, OUTPUT_NAME
+
+    logits = rng.normal(size=(8, 10)).astype(np.float32)
+    weights = {"w1": hidden1, "b1": np.zeros(16, np.float32), "w2": hidden2,
+               "b2": np.zeros(8, np.float32), "w3": logits,
+               "shape": np.array([-1, 784], np.int64)}
+    nodes = [helper.make_node("Reshape", [INPUT_NAME, "shape"], ["flat"]),
+             helper.make_node("MatMul", ["flat", "w1"], ["m1"]),
+             helper.make_node("Add", ["m1", "b1"], ["mlp_1/hidden1_1/BiasAdd:0"]),
+             helper.make_node("Relu", ["mlp_1/hidden1_1/BiasAdd:0"], ["mlp_1/hidden1_1/Relu:0"]),
+             helper.make_node("MatMul", ["mlp_1/hidden1_1/Relu:0", "w2"], ["m2"]),
+             helper.make_node("Add", ["m2", "b2"], ["mlp_1/hidden2_1/BiasAdd:0"]),
+             helper.make_node("Relu", ["mlp_1/hidden2_1/BiasAdd:0"], ["mlp_1/hidden2_1/Relu:0"]),
+             helper.make_node("MatMul", ["mlp_1/hidden2_1/Relu:0", "w3"], ["logits"]),
+             helper.make_node("Softmax", ["logits"], [OUTPUT_NAME], axis=-1)]
+    graph = helper.make_graph(
+        nodes, "mlp", [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT,
+                                                     [None, 28, 28, 1])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [None, 10])],
+        [onnx.numpy_helper.from_array(v, k) for k, v in weights.items()])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_the_inside_file_shows_an_mlps_units_and_their_weights(tmp_path):
+    """deploy/inside.py adds the hidden layers as outputs (dense ones before their ReLU), and
+    explain probes the first layer's weights back through the file."""
+    import onnxruntime as ort
+
+    from keras_digits.deploy import inside
+
+    rng = np.random.default_rng(0)
+    hidden1 = rng.normal(size=(784, 16)).astype(np.float32) / 100
+    hidden2 = rng.normal(size=(16, 8)).astype(np.float32)
+    model = _tiny_mlp_onnx(tmp_path / "mlp.onnx", hidden1, hidden2, rng)
+    path = inside.write_inside(model)
+    assert path == tmp_path / "inside" / "mlp.onnx"
+    found = explain.Inside(path)
+    assert [(x["layer"], x["kind"]) for x in found.layers] == [("hidden1", "dense"),
+                                                               ("hidden2", "dense")]
+    templates = found.first_dense_templates()
+    assert np.allclose(templates, hidden1.T.reshape(16, 28, 28), atol=1e-5)
+    pixels = rng.uniform(0, 255, (28, 28, 1)).astype(np.float32)
+    first, second = found(pixels)
+    assert np.allclose(first.values, np.maximum(pixels.reshape(-1) @ hidden1, 0), atol=1e-3)
+    assert second.templates is None and second.values.shape == (8,)
+    assert explain.strongest(first, 3).tolist() == np.argsort(-first.values)[:3].tolist()
+    # The same probabilities as the file it was made from.
+    plain, within = (ort.InferenceSession(str(p)) for p in (model, path))
+    batch = pixels[None]
+    assert np.allclose(plain.run(None, {"pixels": batch})[0],
+                       within.run(None, {"pixels": batch})[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -73,6 +74,9 @@ def test_parity_report(exported_dir):
         assert entry["litert"]["agreement"] >= 0.9999
         assert entry["litert"]["max_abs_prob_diff"] <= 1e-4
         assert (entry["keras_accuracy"] - entry["litert_int8"]["accuracy"]) * 100 <= 0.3
+        # The inside copy computes the same probabilities, beside its hidden layers.
+        assert entry["inside"]["max_abs_prob_diff"] <= 1e-4 and entry["inside"]["passed"]
+        assert Path(entry["inside"]["path"]).parent.name == "inside"
 
 
 def test_litert_batch_is_dynamic_and_matches_keras(exported_dir, trained_dir, mnist):

@@ -392,6 +392,40 @@ def test_undo_clear_empty_canvas_and_model_switch(exported_dir, page_on):
         assert result["model"] == "cnn.int8.onnx" and result["top"] == 7
 
 
+def test_the_page_explains_each_stroke_as_explain_does(exported_dir, page_on):
+    """After a stroke: the evidence map equals `explain`'s for the same 28x28, every exported
+    model answers side by side as onnxruntime does, and the cnn's inside file shows each conv
+    layer's most active feature maps."""
+    from keras_digits.core import artifacts
+    from keras_digits.reading import explain
+
+    with running_server("--model", str(exported_dir / "cnn.onnx")) as url:
+        page = page_on(url)
+        draw(page, SEVEN)
+        page.wait_for_function("window.digitApp.explanation && "
+                               "window.digitApp.explanation.full !== null", timeout=60_000)
+        result = page.evaluate("window.digitApp.result")
+        shown = page.evaluate("window.digitApp.explanation")
+        timing = page.evaluate("window.digitApp.timing")
+    pixels = np.array(result["pixels"], np.float32).reshape(28, 28, 1)
+    cnn = OnnxClassifier(exported_dir / "cnn.onnx")
+    expected = explain.evidence(cnn, pixels)
+    assert np.allclose(shown["full"], expected.map.ravel(), atol=1e-3 * np.abs(expected.map).max())
+    assert np.count_nonzero(shown["coarse"]) > 0
+    answers = {a["model"]: a for a in shown["models"]}
+    assert set(answers) == {"linear", "mlp", "cnn"}  # the int8 copies are not repeated
+    for name, answer in answers.items():
+        probabilities = OnnxClassifier(exported_dir / f"{name}.onnx")(pixels[None])[0]
+        assert answer["answer"] == str(probabilities.argmax())
+        assert answer["probability"] == pytest.approx(probabilities.max(), abs=1e-4)
+    inside = explain.Inside(artifacts.inside_path(exported_dir / "cnn.onnx"))
+    layers = inside(pixels)
+    assert [x["layer"] for x in shown["inside"]] == [x.name for x in layers]
+    for layer, seen in zip(layers, shown["inside"], strict=True):
+        assert seen["channels"] == explain.strongest(layer, explain.CHANNELS).tolist()
+    assert set(timing) == {"answer", "evidence", "inside", "models", "full"}
+
+
 def _moved(strokes, scale: float, dx: float, dy: float):
     return [[(x * scale + dx, y * scale + dy) for x, y in points] for points in strokes]
 

@@ -59,6 +59,13 @@ def verifier_path(models_folder: Path | str) -> Path:
     return Path(models_folder) / "verifier" / "one_digit.onnx"
 
 
+def inside_path(model_path: Path | str) -> Path:
+    """The "inside" copy of an exported model (deploy/inside.py): its hidden layers as extra
+    outputs, in a folder of its own beside it, so the page's model picker does not offer it."""
+    model_path = Path(model_path)
+    return model_path.parent / "inside" / model_path.name
+
+
 def saved_model_path(export_root: Path | str, dataset: str, name: str) -> Path:
     return export_dir(export_root, dataset) / "saved_model" / name
 

@@ -18,6 +18,8 @@ MODEL_KEY = "keras_digits.model"
 DATASET_KEY = "keras_digits.dataset"
 CLASSES_KEY = "keras_digits.classes"  # class names joined by "|"
 INPUT_KEY = "keras_digits.input"
+# In a model's "inside" file: JSON list of its hidden layers' extra outputs (deploy/inside.py).
+INSIDE_KEY = "keras_digits.inside"
 
 # MNIST's geometry and the preprocessing thresholds, shared by preprocess.py and the page.
 PREPROCESSING = {

@@ -5,6 +5,8 @@ For each trained model in `saved_models/<dataset>/<model>/model.keras` this writ
     export/<dataset>/saved_model/<model>/   SavedModel, signature `serving_default`:
                                             pixels (N, 28, 28, 1) float32 0-255 -> probabilities
     export/<dataset>/<model>.onnx           the same function through tf2onnx, dynamic batch
+    export/<dataset>/inside/<model>.onnx    the same, with its hidden layers as extra outputs
+                                            (deploy/inside.py: what `explain` and the page show)
     export/<dataset>/<model>.int8.onnx      static int8 quantisation calibrated on training images
     export/<dataset>/<model>.tflite         LiteRT float32, and `.int8.tflite` full-integer int8
                                             (see deploy/litert.py)
@@ -35,7 +37,7 @@ from keras_digits.core.cli import (
 from keras_digits.core.contract import INPUT_NAME, OUTPUT_NAME
 from keras_digits.core.names import class_names
 from keras_digits.data import datasets
-from keras_digits.deploy import litert
+from keras_digits.deploy import inside, litert
 from keras_digits.models.saved import load_trained
 
 OPSET = 17
@@ -206,6 +208,7 @@ def export_model(name: str, dataset: str, models_dir: Path, out_dir: Path,
     start = time.perf_counter()
     export_saved_model(model, saved_model_path)
     export_onnx(model, onnx_path, name, dataset)
+    inside_path = inside.write_inside(onnx_path)
     export_int8(onnx_path, int8_path, calibration)
     litert.export_litert(model, litert_paths[False])
     litert.export_litert(model, litert_paths[True], calibration)
@@ -217,6 +220,7 @@ def export_model(name: str, dataset: str, models_dir: Path, out_dir: Path,
     saved = _run_saved_model(saved_model_path, images)
     fp32 = compare(reference, run_onnx(onnx_path, images), labels)
     int8 = compare(reference, run_onnx(int8_path, images), labels)
+    within = compare(reference, run_onnx(inside_path, images), labels)
     sm = compare(reference, saved, labels)
     lite = {int8: compare(reference, litert.run_litert(path, images), labels)
             for int8, path in litert_paths.items()}
@@ -236,10 +240,11 @@ def export_model(name: str, dataset: str, models_dir: Path, out_dir: Path,
         "litert_int8": lite[True] | {"path": str(litert_paths[True]),
                                      "bytes": litert_paths[True].stat().st_size,
                                      "passed": int8_passes(lite[True])},
+        "inside": within | {"path": str(inside_path), "passed": fp32_passes(within)},
         "opset": OPSET,
         "export_seconds": round(export_seconds, 2),
     }
-    entry["passed"] = all(entry[k]["passed"] for k in FORMATS)
+    entry["passed"] = all(entry[k]["passed"] for k in (*FORMATS, "inside"))
     return entry
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import html
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +115,83 @@ def deletion_drop(classifier, pixels: np.ndarray, ranking: np.ndarray, answer: i
     return float(before - after)
 
 
+# ---- inside the models ---------------------------------------------------------------------
+
+CHANNELS = 8  # feature maps shown per convolutional layer: the most active ones
+UNITS = 6  # hidden units shown per dense layer: the most active ones
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One hidden layer's response to one input: conv maps (C, H, W) or dense units (U,)."""
+
+    name: str
+    kind: str  # "conv" or "dense"
+    values: np.ndarray
+    templates: np.ndarray | None = None  # (U, 28, 28) input weights of a first dense layer
+
+
+class Inside:
+    """A model's "inside" file (deploy/inside.py): its hidden layers for any input.
+
+    Dense layers come out before their ReLU, so a first dense layer's input weights can be
+    probed through the file: its units are linear in the pixels there."""
+
+    def __init__(self, path: Path) -> None:
+        import json
+
+        import onnxruntime as ort
+
+        from keras_digits.core.contract import INSIDE_KEY
+
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.layers = json.loads(self.session.get_modelmeta().custom_metadata_map[INSIDE_KEY])
+        self._templates: dict[str, np.ndarray] = {}
+
+    def _run(self, pixels: np.ndarray) -> list[np.ndarray]:
+        return self.session.run([layer["output"] for layer in self.layers],
+                                {self.input_name: pixels.astype(np.float32)})
+
+    def first_dense_templates(self) -> np.ndarray | None:
+        """(U, 28, 28): how much a full pixel of ink at each place raises each unit of the
+        first dense layer, if the model's first hidden layer is dense (the MLP)."""
+        if not self.layers or self.layers[0]["kind"] != "dense":
+            return None
+        name = self.layers[0]["layer"]
+        if name not in self._templates:
+            dots = np.zeros((785, 28, 28, 1), np.float32)  # a blank page, then each pixel inked
+            dots.reshape(785, -1)[np.arange(1, 785), np.arange(784)] = 255.0
+            units = self._run(dots)[0]
+            rise = (units[1:] - units[:1]) / 255.0  # (pixels, units)
+            self._templates[name] = rise.T.reshape(-1, 28, 28)
+        return self._templates[name]
+
+    def __call__(self, pixels: np.ndarray) -> list[Layer]:
+        """The hidden layers' response to one (28, 28, 1) input; dense units after ReLU."""
+        outputs = self._run(pixels[None])
+        found = []
+        for k, (layer, value) in enumerate(zip(self.layers, outputs, strict=True)):
+            if layer["kind"] == "dense":
+                found.append(Layer(layer["layer"], "dense", np.maximum(value[0], 0.0),
+                                   self.first_dense_templates() if k == 0 else None))
+            else:
+                found.append(Layer(layer["layer"], "conv", value[0]))
+        return found
+
+
+def strongest(layer: Layer, count: int) -> np.ndarray:
+    """The indices of a layer's most active channels (by mean) or units, strongest first."""
+    strength = layer.values.reshape(len(layer.values), -1).astype(np.float64).mean(axis=1)
+    return np.argsort(-strength, kind="stable")[:count]
+
+
+def feature_map_rgb(values: np.ndarray, top: float) -> np.ndarray:
+    """One feature map in shades of grey: black where the channel responds most (to `top`)."""
+    level = 255.0 * (1.0 - np.clip(values / max(top, 1e-12), 0.0, 1.0))
+    return np.repeat(level[..., None], 3, axis=2).astype(np.uint8)
+
+
 # ---- the page ------------------------------------------------------------------------------
 
 def _png(rgb: np.ndarray, path: Path) -> None:
@@ -154,6 +231,38 @@ class Explained:
     digit: int  # its place in the number, from 1; 0 for an image read as one digit
     pixels: np.ndarray
     evidence: dict[str, Evidence]
+    inside: dict[str, list[Layer]] = field(default_factory=dict)
+
+
+def inside_html(folder: Path, k: int, item: Explained) -> str:
+    """The hidden layers of each model for digit `k`, as PNGs and a block of HTML."""
+    blocks = []
+    for model, layers in item.inside.items():
+        rows = []
+        for layer in layers:
+            chosen = strongest(layer, CHANNELS if layer.kind == "conv" else UNITS)
+            cells = []
+            for c in chosen.tolist():
+                png = f"{k}.{model}.{layer.name}.{c}.png"
+                if layer.kind == "conv":
+                    _png(feature_map_rgb(layer.values[c], float(layer.values.max())),
+                         folder / png)
+                    cells.append(f'<img src="{png}" class=map alt="{layer.name} channel {c}" '
+                                 f'title="channel {c}">')
+                elif layer.templates is not None:
+                    _png(evidence_rgb(item.pixels, layer.templates[c] * item.pixels[..., 0]),
+                         folder / png)
+                    cells.append(f'<figure><img src="{png}" alt="unit {c}"><figcaption>unit '
+                                 f"{c}: {layer.values[c]:.1f}</figcaption></figure>")
+                else:
+                    cells.append(f"<span class=unit>unit {c}: {layer.values[c]:.1f}</span>")
+            rows.append(f"<tr><th>{html.escape(layer.name)}</th><td class=inside>"
+                        f"{''.join(cells)}</td></tr>")
+        if rows:
+            blocks.append(f"<h3>{html.escape(item.image)}"
+                          f"{f' · digit {item.digit}' if item.digit else ''}: {model}</h3>"
+                          f"<table>{''.join(rows)}</table>")
+    return "\n".join(blocks)
 
 
 def write_page(folder: Path, explained: list[Explained], classes: tuple[str, ...],
@@ -174,11 +283,15 @@ def write_page(folder: Path, explained: list[Explained], classes: tuple[str, ...
                 f"<span class=rival>(not {html.escape(classes[found.rival])} "
                 f"{100 * found.rival_probability:.1f}%)</span></td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
+    insides = [inside_html(folder, k, item) for k, item in enumerate(explained) if item.inside]
     parts = [
         "<!doctype html><meta charset=utf-8><title>Why each model read what it read</title>",
         "<style>body{font-family:sans-serif;margin:2em}td{text-align:center;padding:6px;"
         "vertical-align:top}img{image-rendering:pixelated;border:1px solid #ccc}"
-        ".rival{color:#1f77b4}</style>",
+        ".rival{color:#1f77b4}img.map{width:56px;height:56px;margin:1px}"
+        "td.inside{text-align:left}figure{display:inline-block;margin:2px}"
+        "figure img{width:84px;height:84px}"
+        ".unit{display:inline-block;margin:0 6px}</style>",
         "<h1>Why each model read what it read</h1>",
         "<p>Each map is the model's evidence: <b style=color:#d62728>red</b> ink pushed it "
         "towards its answer, <b style=color:#1f77b4>blue</b> ink towards its runner-up. A "
@@ -187,6 +300,15 @@ def write_page(folder: Path, explained: list[Explained], classes: tuple[str, ...
         "covered (occlusion, computed from the exported ONNX files).</p>",
         f"<table>{''.join(rows)}</table>",
     ]
+    if insides:
+        parts += ["<h2>Inside the models</h2>",
+                  f"<p>For the convolutional models, each layer's {CHANNELS} most active "
+                  "feature maps (dark where the filter found its pattern), from the first "
+                  "layer, which finds edges and strokes, to the last, which finds parts of "
+                  f"digits. For the MLP, the {UNITS} hidden units of its first layer that this "
+                  "digit excites most: each unit's weights over the digit's ink (red ink "
+                  "excites the unit, blue ink calms it), and how strongly it fired.</p>",
+                  *insides]
     if linear_templates is not None:
         for c, template in enumerate(linear_templates):
             _png(template_rgb(template), folder / f"template.{c}.png")
@@ -221,6 +343,20 @@ def build_parser() -> Parser:
     return parser
 
 
+def insides(models: list[str], dataset: str, export_dir: str) -> dict[str, Inside]:
+    """The inside file of each model that has one (`export` writes them)."""
+    from keras_digits.core import artifacts
+
+    found = {}
+    for model in (m for m in models if m != "all") if models != ["all"] else MODEL_NAMES:
+        path = artifacts.inside_path(resolve_model_path(model, dataset, export_dir))
+        if path.is_file():
+            layers = Inside(path)
+            if layers.layers:  # a linear model has no hidden layer to show
+                found[Path(model).name.removesuffix(".onnx")] = layers
+    return found
+
+
 def readers(models: list[str], dataset: str, export_dir: str) -> dict[str, DigitReader]:
     """One reader per model asked for; `all` is every model exported (at least one)."""
     if models == ["all"]:
@@ -238,6 +374,8 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
     models = readers(args.model, args.dataset, args.export_dir)
+    inside = {name: found for name, found in insides(args.model, args.dataset,
+                                                     args.export_dir).items() if name in models}
     first = next(iter(models.values()))
     classes = first.classes
     if any(reader.classes != classes for reader in models.values()):
@@ -256,8 +394,9 @@ def main(argv: list[str]) -> int:
         for k, reading in enumerate(readings):
             found = {model: evidence(reader.classifier, reading.pixels)
                      for model, reader in models.items()}
-            explained.append(Explained(name, k + 1 if len(readings) > 1 else 0,
-                                       reading.pixels, found))
+            explained.append(Explained(
+                name, k + 1 if len(readings) > 1 else 0, reading.pixels, found,
+                {model: layers(reading.pixels) for model, layers in inside.items()}))
             said = "  ".join(f"{model} {classes[e.answer]} ({100 * e.probability:.1f}%)"
                              for model, e in found.items())
             print(f"{name}{f' digit {k + 1}' if len(readings) > 1 else ''}: {said}")

@@ -28,7 +28,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from keras_digits.core import artifacts
 from keras_digits.core.cli import Parser, UserError, positive_float, run_cli
-from keras_digits.core.contract import DATASET_KEY, PREPROCESSING, SEGMENTATION, UNSURE
+from keras_digits.core.contract import (
+    DATASET_KEY,
+    INSIDE_KEY,
+    PREPROCESSING,
+    SEGMENTATION,
+    UNSURE,
+)
 from keras_digits.core.names import model_rank
 from keras_digits.reading.predict import auto_check_partner
 from keras_digits.serving import api
@@ -38,6 +44,7 @@ WEB_DIR = Path(__file__).resolve().parent / "web"
 ORT_PACKAGE = REPO_ROOT / "node_modules" / "onnxruntime-web"
 PAGE_FILES = {"/": "index.html", "/index.html": "index.html", "/app.js": "app.js",
               "/preprocess.js": "preprocess.js", "/segment.js": "segment.js",
+              "/explain.js": "explain.js",
               "/style.css": "style.css"}
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".mjs": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
@@ -46,6 +53,7 @@ CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; c
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 EXPORT_HINT = "run `python -m keras_digits.export all` and reload the page"
 VERIFIER_ROUTE = "/verifier/one_digit.onnx"  # the one-digit verifier, when it was made
+INSIDE_ROUTE = "/inside"  # each model's inside copy, where export made one
 
 
 @dataclass
@@ -61,6 +69,10 @@ class ModelInfo:
     # The file whose opinion joins the unsure flag, as `predict --check auto` reads it (the page
     # and /api/predict ask it); None where that model is not here or reads other classes.
     check: str | None = None
+    # Where the page fetches the model's "inside" copy (deploy/inside.py), when export made one,
+    # and the hidden layers it outputs (contract.INSIDE_KEY).
+    inside: str | None = None
+    inside_layers: list[dict] | None = None
 
 
 def find_ort(package: Path | None = None) -> tuple[Path, str]:
@@ -116,7 +128,26 @@ def catalogue(default: Path) -> list[ModelInfo]:
 
     accuracies = _accuracies(default.parent)
     files = sorted({default, *default.parent.glob("*.onnx")}, key=key)
-    return [describe(f, accuracies.get(f.name.removesuffix(".onnx"))) for f in files]
+    models = [describe(f, accuracies.get(f.name.removesuffix(".onnx"))) for f in files]
+    for info, path in zip(models, files, strict=True):
+        inside = artifacts.inside_path(path)
+        if not info.error and inside.is_file():
+            info.inside_layers = inside_layers(inside)
+            info.inside = f"{INSIDE_ROUTE}/{info.file}" if info.inside_layers is not None else None
+    return models
+
+
+def inside_layers(path: Path) -> list[dict] | None:
+    """The hidden layers an inside file outputs; None (with a warning) if it cannot be read."""
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return json.loads(session.get_modelmeta().custom_metadata_map[INSIDE_KEY])
+    except Exception as exc:  # noqa: BLE001 (any damage: the page goes on without it)
+        print(f"warning: {path} is not a usable inside file ({exc}); run `python -m "
+              "keras_digits.export` again to see feature maps on the page", file=sys.stderr)
+        return None
 
 
 def pair_up_checks(models: list[ModelInfo]) -> None:
@@ -193,6 +224,10 @@ class PageHandler(BaseHTTPRequestHandler):
             return self._send_file(self.ort_dir / name, send_body)
         if route == VERIFIER_ROUTE and self.verifier_path is not None:
             return self._send_file(self.verifier_path, send_body)
+        if folder == INSIDE_ROUTE.lstrip("/") and name in self.model_paths:
+            inside = artifacts.inside_path(self.model_paths[name])
+            if inside.is_file():
+                return self._send_file(inside, send_body)
         if folder == "models" and name in self.model_paths:
             path = self.model_paths[name]
             if not path.is_file():

@@ -1,6 +1,9 @@
 // The draw-a-digit page: strokes on a canvas -> predict's preprocessing (preprocess.js) ->
 // onnxruntime-web on the exported .onnx file -> ten probabilities. In number mode the ink is
-// first split into digits as predict does (segment.js). Served by keras_digits.serve.
+// first split into digits as predict does (segment.js). When a stroke ends, the page also shows
+// why (explain.js): the evidence map, every model's answer side by side, and the feature maps
+// of the model's inside file. Served by keras_digits.serve.
+import { COARSE, evidenceMap, evidenceRgba, strongestChannels } from "/explain.js";
 import { configure, FRAME, hasInk, inkMap, mnistStyle, rgbaToGray } from "/preprocess.js";
 import { configureSegmentation, inkMask, leftOut, marks, splitNumber } from "/segment.js";
 
@@ -15,6 +18,12 @@ const message = document.getElementById("message");
 const bars = document.getElementById("bars");
 const numberMode = document.getElementById("number-mode");
 const digitsRow = document.getElementById("digits");
+const evidenceCanvas = document.getElementById("evidence").getContext("2d");
+const allModels = document.getElementById("all-models");
+const insideSection = document.getElementById("inside-section");
+const insideMaps = document.getElementById("inside");
+const CHANNELS = 8; // explain.CHANNELS: feature maps shown per layer
+const EVIDENCE_CHUNK = 32; // occluded inputs per run while the full map is computed
 // Canvas sizes: a square for one digit, a wide strip for a number.
 const PAD_SIZES = { digit: [280, 280], number: [500, 180] }; // under predict's 512-px WORK_SIZE
 
@@ -31,11 +40,17 @@ const state = {
   check: null, // the session of the model whose opinion joins the unsure flag (predict's --check)
   checks: new Map(), // check sessions by file, loaded once
   verifier: null, // the one-digit verifier's session, when the server has one
+  sessions: new Map(), // every listed model's session by file, loaded once, for side by side
+  inside: null, // { session, layers }: the picked model's inside file, when export made one
+  strokeEnded: null, // performance.now() when the last stroke ended
 };
 
 // For people and for tests: the latest answer and a way to wait for it.
 window.digitApp = {
   result: null,
+  // Milliseconds from the end of the last stroke until each part of the explanation showed.
+  timing: null,
+  explanation: null, // the evidence map, every model's answer and the feature maps shown
   whenIdle: async () => {
     while (state.running) await state.running;
   },
@@ -93,6 +108,7 @@ pad.addEventListener("pointermove", (event) => {
 for (const type of ["pointerup", "pointercancel"]) {
   pad.addEventListener(type, () => {
     state.drawing = null;
+    state.strokeEnded = performance.now();
     classifySoon();
   });
 }
@@ -192,6 +208,128 @@ async function classifyDigit(map) {
     unsure: reason !== null, reason, pixels: Array.from(pixels) };
   show("ready", `${state.model.name} reads ${read.label} (${percent(read.probability)})` +
     (reason ? ` but is unsure: ${reason}.` : "."));
+  if (!state.drawing) await explainDigit(pixels, read.probabilities, since());
+}
+
+// ---- explaining (after each stroke) --------------------------------------------------------
+
+function since() {
+  return state.strokeEnded === null ? null : performance.now() - state.strokeEnded;
+}
+
+function renderEvidence(pixels, found) {
+  const image = evidenceCanvas.createImageData(FRAME, FRAME);
+  if (found) image.data.set(evidenceRgba(pixels, found.map));
+  else image.data.fill(255);
+  evidenceCanvas.putImageData(image, 0, 0);
+}
+
+// The other listed models of the picked one's classes, each session loaded once.
+async function sideBySideSessions() {
+  const usable = state.models.filter((m) => !m.error && m.file !== state.model.file &&
+    m.classes.join("|") === state.model.classes.join("|") && !m.name.includes("."));
+  const sessions = [[state.model, state.session]];
+  for (const model of usable) {
+    if (!state.sessions.has(model.file)) {
+      try {
+        const response = await fetch(`/models/${encodeURIComponent(model.file)}`);
+        if (!response.ok) throw new Error(await errorText(response));
+        state.sessions.set(model.file, await state.ort.InferenceSession.create(
+          new Uint8Array(await response.arrayBuffer()),
+          { executionProviders: ["wasm"], graphOptimizationLevel: "all" }));
+      } catch (error) {
+        console.warn(`${model.file} did not load for the side-by-side answers: ${error.message}`);
+        state.sessions.set(model.file, null);
+      }
+    }
+    if (state.sessions.get(model.file)) sessions.push([model, state.sessions.get(model.file)]);
+  }
+  return sessions;
+}
+
+// Every model's reading of the same inputs (one input: a digit; several: a number's digits).
+async function renderAllModels(inputs) {
+  const answers = [];
+  for (const [model, session] of await sideBySideSessions()) {
+    const all = await probabilitiesOf(inputs, session);
+    const tops = all.map((p) => p.indexOf(Math.max(...p)));
+    answers.push({ model: model.name, file: model.file,
+      answer: tops.map((t) => model.classes[t]).join(""),
+      probability: inputs.length === 1 ? all[0][tops[0]] : null });
+  }
+  allModels.replaceChildren(...answers.map((a) => {
+    const row = document.createElement("li");
+    row.className = a.file === state.model.file ? "picked" : "";
+    row.textContent = `${a.model}: ${a.answer}` +
+      (a.probability === null ? "" : ` (${percent(a.probability)})`);
+    return row;
+  }));
+  return answers;
+}
+
+// The picked model's conv layers for one input: each layer's most active feature maps.
+async function renderInside(pixels) {
+  if (!state.inside) {
+    insideSection.hidden = true;
+    return [];
+  }
+  const { session, layers } = state.inside;
+  const outputs = await session.run({ [session.inputNames[0]]:
+    new state.ort.Tensor("float32", Float32Array.from(pixels), [1, FRAME, FRAME, 1]) });
+  const shown = [];
+  const rows = layers.filter((layer) => layer.kind === "conv").map((layer) => {
+    const tensor = outputs[layer.output];
+    const [, channels, height, width] = tensor.dims;
+    const values = tensor.data;
+    const top = Math.max(1e-12, ...values);
+    const chosen = strongestChannels(values, channels, CHANNELS);
+    shown.push({ layer: layer.layer, channels: chosen });
+    const row = document.createElement("div");
+    row.className = "layer";
+    const name = document.createElement("span");
+    name.textContent = layer.layer;
+    row.append(name, ...chosen.map((c) => {
+      const canvas = document.createElement("canvas");
+      [canvas.width, canvas.height] = [width, height];
+      const image = canvas.getContext("2d").createImageData(width, height);
+      for (let i = 0; i < width * height; i++) {
+        const v = 255 * (1 - Math.min(1, Math.max(0, values[c * width * height + i] / top)));
+        image.data.set([v, v, v, 255], 4 * i);
+      }
+      canvas.getContext("2d").putImageData(image, 0, 0);
+      canvas.title = `channel ${c}`;
+      return canvas;
+    }));
+    return row;
+  });
+  insideMaps.replaceChildren(...rows);
+  document.getElementById("inside-model").textContent = state.model.name;
+  insideSection.hidden = rows.length === 0;
+  return shown;
+}
+
+// After a stroke: a first evidence map from a few large squares, then the feature maps and
+// every model's answer, then the full map; a new stroke abandons what is left.
+async function explainDigit(pixels, probabilities, answered) {
+  const timing = { answer: answered };
+  const classify = (inputs) => probabilitiesOf(inputs);
+  const wanted = () => !state.again && !state.drawing;
+  const coarse = await evidenceMap(classify, pixels, probabilities, { ...COARSE, wanted });
+  if (!coarse) return;
+  renderEvidence(pixels, coarse);
+  timing.evidence = since();
+  const inside = await renderInside(pixels);
+  timing.inside = since();
+  const models = await renderAllModels([pixels]);
+  timing.models = since();
+  window.digitApp.timing = timing;
+  window.digitApp.explanation = { coarse: Array.from(coarse.map), inside, models, full: null };
+  const full = await evidenceMap(classify, pixels, probabilities,
+    { chunk: EVIDENCE_CHUNK, wanted });
+  if (!full) return;
+  renderEvidence(pixels, full);
+  timing.full = since();
+  window.digitApp.explanation.full = Array.from(full.map);
 }
 
 // Why a piece of a number may not be one digit (reader._piece_doubts): cut from one mark that
@@ -240,6 +378,7 @@ async function classifyNumber(map) {
   });
   renderDigits(digits);
   const number = digits.map((d) => d.label).join("");
+  const models = state.drawing ? null : await renderAllModels(inputs);
   // Ink left out of every digit (reader.read_number's rule): a digit may be missing.
   const missed = leftOut(map, pieces);
   const reason = missed >= state.segmentation.LEFT_OUT_HEIGHT
@@ -248,6 +387,7 @@ async function classifyNumber(map) {
   window.digitApp.result = { model: state.model.file, check: checkFile(), number, digits,
     unsure: reason !== null || digits.some((d) => d.unsure), reason,
     verified: state.verifier !== null };
+  if (models) window.digitApp.explanation = { models };
   const doubtful = digits.filter((d) => d.unsure).length;
   show("ready", `${state.model.name} reads ${number}` + (reason ? ` but is unsure: ${reason}.`
     : doubtful ? ` but is unsure of ${doubtful} digit${doubtful > 1 ? "s" : ""} (marked ?).`
@@ -277,13 +417,18 @@ async function classify() {
     renderSeen(null);
     renderDigits([]);
     window.digitApp.result = null;
+    window.digitApp.explanation = null;
     renderBars(null);
+    renderEvidence(null, null);
+    allModels.replaceChildren();
+    insideSection.hidden = true;
     show("ready", mode === "number" ? "Write a number in the strip." : "Draw a digit in the box.");
     return;
   }
   if (mode === "number") {
     renderSeen(null);
     renderBars(null);
+    renderEvidence(null, null);
     await classifyNumber(map);
   } else {
     renderDigits([]);
@@ -342,11 +487,28 @@ async function checkSession(file) {
   return state.checks.get(file);
 }
 
+// The model's inside file (its hidden layers as outputs) and their list; null, with a warning,
+// when it cannot be used: the page then shows no feature maps.
+async function insideSession(model) {
+  try {
+    const response = await fetch(model.inside);
+    if (!response.ok) throw new Error(await errorText(response));
+    const session = await state.ort.InferenceSession.create(
+      new Uint8Array(await response.arrayBuffer()),
+      { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+    return { session, layers: model.inside_layers };
+  } catch (error) {
+    console.warn(`the inside of ${model.file} did not load: ${error.message}`);
+    return null;
+  }
+}
+
 async function loadModel(file) {
   await window.digitApp.whenIdle();
   const model = state.models.find((m) => m.file === file);
   state.session = null;
   state.check = null;
+  state.inside = null;
   state.model = model;
   window.digitApp.result = null;
   renderBars(null);
@@ -358,9 +520,12 @@ async function loadModel(file) {
     const session = await state.ort.InferenceSession.create(bytes,
       { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
     const check = model.check ? await checkSession(model.check) : null;
+    const inside = model.inside ? await insideSession(model) : null;
     if (state.model !== model) return; // another model was picked meanwhile
     state.session = session;
     state.check = check;
+    state.inside = inside;
+    state.sessions.set(model.file, session);
   } catch (error) {
     if (state.model === model) show("error", `Cannot use ${file}: ${error.message}`);
     return;
