@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-step set-up: a virtual environment with the pinned packages, onnxruntime-web for the
-# draw-a-digit page, and (as root on Debian) Fashion-MNIST and Chromium for the browser tests.
+# draw-a-digit page and the handwriting fonts training writes digits in, and (as root on Debian)
+# Fashion-MNIST, more handwriting fonts and Chromium for the browser tests.
 # Usage: bash setup.sh [requirements file]   (default requirements.txt, the CPU install; the JAX
 # backend from requirements-jax.txt is installed beside it)
 set -euo pipefail
@@ -23,6 +24,12 @@ fi
 missing=()
 [ -d /usr/share/datasets/fashion-mnist ] || missing+=(dataset-fashion-mnist)
 command -v chromium >/dev/null || missing+=(chromium)
+# The Debian handwriting fonts that keras_digits/data/handwriting_fonts.json lists.
+for package in $(.venv/bin/python -c "import json; print(*json.load(open(
+    'keras_digits/data/handwriting_fonts.json'))['debian'])"); do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" ||
+    missing+=("$package")
+done
 if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq || true
@@ -31,7 +38,7 @@ if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
         echo "warning: could not install $package" >&2
     done
   else
-    echo "note: run 'sudo apt-get install ${missing[*]}' (Fashion-MNIST, browser tests)" >&2
+    echo "note: run 'sudo apt-get install ${missing[*]}' (Fashion-MNIST, fonts, browser tests)" >&2
   fi
 fi
 echo "set-up done: .venv is ready"

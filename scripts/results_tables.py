@@ -5,8 +5,9 @@
 
 Reads what `train` (metrics.json, calibration.json), `export` (parity.json) and `evaluate
 semeion` (results.json) wrote, and prints Markdown: the models with their training, test
-accuracy, calibration and parity in every exported format; and, where `evaluate semeion` was
-run, how each reads other writers. Nothing is measured here: rerun the commands, then this.
+accuracy, calibration and parity in every exported format; and, where `evaluate semeion` and
+`evaluate held-out-fonts` were run, how each reads other writers and unseen handwriting fonts.
+Nothing is measured here: rerun the commands, then this.
 """
 
 from __future__ import annotations
@@ -60,13 +61,15 @@ def models_table(models_dir: Path, export_dir: Path, dataset: str) -> str:
     return artifacts.markdown_table(header, rows)
 
 
-def semeion_table(evaluate_dir: Path) -> str | None:
-    """How each model reads Semeion, from `evaluate semeion`'s results.json; None if not run."""
-    path = evaluate_dir / "semeion" / "results.json"
+def semeion_table(evaluate_dir: Path, folder: str = "semeion",
+                  title: str = "Semeion") -> str | None:
+    """How each model reads Semeion (or another set `evaluate` scored into `folder`), from
+    its results.json; None if not run."""
+    path = evaluate_dir / folder / "results.json"
     if not path.is_file():
         return None
     results = json.loads(path.read_text())
-    header = ["model", "Semeion", "ECE", "unsure (one model): wrong / right",
+    header = ["model", title, "ECE", "unsure (one model): wrong / right",
               "recall of 1 / 4 / 7 / 9", "top confusions"]
     rows = []
     for entry in results["models"]:
@@ -92,10 +95,12 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     print(models_table(args.models_dir, args.export_dir, args.dataset))
-    semeion = semeion_table(args.evaluate_dir) if args.dataset == "mnist" else None
-    if semeion:
-        print()
-        print(semeion)
+    if args.dataset == "mnist":
+        for folder, title in (("semeion", "Semeion"), ("held-out-fonts", "held-out fonts")):
+            table = semeion_table(args.evaluate_dir, folder, title)
+            if table:
+                print()
+                print(table)
     return 0
 
 

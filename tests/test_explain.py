@@ -209,3 +209,17 @@ def test_the_inside_file_shows_an_mlps_units_and_their_weights(tmp_path):
     batch = pixels[None]
     assert np.allclose(plain.run(None, {"pixels": batch})[0],
                        within.run(None, {"pixels": batch})[0])
+
+
+def test_a_damaged_inside_file_is_named_and_left_out(tmp_path, capsys):
+    from keras_digits.deploy import inside
+
+    rng = np.random.default_rng(1)
+    model = _tiny_mlp_onnx(tmp_path / "mlp.onnx", rng.normal(size=(784, 16)).astype(np.float32),
+                           rng.normal(size=(16, 8)).astype(np.float32), rng)
+    inside.write_inside(model)
+    assert list(explain.insides([str(model)], "mnist", "export")) == ["mlp"]
+    (tmp_path / "inside" / "mlp.onnx").write_bytes(b"damaged")
+    assert explain.insides([str(model)], "mnist", "export") == {}
+    warning = capsys.readouterr().err.strip()
+    assert "\n" not in warning and "keras_digits.export" in warning

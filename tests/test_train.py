@@ -96,6 +96,7 @@ def test_saved_model_matches_keras(trained_dir, mnist):
         (["linear", "--limit", "abc"], "'abc' is not a whole number"),
         (["linear", "--dataset", "cifar"], "argument --dataset: invalid choice"),
         (["cnn", "--predict-view", "1.5"], "argument --predict-view: 1.5 must be from 0 to 1"),
+        (["cnn", "--handwriting", "1"], "--handwriting must be below 1"),
     ],
 )
 def test_bad_arguments_fail_with_one_line(args, message, tmp_path):
@@ -111,6 +112,17 @@ def test_predict_view_can_be_switched_off(tmp_path):
                         "--predict-view", "0", "--quiet", "--out-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr[-2000:]
     assert artifacts.read_metrics(tmp_path, "mnist", "mlp")["predict_view"] == 0.0
+
+
+def test_handwriting_digits_join_the_training_split(tmp_path):
+    """`--handwriting 0.2`: a fifth of the training split is written in the training fonts."""
+    result = run_module("keras_digits.train", "mlp", "--limit", "256", "--epochs", "1",
+                        "--handwriting", "0.2", "--quiet", "--no-report",
+                        "--out-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = artifacts.read_metrics(tmp_path, "mnist", "mlp")
+    assert metrics["handwriting"] == 0.2
+    assert metrics["examples"]["train"] == 256 + 64  # 64 of 320 is a fifth
 
 
 def test_unwritable_output_folder(tmp_path):
@@ -298,7 +310,8 @@ def test_a_runs_description_is_its_settings_history_and_outcome():
 
     splits = datasets.Splits(train=split(1000), validation=split(100), test=split(50))
     plan = SimpleNamespace(precision="float32", jit=False, batch_size=128, replicas=1,
-                           learning_rate=0.003, predict_view=0.5)
+                           learning_rate=0.003, predict_view=0.5, handwriting=0.0,
+                           train_images=1000)
     rows = [{"epoch": 0.0, "val_accuracy": 0.9, "epoch_seconds": 2.0},
             {"epoch": 1.0, "val_accuracy": 0.95, "epoch_seconds": 2.0},
             {"epoch": 2.0, "val_accuracy": 0.93, "epoch_seconds": 1.0}]

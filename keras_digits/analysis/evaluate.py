@@ -4,7 +4,9 @@ Scores a labelled folder of your own images (see `keras_digits.folders`) through
 predict path: the same preprocessing, the same exported ONNX files, no TensorFlow. Prints the
 accuracy, the recall of each class and the commonest confusions per model, and writes
 `reports/evaluate/<folder>/index.html` with every misread image beside the 28x28 the model saw.
-`semeion` names the vendored Semeion set (1,593 digits by about 80 writers).
+`semeion` names the vendored Semeion set (1,593 digits by about 80 writers); `held-out-fonts`
+the digits written in the handwriting fonts that training never uses (data/handwriting.py: 20
+writings of each digit per family, as scans).
 
 An image that cannot be read is listed as failed and left out of the score; the rest are still
 scored, and the exit code is then 1.
@@ -27,7 +29,7 @@ from keras_digits.core import atomic
 from keras_digits.core.cli import Parser, UserError, run_cli
 from keras_digits.core.contract import UNSURE
 from keras_digits.core.names import DATASET_NAMES, MODEL_NAMES
-from keras_digits.data import folders
+from keras_digits.data import folders, handwriting
 from keras_digits.imaging.decode import read_gray
 from keras_digits.imaging.find_ink import candidate_inks
 from keras_digits.imaging.normalize import to_pixels
@@ -36,6 +38,8 @@ from keras_digits.reading.reader import OnnxClassifier, resolve_model_path, sure
 
 SEMEION = "semeion"
 SEMEION_CACHE = Path(".cache") / SEMEION
+FONTS = "held-out-fonts"  # digits written in the handwriting fonts training never uses
+FONTS_CACHE = Path(".cache") / FONTS
 GALLERY_LIMIT = 300
 TOP_CONFUSIONS = 5
 
@@ -80,9 +84,12 @@ class Scored:
 
 
 def resolve_folder(name: str) -> tuple[Path, str]:
-    """The folder to score and the name its report goes under (`semeion` is built once)."""
+    """The folder to score and the name its report goes under (`semeion` and
+    `held-out-fonts` are built once)."""
     if name == SEMEION and not Path(name).exists():
         return folders.write_semeion_folder(SEMEION_CACHE), SEMEION
+    if name == FONTS and not Path(name).exists():
+        return handwriting.write_folder(FONTS_CACHE), FONTS
     path = Path(name)
     return path, path.resolve().name or "folder"
 
@@ -209,7 +216,8 @@ def build_parser() -> Parser:
                     description="Score exported models on a labelled folder of images.")
     parser.add_argument("folder", metavar="FOLDER",
                         help="labels.csv (file,label) or one sub-folder per class; "
-                             "`semeion` for the vendored Semeion digits")
+                             "`semeion` for the vendored Semeion digits, `held-out-fonts` for "
+                             "digits written in the handwriting fonts training never uses")
     parser.add_argument("--model", nargs="+", default=["cnn"],
                         help="model names in export/<dataset>/, .onnx paths, or all")
     parser.add_argument("--dataset", default="mnist", choices=DATASET_NAMES)

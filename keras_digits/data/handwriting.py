@@ -60,7 +60,7 @@ def manifest() -> dict:
     return json.loads(MANIFEST.read_text())
 
 
-def find_faces(node_modules: Path = NODE_MODULES) -> tuple[list[Face], list[str]]:
+def find_faces(node_modules: Path | None = None) -> tuple[list[Face], list[str]]:
     """Every face of the manifest's families found on this machine, and the packages missing.
 
     npm families: each Latin weight of `@fontsource/<family>` (upright). Debian packages: the
@@ -69,7 +69,7 @@ def find_faces(node_modules: Path = NODE_MODULES) -> tuple[list[Face], list[str]
     fonts = manifest()
     faces, missing = [], []
     for family, licence in fonts["npm"].items():
-        folder = node_modules / "@fontsource" / family / "files"
+        folder = (node_modules or NODE_MODULES) / "@fontsource" / family / "files"
         found = sorted(folder.glob(f"{family}-latin-[0-9]*-normal.woff2"))
         faces += [Face(family, path, f"@fontsource/{family}", licence) for path in found]
         if not found:
@@ -130,13 +130,15 @@ def not_digit_like(face: Face) -> str | None:
     return None
 
 
-def usable_faces(split: str = "train", quiet: bool = False) -> list[Face]:
-    """The faces of the `split` ("train", "held_out" or "all") whose digits pass the rule.
+def usable_faces(split: str = "train", quiet: bool = False,
+                 found: tuple[list[Face], list[str]] | None = None) -> list[Face]:
+    """The faces of the `split` ("train", "held_out" or "all") whose digits pass the rule,
+    among `found` (default: `find_faces()`).
 
     Missing packages and faces left out are named in one note each (unless `quiet`); no face
     at all is a UserError that says how to install them.
     """
-    faces, missing = find_faces()
+    faces, missing = found or find_faces()
     if missing and not quiet:
         print(f"note: {len(missing)} handwriting font package(s) not installed "
               f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); "
@@ -241,10 +243,12 @@ def _plan(faces: list[Face], per_digit: int, seed: int) -> list[tuple[int, int]]
 
 
 def written_digits(split: str = "train", per_digit: int = 20, seed: int = 0,
-                   workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Every usable face's digits of a split, written `per_digit` times per family and digit:
-    uint8 (N, 28, 28, 1) white on black as predict reads them, and int64 labels. Cached."""
-    faces = usable_faces(split)
+                   workers: int | None = None,
+                   faces: list[Face] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every usable face's digits of a split (or of `faces`), written `per_digit` times per
+    family and digit: uint8 (N, 28, 28, 1) white on black as predict reads them, and int64
+    labels. Cached, under a name that holds the code, the fonts and the plan."""
+    faces = faces or usable_faces(split)
     digest = hashlib.sha256(Path(__file__).read_bytes())
     digest.update(normalize.preprocessing_digest().encode())
     for face in faces:

@@ -350,10 +350,17 @@ def insides(models: list[str], dataset: str, export_dir: str) -> dict[str, Insid
     found = {}
     for model in (m for m in models if m != "all") if models != ["all"] else MODEL_NAMES:
         path = artifacts.inside_path(resolve_model_path(model, dataset, export_dir))
-        if path.is_file():
+        if not path.is_file():
+            continue
+        try:
             layers = Inside(path)
-            if layers.layers:  # a linear model has no hidden layer to show
-                found[Path(model).name.removesuffix(".onnx")] = layers
+        except Exception as exc:  # noqa: BLE001 (any damage: explain goes on without it)
+            print(f"warning: {path} is not a usable inside file ({str(exc).splitlines()[0]}); "
+                  "run `python -m keras_digits.export` again to see inside the model",
+                  file=sys.stderr)
+            continue
+        if layers.layers:  # a linear model has no hidden layer to show
+            found[Path(model).name.removesuffix(".onnx")] = layers
     return found
 
 

@@ -290,6 +290,10 @@ def train_models(args) -> list[dict] | None:
     metrics, or None in a data-parallel process other than the first (which publishes)."""
     names = expand_models(args.models)
     # Fail fast, before TensorFlow starts: data present and verified, output folder writable.
+    if args.handwriting is not None and args.handwriting >= 1.0:
+        raise UserError("--handwriting must be below 1: MNIST's digits stay in the mix")
+    if args.handwriting:
+        handwriting.usable_faces("train", quiet=True)  # fonts installed, before TensorFlow
     datasets.load_arrays(args.dataset, args.data_dir)
     atomic.require_writable(Path(args.out_dir) / args.dataset)
     runtime.refuse_multiworker(args.strategy)
