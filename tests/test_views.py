@@ -109,6 +109,9 @@ def test_digit_models_train_on_predicts_view_and_clothes_do_not():
     for name in ("mlp", "cnn", "alexnet"):
         assert registry.get_entry(name).recipe_for("mnist").predict_view > 0
         assert registry.get_entry(name).recipe_for("fashion_mnist").predict_view == 0
+        # Handwriting fonts write digits, not garments.
+        assert 0 < registry.get_entry(name).recipe_for("mnist").handwriting < 1
+        assert registry.get_entry(name).recipe_for("fashion_mnist").handwriting == 0
 
 
 def test_a_cache_that_cannot_be_written_costs_time_not_the_run(mnist, tmp_path, monkeypatch,

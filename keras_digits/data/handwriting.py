@@ -67,9 +67,11 @@ def find_faces(node_modules: Path | None = None) -> tuple[list[Face], list[str]]
     files their manifest entry names; a package's files form one family.
     """
     fonts = manifest()
+    # An installed package has no node_modules beside it: it looks in the current folder.
+    root = node_modules or (NODE_MODULES if NODE_MODULES.is_dir() else Path("node_modules"))
     faces, missing = [], []
     for family, licence in fonts["npm"].items():
-        folder = (node_modules or NODE_MODULES) / "@fontsource" / family / "files"
+        folder = root / "@fontsource" / family / "files"
         found = sorted(folder.glob(f"{family}-latin-[0-9]*-normal.woff2"))
         faces += [Face(family, path, f"@fontsource/{family}", licence) for path in found]
         if not found:
