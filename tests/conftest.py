@@ -162,7 +162,9 @@ def made_once(tmp_path_factory, name: str, make: Callable[[Path], Path]) -> Path
 
 
 def _train(out: Path, *args: str) -> Path:
-    result = run_module("keras_digits.train", *args, "--quiet", "--out-dir", str(out))
+    # The 24,000-image run takes about 4 minutes alone on 2 cores; other tests share them.
+    result = run_module("keras_digits.train", *args, "--quiet", "--out-dir", str(out),
+                        timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
     return out
 
@@ -170,7 +172,7 @@ def _train(out: Path, *args: str) -> Path:
 def _export(out: Path, models_dir: Path, limit: int) -> Path:
     result = run_module("keras_digits.export", "all", "--models-dir", str(models_dir),
                         "--out-dir", str(out), "--limit", str(limit),
-                        "--report-dir", str(out / "reports"))
+                        "--report-dir", str(out / "reports"), timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return out / "mnist"
 

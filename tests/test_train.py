@@ -28,6 +28,11 @@ def test_short_fit_improves_accuracy(mnist, tmp_path):
     assert before < 0.3 and after > 0.8, (before, after)
 
 
+def written_count(share: float, mnist: int) -> int:
+    """The handwriting-font digits beside `mnist` MNIST digits at the recipe's share."""
+    return round(share / (1 - share) * mnist)
+
+
 def test_tiny_run_writes_every_artifact(tiny_trained_dir):
     """The fast tier's train check: the same artifacts from two epochs on 4,096 images."""
     for name in ("linear", "cnn"):
@@ -35,8 +40,10 @@ def test_tiny_run_writes_every_artifact(tiny_trained_dir):
         assert {"model.keras", "saved_model", "history.csv", "metrics.json", "logs"} <= {
             p.name for p in folder.iterdir()}
         metrics = artifacts.read_metrics(tiny_trained_dir, "mnist", name)
-        assert metrics["epochs_run"] == 2 and metrics["examples"]["train"] == 4096
-        assert metrics["predict_view"] == registry.get_entry(name).recipe.predict_view
+        recipe = registry.get_entry(name).recipe
+        assert metrics["epochs_run"] == 2
+        assert metrics["examples"]["train"] == 4096 + written_count(recipe.handwriting, 4096)
+        assert metrics["predict_view"] == recipe.predict_view
         assert metrics["machine"]["cpu_count"] and "backend" in metrics["versions"]
         assert len(artifacts.read_history(folder / "history.csv")) == 2
 
@@ -67,7 +74,9 @@ def test_train_end_to_end_writes_every_artifact(trained_dir):
         assert all(r["epoch_seconds"] > 0 for r in history)
         metrics = json.loads((folder / "metrics.json").read_text())
         assert metrics["model"] == name and metrics["epochs_run"] == 3
-        assert metrics["examples"] == {"train": 24000, "validation": 5000, "test": 10000}
+        written = written_count(registry.get_entry(name).recipe.handwriting, 24000)
+        assert metrics["examples"] == {"train": 24000 + written, "validation": 5000,
+                                       "test": 10000}
         assert 0.85 < metrics["test_accuracy"] <= 1.0
         assert metrics["parameters"] > 0 and metrics["train_seconds"] > 0
         assert metrics["precision"] == "float32" and metrics["versions"]["keras"]
