@@ -2,9 +2,9 @@
 
 Serves the exported models (`keras_digits.serve`), opens the page in headless Chromium, draws
 digits with the mouse and reads `window.digitApp.timing`: milliseconds from the end of the last
-stroke until the answer, the first evidence map (large squares), the feature maps of the model's inside
-file, every model's answer, and the full evidence map (3x3 squares, as `explain` draws it) were
-on the page. Prints one JSON line per model with the median and the largest of each.
+stroke until the answer, the first evidence map (large squares), the feature maps of the
+model's inside file, every model's answer, and the full evidence map (3x3 squares, as `explain`
+draws it) were on the page. Prints one JSON line per model with the median and the largest of each.
 
     .venv/bin/python -m studies.page_latency [--model cnn alexnet] [--repeats 5]
 """
