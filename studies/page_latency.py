@@ -33,6 +33,7 @@ PARTS = ("answer", "evidence", "inside", "models", "full")
 
 
 def draw(page, strokes) -> None:
+    """Draw strokes with the mouse, each a list of points in the pad's coordinates."""
     box = page.locator("#pad").bounding_box()
     for points in strokes:
         page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])

@@ -27,6 +27,7 @@ from keras_digits.data import folders
 from keras_digits.imaging import decode, find_ink, normalize
 from keras_digits.reading.reader import DigitReader, OnnxClassifier
 from keras_digits.serving import server
+from studies import page_latency
 
 # CI sets this so a missing browser or Node.js fails the run instead of skipping these tests.
 REQUIRED = os.environ.get("KERAS_DIGITS_REQUIRE_BROWSER") == "1"
@@ -334,13 +335,7 @@ def page_on(browser):
 
 def draw(page, strokes) -> dict | None:
     """Draw strokes with the mouse (pad coordinates), then return the page's settled answer."""
-    box = page.locator("#pad").bounding_box()
-    for points in strokes:
-        page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
-        page.mouse.down()
-        for x, y in points[1:]:
-            page.mouse.move(box["x"] + x, box["y"] + y, steps=3)
-        page.mouse.up()
+    page_latency.draw(page, strokes)
     page.evaluate("window.digitApp.whenIdle()")
     return page.evaluate("window.digitApp.result")
 
