@@ -300,8 +300,9 @@ def write_folder(destination: Path, split: str = "held_out", per_digit: int = 20
 def training_digits(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """`count` digits written in the training fonts, drawn at random by `seed` from a cached
     set that holds at least that many (a power of two writings per family and digit)."""
-    families = len({face.family for face in usable_faces("train", quiet=True)})
+    faces = usable_faces("train")  # the rule runs once: its faces go on to the writing
+    families = len({face.family for face in faces})
     per_digit = 1 << max(0, int(np.ceil(np.log2(max(1, count) / (10 * families)))))
-    images, labels = written_digits("train", per_digit)
+    images, labels = written_digits("train", per_digit, faces=faces)
     chosen = np.random.default_rng(seed).permutation(len(images))[:count]
     return images[chosen], labels[chosen]
