@@ -1,14 +1,17 @@
-"""What to fit the temperature on: the validation split as it is, through the distortions, or
-as predict renders it.
+"""What to fit the temperature on: the validation split as it is, through the distortions, as
+predict renders it, or digits written in the held-out handwriting fonts.
 
-    .venv/bin/python -m studies.calibration_study [--models-dir saved_models] [--json out.json]
+    .venv/bin/python -m studies.calibration_study [--models mlp cnn alexnet]
+        [--models-dir saved_models] [--json out.json]
 
 For each trained MNIST model (its uncalibrated build), fits one temperature on the clean
 validation split (what `calibrate` does), one on the validation split through the model's own
 training distortions at full and at double strength (a stand-in for other writers), one on the
 validation digits as predict renders them (`views`), and one on those with the clean ones (the
-mix the digit models train on), and prints the expected calibration error each gives on the
-MNIST test set and on the Semeion digits.
+mix the digit models train on), one on 1,600 digits written in the held-out fonts (other
+writings than `evaluate held-out-fonts` scores: another seed) and one on those with the clean
+validation split, and prints the expected calibration error each gives on the MNIST test set and
+on the Semeion digits.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 
 from keras_digits.core import artifacts
 from keras_digits.core.names import MODEL_NAMES
-from keras_digits.data import datasets, folders
+from keras_digits.data import datasets, folders, handwriting
 from keras_digits.models import calibration, distortions, registry, saved
 from keras_digits.training import (
     calibrate,
@@ -55,14 +58,16 @@ def distorted(images: np.ndarray, name: str, strength: float, seed: int = 0) -> 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES))
     parser.add_argument("--models-dir", default="saved_models")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     splits = datasets.split(datasets.load_arrays("mnist"))
     semeion, semeion_labels = folders.semeion_digits()
     test_images, test_labels = splits.test
+    fonts, font_labels = handwriting.written_digits("held_out", per_digit=20, seed=2)
     results = []
-    for name in MODEL_NAMES:
+    for name in args.models:
         if not artifacts.is_trained(args.models_dir, "mnist", name):
             continue
         folder = artifacts.model_dir(args.models_dir, "mnist", name)
@@ -70,17 +75,21 @@ def main() -> int:
         on_test = calibrate.predict(model, test_images)
         on_semeion = calibrate.predict(model, semeion)
         images, labels = splits.validation
-        fits = {"none": None, "clean": images}
+        fits = {"none": None, "clean": (images, labels)}
         for strength in (1.0, 2.0):
-            fits[f"distorted x{strength:g}"] = distorted(images, name, strength)
-        fits["predict view"] = renderings.predict_view(images)
-        fits["clean + predict view"] = np.concatenate([images, fits["predict view"]])
-        for fit_on, fit_images in fits.items():
-            if fit_on != "none" and fit_images is None:
+            moved = distorted(images, name, strength)
+            fits[f"distorted x{strength:g}"] = None if moved is None else (moved, labels)
+        view = renderings.predict_view(images)
+        fits["predict view"] = (view, labels)
+        fits["clean + predict view"] = (np.concatenate([images, view]), np.tile(labels, 2))
+        fits["held-out fonts"] = (fonts, font_labels)
+        fits["clean + held-out fonts"] = (np.concatenate([images, fonts]),
+                                          np.concatenate([labels, font_labels]))
+        for fit_on, fit_set in fits.items():
+            if fit_on != "none" and fit_set is None:
                 continue
-            t = 1.0 if fit_images is None else calibration.fit_temperature(
-                calibrate.predict(model, fit_images),
-                np.tile(labels, len(fit_images) // len(labels)))
+            t = 1.0 if fit_set is None else calibration.fit_temperature(
+                calibrate.predict(model, fit_set[0]), fit_set[1])
             row = {"model": name, "fit_on": fit_on, "temperature": t,
                    "test_ece": calibration.expected_calibration_error(
                        calibration.apply_temperature(on_test, t), test_labels),

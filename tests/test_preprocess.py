@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from drawings import FONT_DIR, available_fonts, in_a_box, make_set, on_a_desk
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from keras_digits.data import folders
-from keras_digits.imaging import find_ink, normalize, page, strokes
+from keras_digits.imaging import find_ink, normalize, page, raster, strokes
 from keras_digits.imaging.decode import read_gray
 
 
@@ -20,6 +20,21 @@ def drawings(tmp_path_factory):
     items = make_set(tmp_path_factory.mktemp("drawings"), fonts=available_fonts()[:1],
                      variants=("plain", "jpeg", "tight", "exif", "lined"))
     return {(variant, digit): path for path, digit, variant in items}
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (7, 3), (28, 28), (90, 200)])
+def test_min_and_max_filters_give_pillows_values(shape):
+    """The preprocessing's minimum and maximum filters equal Pillow's MinFilter and MaxFilter
+    to the bit, edges included, on float and 8-bit images."""
+    rng = np.random.default_rng(len(shape) * shape[0] + shape[1])
+    values = rng.random(shape).astype(np.float32) * (rng.random(shape) > 0.4)
+    for image in (Image.fromarray(values, "F"), Image.fromarray((values * 255).astype(np.uint8))):
+        array = np.asarray(image)
+        for size in (3, 5, 13):
+            assert np.array_equal(raster.min_filter(array, size),
+                                  np.asarray(image.filter(ImageFilter.MinFilter(size))))
+            assert np.array_equal(raster.max_filter(array, size),
+                                  np.asarray(image.filter(ImageFilter.MaxFilter(size))))
 
 
 def difference(a, b) -> float:

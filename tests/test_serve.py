@@ -402,6 +402,12 @@ def test_the_page_explains_each_stroke_as_explain_does(exported_dir, page_on):
         result = page.evaluate("window.digitApp.result")
         shown = page.evaluate("window.digitApp.explanation")
         timing = page.evaluate("window.digitApp.timing")
+        # A stroke's end with no new ink explains what was read; it does not read it again.
+        reads = page.evaluate("window.digitApp.reads")
+        page.dispatch_event("#pad", "pointerup")
+        page.evaluate("window.digitApp.whenIdle()")
+        assert page.evaluate("window.digitApp.reads") == reads
+        assert page.evaluate("window.digitApp.explanation.full") == shown["full"]
     pixels = np.array(result["pixels"], np.float32).reshape(28, 28, 1)
     cnn = OnnxClassifier(exported_dir / "cnn.onnx")
     expected = explain.evidence(cnn, pixels)

@@ -201,10 +201,10 @@ def write(face: Face, digit: int, rng: np.random.Generator) -> np.ndarray:
     """One written digit as a scan would show it: uint8 grey, dark ink on light paper."""
     font = load_font(face.path)
     ink = glyph(font, DIGITS[digit], stroke=int(rng.integers(0, 5)))
-    image = Image.fromarray((ink * 255).astype(np.uint8), "L")
+    levels = (ink * 255).astype(np.uint8)
     # Pressure: a smooth field decides where the pen pressed harder (wider) or lighter (thinner).
-    wider = np.asarray(image.filter(ImageFilter.MaxFilter(5)), dtype=np.float32) / 255.0
-    thinner = np.asarray(image.filter(ImageFilter.MinFilter(3)), dtype=np.float32) / 255.0
+    wider = raster.max_filter(levels, 5) / 255.0
+    thinner = raster.min_filter(levels, 3) / 255.0
     pressure = _smooth_field(rng, 4, 1.6)
     ink = np.where(pressure > 0, ink + (wider - ink) * np.minimum(pressure, 1.0),
                    ink + (thinner - ink) * np.minimum(-pressure, 1.0))

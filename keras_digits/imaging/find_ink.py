@@ -12,13 +12,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import ImageFilter
 
 from keras_digits.core.cli import UserError
 from keras_digits.core.contract import PREPROCESSING, THUMBNAIL_POLARITY
 from keras_digits.imaging import page
 from keras_digits.imaging.decode import IMAGE_DATA
-from keras_digits.imaging.raster import frame, label_components, otsu, pil_filter, resize
+from keras_digits.imaging.raster import (
+    frame,
+    label_components,
+    max_filter,
+    min_filter,
+    otsu,
+    resize,
+)
 
 MIN_CONTRAST = PREPROCESSING["MIN_CONTRAST"]
 PAPER_MARGIN = PREPROCESSING["PAPER_MARGIN"]
@@ -94,8 +100,7 @@ def ink_map(gray: np.ndarray, paper_light: bool | None = None) -> np.ndarray:
     scale = min(1.0, BACKGROUND_SIDE / max(padded_height, padded_width))
     small = resize(gray, (max(1, round(padded_width * scale)),
                           max(1, round(padded_height * scale))))
-    background = pil_filter(pil_filter(small, ImageFilter.MinFilter(BACKGROUND_FILTER)),
-                            ImageFilter.MaxFilter(BACKGROUND_FILTER))
+    background = max_filter(min_filter(small, BACKGROUND_FILTER), BACKGROUND_FILTER)
     flat = np.clip(gray - resize(background, (padded_width, padded_height)), 0.0, 1.0)
     if flat.max() < MIN_CONTRAST:
         return np.zeros_like(flat)

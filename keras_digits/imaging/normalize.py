@@ -12,12 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from keras_digits.core.contract import PREPROCESSING
 from keras_digits.imaging.decode import read_gray
 from keras_digits.imaging.find_ink import checked_ink
-from keras_digits.imaging.raster import pil_filter, resize
+from keras_digits.imaging.raster import max_filter, min_filter, resize
 
 # MNIST's geometry, shared with the page (contract.PREPROCESSING says why).
 BOX = PREPROCESSING["BOX"]
@@ -42,8 +42,7 @@ def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
     """The bounding box of the ink, faint anti-aliased edges included, ignoring specks."""
     mask = ink > 0.5
     # Specks: take the box from an opened mask, unless opening erases most of the digit.
-    opened = pil_filter(pil_filter(mask.astype(np.float32), ImageFilter.MinFilter(3)),
-                        ImageFilter.MaxFilter(3)) > 0.5
+    opened = max_filter(min_filter(mask, 3), 3) > 0.5
     if opened.sum() >= 0.7 * mask.sum():
         mask = opened
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
@@ -75,10 +74,10 @@ def mnist_style(ink: np.ndarray) -> np.ndarray:
     width = stroke_width(digit)
     if 0 < width < 0.6 * MNIST_STROKE_AT_80:  # fine pen: thicken to MNIST's stroke
         grow = int(round(MNIST_STROKE_AT_80 - width)) | 1  # odd filter size
-        digit = pil_filter(np.pad(digit, grow), ImageFilter.MaxFilter(grow))
+        digit = max_filter(np.pad(digit, grow), grow)
     elif width > 1.5 * MNIST_STROKE_AT_80:  # marker: thin it, or loops fill in when scaled down
         shrink = int(round((width - MNIST_STROKE_AT_80) / 2)) | 1
-        thinner = pil_filter(digit, ImageFilter.MinFilter(shrink))
+        thinner = min_filter(digit, shrink)
         if (thinner > 0.5).sum() > 0.2 * (digit > 0.5).sum():
             digit = thinner
     elif max(cropped.shape) >= STROKE_BOX:  # MNIST-like strokes, a large crop: resample once

@@ -9,15 +9,14 @@ calls these steps while it makes the ink map. Each has a line-for-line port in t
 from __future__ import annotations
 
 import numpy as np
-from PIL import ImageFilter
 
 from keras_digits.core.contract import PREPROCESSING
 from keras_digits.imaging.raster import (
     frame,
     hull_pixels,
     label_components,
+    min_filter,
     otsu,
-    pil_filter,
     resize,
 )
 
@@ -121,7 +120,7 @@ def without_desk(gray: np.ndarray) -> np.ndarray:
     # The marks are pen strokes, thin at this size (the holes of a bold white digit on black
     # are not), the desk far darker than the paper (not a shade of uneven light on one sheet),
     # and the sheet straight-edged.
-    cores = pil_filter(marks.astype(np.float32), ImageFilter.MinFilter(3)) > 0.5
+    cores = min_filter(marks, 3) > 0.5
     paper_tone = float(np.median(small[paper]))
     desk_tone, ink_tone = float(np.median(small[desk])), float(np.median(small[marks]))
     if (cores.sum() > 0.25 * marks.sum()
@@ -129,7 +128,7 @@ def without_desk(gray: np.ndarray) -> np.ndarray:
             or sheet.sum() < SHEET_CONVEX * hull_pixels(sheet)):
         return gray
     # The sheet's rim, a pixel in from its edge at this size, goes too: its shadow is no ink.
-    inside = pil_filter(sheet.astype(np.float32), ImageFilter.MinFilter(3))
+    inside = min_filter(sheet, 3)
     keep = resize(inside, (width, height)) > 0.99
     return np.where(keep, gray, np.float32(paper_tone)).astype(np.float32)
 

@@ -1,5 +1,6 @@
-"""Raster primitives the preprocessing and the number splitter share: Pillow's filters and
-resampling on float images, Otsu's threshold, connected components and a convex hull's size.
+"""Raster primitives the preprocessing and the number splitter share: minimum and maximum
+filters, Pillow's resampling on float images, Otsu's threshold, connected components and a
+convex hull's size.
 
 numpy and Pillow only, as for the whole predict path; `web/preprocess.js` ports each of them.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
 
 def frame(array: np.ndarray) -> np.ndarray:
@@ -18,8 +19,30 @@ def frame(array: np.ndarray) -> np.ndarray:
     return np.concatenate([array[0], array[-1], array[:, 0], array[:, -1]])
 
 
-def pil_filter(array: np.ndarray, filt: ImageFilter.Filter) -> np.ndarray:
-    return np.asarray(Image.fromarray(array.astype(np.float32), "F").filter(filt))
+def _extreme(array: np.ndarray, size: int, pick: np.ufunc) -> np.ndarray:
+    """`pick` (np.minimum or np.maximum) over each size x size window, edges replicated: the
+    values of Pillow's MinFilter and MaxFilter, several times faster (one pass along the rows,
+    one down the columns)."""
+    half = size // 2
+    height, width = array.shape
+    padded = np.pad(array, half, mode="edge")
+    rows = padded[:, :width].copy()
+    for shift in range(1, size):
+        pick(rows, padded[:, shift:shift + width], out=rows)
+    out = rows[:height].copy()
+    for shift in range(1, size):
+        pick(out, rows[shift:shift + height], out=out)
+    return out
+
+
+def min_filter(array: np.ndarray, size: int) -> np.ndarray:
+    """The minimum over each size x size window of a float32 copy (Pillow's MinFilter)."""
+    return _extreme(array.astype(np.float32), size, np.minimum)
+
+
+def max_filter(array: np.ndarray, size: int) -> np.ndarray:
+    """The maximum over each size x size window of a float32 copy (Pillow's MaxFilter)."""
+    return _extreme(array.astype(np.float32), size, np.maximum)
 
 
 def resize(array: np.ndarray, size: tuple[int, int], cubic: bool = False) -> np.ndarray:

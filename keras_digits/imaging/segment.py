@@ -29,10 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import ImageFilter
 
 from keras_digits.core.contract import SEGMENTATION
-from keras_digits.imaging.raster import label_components, pil_filter
+from keras_digits.imaging.raster import label_components, max_filter
 from keras_digits.imaging.strokes import box, even_out, group_strokes, mark_heights
 
 # The thresholds live in contract.SEGMENTATION, shared with the page's port (web/segment.js).
@@ -210,7 +209,7 @@ def piece_ink(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     left, top, right, bottom = box(mask)
     rows = slice(max(0, top - RIM), bottom + RIM)
     cols = slice(max(0, left - RIM), right + RIM)
-    grown = pil_filter(mask[rows, cols].astype(np.float32), ImageFilter.MaxFilter(3)) > 0.5
+    grown = max_filter(mask[rows, cols], 3) > 0.5
     return np.where(grown, ink[rows, cols], 0.0).astype(np.float32)
 
 

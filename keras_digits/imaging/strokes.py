@@ -9,10 +9,9 @@ tell one digit from a page of them. numpy and Pillow only, like the rest of the 
 from __future__ import annotations
 
 import numpy as np
-from PIL import ImageFilter
 
 from keras_digits.core.contract import SEGMENTATION
-from keras_digits.imaging.raster import find_root, label_components, pil_filter
+from keras_digits.imaging.raster import find_root, label_components, max_filter
 
 # The thresholds live in contract.SEGMENTATION, shared with the page's port (web/segment.js).
 MAX_MARKS = SEGMENTATION["MAX_MARKS"]
@@ -123,7 +122,7 @@ def _absorb_near(labels: np.ndarray, count: int, kept: set[int]) -> np.ndarray:
     if loose.size == 0 or not kept:
         return labels
     kept_only = np.where(np.isin(labels, sorted(kept)), labels, 0)
-    reach = pil_filter(kept_only, ImageFilter.MaxFilter(2 * SPECK_REACH + 1))
+    reach = max_filter(kept_only, 2 * SPECK_REACH + 1)
     nearest = np.zeros(count + 1, np.int64)
     touched = (labels > 0) & (reach > 0)
     np.maximum.at(nearest, labels[touched], reach[touched].astype(np.int64))

@@ -36,6 +36,9 @@ const state = {
   drawing: null,
   running: null, // the classification in flight
   again: false, // the drawing changed while classifying
+  version: 0, // bumped whenever what the page should show changes (the ink, the model)
+  settled: -1, // the version whose reading, and explanation if any, is all on the page
+  lastRead: null, // { version, pixels, probabilities } of the latest digit read
   unsure: null, // contract.UNSURE, from the server
   check: null, // the session of the model whose opinion joins the unsure flag (predict's --check)
   checks: new Map(), // check sessions by file, loaded once
@@ -51,6 +54,7 @@ window.digitApp = {
   // Milliseconds from the end of the last stroke until each part of the explanation showed.
   timing: null,
   explanation: null, // the evidence map, every model's answer and the feature maps shown
+  reads: 0, // how many drawings the page has preprocessed and classified
   whenIdle: async () => {
     while (state.running) await state.running;
   },
@@ -68,6 +72,7 @@ function percent(p) {
 // ---- drawing ------------------------------------------------------------------------------
 
 function paint() {
+  state.version += 1;
   ink.fillStyle = "#fff";
   ink.fillRect(0, 0, pad.width, pad.height);
   ink.strokeStyle = ink.fillStyle = "#000";
@@ -198,17 +203,28 @@ async function readAll(inputs) {
   });
 }
 
-async function classifyDigit(map) {
-  const pixels = toPixels(map);
-  renderSeen(pixels);
-  const [read] = await readAll([pixels]);
-  const reason = unsureReason(read.support, marks(inkMask(map)).kept.length);
-  renderBars(read.probabilities);
-  window.digitApp.result = { model: state.model.file, check: checkFile(), ...read,
-    unsure: reason !== null, reason, pixels: Array.from(pixels) };
-  show("ready", `${state.model.name} reads ${read.label} (${percent(read.probability)})` +
-    (reason ? ` but is unsure: ${reason}.` : "."));
-  if (!state.drawing) await explainDigit(pixels, read.probabilities, since());
+// The drawing's answer; once no stroke is in progress, its explanation too. A drawing read
+// while its stroke went on is not read again when the stroke ends: only explained.
+async function classifyDigit(version) {
+  if (state.lastRead?.version !== version) {
+    const map = canvasInk();
+    if (!map) return showBlank();
+    const pixels = toPixels(map);
+    renderSeen(pixels);
+    window.digitApp.reads += 1;
+    const [read] = await readAll([pixels]);
+    const reason = unsureReason(read.support, marks(inkMask(map)).kept.length);
+    renderBars(read.probabilities);
+    window.digitApp.result = { model: state.model.file, check: checkFile(), ...read,
+      unsure: reason !== null, reason, pixels: Array.from(pixels) };
+    show("ready", `${state.model.name} reads ${read.label} (${percent(read.probability)})` +
+      (reason ? ` but is unsure: ${reason}.` : "."));
+    state.lastRead = { version, pixels, probabilities: read.probabilities };
+  }
+  if (state.drawing || state.version !== version) return false;
+  const { pixels, probabilities } = state.lastRead;
+  return explainDigit(pixels, probabilities, since(), () => state.version === version &&
+    !state.drawing);
 }
 
 // ---- explaining (after each stroke) --------------------------------------------------------
@@ -310,12 +326,12 @@ async function renderInside(pixels) {
 
 // After a stroke: a first evidence map from a few large squares, then the feature maps and
 // every model's answer, then the full map; a new stroke abandons what is left.
-async function explainDigit(pixels, probabilities, answered) {
+// `wanted()` turns false when the drawing changes; the rest is then abandoned (false).
+async function explainDigit(pixels, probabilities, answered, wanted) {
   const timing = { answer: answered };
   const classify = (inputs) => probabilitiesOf(inputs);
-  const wanted = () => !state.again && !state.drawing;
   const coarse = await evidenceMap(classify, pixels, probabilities, { ...COARSE, wanted });
-  if (!coarse) return;
+  if (!coarse) return false;
   renderEvidence(pixels, coarse);
   timing.evidence = since();
   const inside = await renderInside(pixels);
@@ -326,10 +342,11 @@ async function explainDigit(pixels, probabilities, answered) {
   window.digitApp.explanation = { coarse: Array.from(coarse.map), inside, models, full: null };
   const full = await evidenceMap(classify, pixels, probabilities,
     { chunk: EVIDENCE_CHUNK, wanted });
-  if (!full) return;
+  if (!full) return false;
   renderEvidence(pixels, full);
   timing.full = since();
   window.digitApp.explanation.full = Array.from(full.map);
+  return true;
 }
 
 // Why a piece of a number may not be one digit (reader._piece_doubts): cut from one mark that
@@ -349,7 +366,9 @@ function pieceDoubts(pieces, whole) {
   });
 }
 
+// The number's reading (true: all on the page).
 async function classifyNumber(map) {
+  window.digitApp.reads += 1;
   let pieces;
   try {
     // A piece's score: the model's top probability, times the verifier's that it is one digit.
@@ -366,7 +385,7 @@ async function classifyNumber(map) {
     renderDigits([]);
     show("ready", `That is ${error.message}, more than a number of ` +
       `${state.segmentation.MAX_DIGITS} digits: clear it and write fewer.`);
-    return;
+    return true;
   }
   const inputs = pieces.map((piece) => toPixels(piece.ink));
   const whole = state.verifier ? await probabilitiesOf(inputs, state.verifier) : null;
@@ -392,6 +411,7 @@ async function classifyNumber(map) {
   show("ready", `${state.model.name} reads ${number}` + (reason ? ` but is unsure: ${reason}.`
     : doubtful ? ` but is unsure of ${doubtful} digit${doubtful > 1 ? "s" : ""} (marked ?).`
       : "."));
+  return true;
 }
 
 function renderDigits(digits) {
@@ -410,30 +430,41 @@ function renderDigits(digits) {
   }));
 }
 
+// The empty page's prompt (true: nothing more to show).
+function showBlank() {
+  const number = numberMode.checked;
+  renderSeen(null);
+  renderDigits([]);
+  window.digitApp.result = null;
+  window.digitApp.explanation = null;
+  renderBars(null);
+  renderEvidence(null, null);
+  allModels.replaceChildren();
+  insideSection.hidden = true;
+  show("ready", number ? "Write a number in the strip." : "Draw a digit in the box.");
+  return true;
+}
+
+// Shows the drawing's reading; a version already on the page in full is not read again.
 async function classify() {
-  const map = canvasInk();
-  const mode = numberMode.checked ? "number" : "digit";
-  if (!map) {
-    renderSeen(null);
-    renderDigits([]);
-    window.digitApp.result = null;
-    window.digitApp.explanation = null;
-    renderBars(null);
-    renderEvidence(null, null);
-    allModels.replaceChildren();
-    insideSection.hidden = true;
-    show("ready", mode === "number" ? "Write a number in the strip." : "Draw a digit in the box.");
-    return;
-  }
-  if (mode === "number") {
-    renderSeen(null);
-    renderBars(null);
-    renderEvidence(null, null);
-    await classifyNumber(map);
+  const version = state.version;
+  if (state.settled === version) return;
+  let done;
+  if (numberMode.checked) {
+    const map = canvasInk();
+    if (!map) {
+      done = showBlank();
+    } else {
+      renderSeen(null);
+      renderBars(null);
+      renderEvidence(null, null);
+      done = await classifyNumber(map);
+    }
   } else {
     renderDigits([]);
-    await classifyDigit(map);
+    done = await classifyDigit(version);
   }
+  if (done && state.version === version && !state.drawing) state.settled = version;
 }
 
 // One classification at a time; changes made meanwhile are picked up right after.
@@ -531,6 +562,7 @@ async function loadModel(file) {
     return;
   }
   show("ready", numberMode.checked ? "Write a number in the strip." : "Draw a digit in the box.");
+  state.version += 1; // the new model reads the drawing afresh
   classifySoon();
 }
 

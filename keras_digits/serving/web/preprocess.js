@@ -145,54 +145,82 @@ function resizeWith(image, width, height, filter, support) {
   return out;
 }
 
-// Minimum or maximum over a size x size window, edges replicated (Pillow's MinFilter/MaxFilter).
-export function rankFilter(image, size, pick) {
+// Maximum over a size x size window, edges replicated (Pillow's MaxFilter): one pass along
+// the rows and one down the columns, each over a line extended by its edge values.
+export function maxFilter(image, size) {
   const { width, height, data } = image;
-  const half = Math.floor(size / 2);
-  const rows = makeImage(width, height);
+  const half = size >> 1;
+  const line = new Float32Array(Math.max(width, height) + 2 * half);
+  const result = new Float32Array(Math.max(width, height));
+  const rows = new Float32Array(width * height);
   for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      let best = data[y * width + x];
-      for (let dx = -half; dx <= half; dx++) {
-        const xx = Math.min(width - 1, Math.max(0, x + dx));
-        best = pick(best, data[y * width + xx]);
-      }
-      rows.data[y * width + x] = best;
-    }
+    slidingMax(extendLine(line, data, y * width, 1, width, half), width, size, result);
+    rows.set(result.subarray(0, width), y * width);
   }
-  const out = makeImage(width, height);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      let best = rows.data[y * width + x];
-      for (let dy = -half; dy <= half; dy++) {
-        const yy = Math.min(height - 1, Math.max(0, y + dy));
-        best = pick(best, rows.data[yy * width + x]);
-      }
-      out.data[y * width + x] = best;
-    }
+  const out = new Float32Array(width * height);
+  for (let x = 0; x < width; x++) {
+    slidingMax(extendLine(line, rows, x, width, height, half), height, size, result);
+    for (let y = 0; y < height; y++) out[y * width + x] = result[y];
   }
-  return out;
+  return makeImage(width, height, out);
 }
 
-const minFilter = (image, size) => rankFilter(image, size, Math.min);
-const maxFilter = (image, size) => rankFilter(image, size, Math.max);
+// Minimum over the same window (Pillow's MinFilter), as the maximum of the negated image.
+export function minFilter(image, size) {
+  const negated = (values) => {
+    const out = new Float32Array(values.length);
+    for (let i = 0; i < values.length; i++) out[i] = -values[i];
+    return out;
+  };
+  const { width, height, data } = maxFilter(makeImage(image.width, image.height,
+    negated(image.data)), size);
+  return makeImage(width, height, negated(data));
+}
+
+function extendLine(line, data, start, stride, n, half) {
+  const first = data[start];
+  const last = data[start + (n - 1) * stride];
+  for (let i = 0; i < half; i++) {
+    line[i] = first;
+    line[half + n + i] = last;
+  }
+  for (let i = 0; i < n; i++) line[half + i] = data[start + i * stride];
+  return line;
+}
+
+function slidingMax(line, n, size, out) {
+  for (let i = 0; i < n; i++) {
+    let best = line[i];
+    for (let k = 1; k < size; k++) if (line[i + k] > best) best = line[i + k];
+    out[i] = best;
+  }
+}
 
 // Pixels that count as ink (the thresholds predict uses for crops, stroke checks and blanks).
 function countInk(data) {
   let n = 0;
-  for (const v of data) n += v > 0.5;
+  for (let i = 0; i < data.length; i++) if (data[i] > 0.5) n += 1;
   return n;
+}
+
+// The values above `floor`, in order.
+function above(data, floor) {
+  let n = 0;
+  for (let i = 0; i < data.length; i++) if (data[i] > floor) n += 1;
+  const out = new Float32Array(n);
+  for (let i = 0, j = 0; i < data.length; i++) if (data[i] > floor) out[j++] = data[i];
+  return out;
 }
 
 function minOf(data) {
   let best = Infinity;
-  for (const v of data) if (v < best) best = v;
+  for (let i = 0; i < data.length; i++) if (data[i] < best) best = data[i];
   return best;
 }
 
 function maxOf(data) {
   let best = -Infinity;
-  for (const v of data) if (v > best) best = v;
+  for (let i = 0; i < data.length; i++) if (data[i] > best) best = data[i];
   return best;
 }
 
@@ -214,7 +242,7 @@ function percentile(values, q) {
 // Otsu's threshold over 256 bins of values in [0, 1].
 export function otsu(values) {
   const hist = new Float64Array(256);
-  for (const v of values) hist[Math.min(255, Math.floor(v * 256))] += 1;
+  for (let i = 0; i < values.length; i++) hist[Math.min(255, Math.floor(values[i] * 256))] += 1;
   let weight = 0;
   let mass = 0;
   const weights = new Float64Array(256);
@@ -302,7 +330,8 @@ function frame(data, width, height) {
 export function frameStrips(ink, low) {
   const { width, height, data } = ink;
   const clear = new Uint8Array(width * height);
-  const visible = Uint8Array.from(data, (v) => (v > low ? 1 : 0));
+  const visible = new Uint8Array(data.length);
+  for (let i = 0; i < data.length; i++) visible[i] = data[i] > low ? 1 : 0;
   if (Math.max(height, width) < 2 * BACKGROUND_SIDE || !frame(visible, width, height).includes(1)) {
     return clear;
   }
@@ -682,7 +711,9 @@ export function inkMap(grayImage) {
   }
   const peak = maxOf(flat);
   if (peak < MIN_CONTRAST) return makeImage(paddedWidth, paddedHeight);
-  const threshold = Math.max(f32(otsu(flat.map((v) => v / peak)) * peak), MIN_CONTRAST / 2);
+  const scaled = new Float32Array(flat.length);
+  for (let i = 0; i < flat.length; i++) scaled[i] = flat[i] / peak;
+  const threshold = Math.max(f32(otsu(scaled) * peak), MIN_CONTRAST / 2);
   const low = threshold / 2;
   // Ruled or squared paper: drop thin lines of visible ink that cross nearly the whole page.
   const rowCover = new Float64Array(height);
@@ -713,7 +744,7 @@ export function inkMap(grayImage) {
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) if (strips[y * width + x]) flat[at(y, x)] = 0;
   }
-  const strokes = flat.filter((v) => v > threshold);
+  const strokes = above(flat, threshold);
   if (strokes.length === 0) return makeImage(paddedWidth, paddedHeight);
   const strong = f32(percentile(strokes, 90));
   const lowF = f32(low);
@@ -784,10 +815,21 @@ export function inkBox(image) {
 // The bounding box of the ink, faint anti-aliased edges included, ignoring specks.
 function cropToInk(ink) {
   const { width, height, data } = ink;
-  let mask = makeImage(width, height, data.map((v) => (v > 0.5 ? 1 : 0)));
-  const opened = maxFilter(minFilter(mask, 3), 3);
-  if (countInk(opened.data) >= 0.7 * countInk(mask.data)) mask = opened;
+  const mask = makeImage(width, height);
+  for (let i = 0; i < data.length; i++) mask.data[i] = data[i] > 0.5 ? 1 : 0;
   let [left, top, right, bottom] = inkBox(mask);
+  // Opening the mask (3x3 minimum, then maximum) changes nothing more than two pixels from its
+  // ink, so it runs on that window of the mask alone.
+  if (right > left) {
+    const [x0, y0] = [Math.max(0, left - 2), Math.max(0, top - 2)];
+    const near = crop(mask, y0, Math.min(height, bottom + 2), x0, Math.min(width, right + 2));
+    const opened = maxFilter(minFilter(near, 3), 3);
+    const kept = countInk(opened.data);
+    if (kept >= 0.7 * countInk(near.data)) {
+      const box = inkBox(opened);
+      [left, top, right, bottom] = [box[0] + x0, box[1] + y0, box[2] + x0, box[3] + y0];
+    }
+  }
   const faint = (y, x) => data[y * width + x] > 0.1;
   const rowHas = (y, x0, x1) => { for (let x = x0; x < x1; x++) if (faint(y, x)) return true; return false; };
   const colHas = (x, y0, y1) => { for (let y = y0; y < y1; y++) if (faint(y, x)) return true; return false; };

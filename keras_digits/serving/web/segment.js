@@ -3,7 +3,7 @@
 // are {width, height, data: Uint8Array}; ink images are preprocess.js images.
 // tests/test_serve.py checks both sides agree. The thresholds come from the server
 // (contract.SEGMENTATION).
-import { inkBox, labelComponents, makeImage, rankFilter } from "./preprocess.js";
+import { inkBox, labelComponents, makeImage, maxFilter } from "./preprocess.js";
 
 let S = null;
 
@@ -55,17 +55,20 @@ export function evenOut(ink) {
 function heightsOf(labels, width, count) {
   const tops = new Array(count + 1).fill(Infinity);
   const bottoms = new Array(count + 1).fill(-1);
-  labels.forEach((label, i) => {
+  for (let i = 0; i < labels.length; i++) {
     const y = Math.floor(i / width);
-    tops[label] = Math.min(tops[label], y);
-    bottoms[label] = Math.max(bottoms[label], y);
-  });
+    const label = labels[i];
+    if (y < tops[label]) tops[label] = y;
+    if (y > bottoms[label]) bottoms[label] = y;
+  }
   return tops.map((top, label) => bottoms[label] - top + 1);
 }
 
 // The strokes of an ink map: its pixels above 0.5.
 export function inkMask(ink) {
-  return makeMask(ink.width, ink.height, Uint8Array.from(ink.data, (v) => (v > 0.5 ? 1 : 0)));
+  const data = new Uint8Array(ink.data.length);
+  for (let i = 0; i < data.length; i++) data[i] = ink.data[i] > 0.5 ? 1 : 0;
+  return makeMask(ink.width, ink.height, data);
 }
 
 // Stroke labels and the labels of the marks that are not specks (strokes.marks): small marks
@@ -132,16 +135,22 @@ export function marks(mask) {
 // Specks within SPECK_REACH pixels of a kept mark become part of it, in place
 // (strokes._absorb_near): a faint stroke broken off a digit stays with it.
 function absorbNear(mask, labels, count, kept) {
-  const keptOnly = makeImage(mask.width, mask.height,
-    Float32Array.from(labels, (label) => (kept.has(label) ? label : 0)));
-  const reach = rankFilter(keptOnly, 2 * S.SPECK_REACH + 1, Math.max).data;
-  const nearest = new Array(count + 1).fill(0);
-  labels.forEach((label, i) => {
-    if (label > 0 && reach[i] > nearest[label]) nearest[label] = reach[i];
-  });
-  labels.forEach((label, i) => {
-    if (label > 0 && !kept.has(label) && nearest[label] > 0) labels[i] = nearest[label];
-  });
+  const isKept = new Uint8Array(count + 1);
+  for (const label of kept) isKept[label] = 1;
+  let loose = false;
+  for (let i = 0; i < labels.length && !loose; i++) loose = labels[i] > 0 && !isKept[labels[i]];
+  if (!loose) return; // every mark is kept: nothing to absorb
+  const keptOnly = makeImage(mask.width, mask.height, new Float32Array(labels.length));
+  for (let i = 0; i < labels.length; i++) keptOnly.data[i] = isKept[labels[i]] ? labels[i] : 0;
+  const reach = maxFilter(keptOnly, 2 * S.SPECK_REACH + 1).data;
+  const nearest = new Float32Array(count + 1);
+  for (let i = 0; i < labels.length; i++) {
+    if (labels[i] > 0 && reach[i] > nearest[labels[i]]) nearest[labels[i]] = reach[i];
+  }
+  for (let i = 0; i < labels.length; i++) {
+    const label = labels[i];
+    if (label > 0 && !isKept[label] && nearest[label] > 0) labels[i] = nearest[label];
+  }
 }
 
 function labelMask(mask, labels, wanted) {
@@ -357,7 +366,7 @@ export function pieceInk(ink, mask) {
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) part.data[y * width + x] = mask.data[(y0 + y) * mask.width + x0 + x];
   }
-  const grown = rankFilter(part, 3, Math.max);
+  const grown = maxFilter(part, 3);
   const out = makeImage(width, height);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
