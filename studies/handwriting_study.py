@@ -11,7 +11,8 @@ A variant is `model[:key=value...]`: `epochs`, `seed` and `predict_view` go to t
 other fields of the model's `Recipe` (`label_smoothing`, `weight_decay`, ...) replace the
 recipe's, and every other key goes to the model builder (`width`, `augmentation`, ...). MNIST
 test is scored twice: as given, and as predict renders it (`mnist_predict`); Semeion's expected
-calibration error (`semeion_ece`, 15 bins) is of the calibrated model. `fonts_held_out` is the
+calibration error (`semeion_ece`, 15 bins) is of the calibrated model, and so are the shares of
+wrong and of right Semeion answers the one-model unsure rule flags. `fonts_held_out` is the
 accuracy on digits written in the handwriting fonts that training never uses (20 per family
 and digit, data/handwriting.py).
 
@@ -30,6 +31,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
+from keras_digits.core.contract import UNSURE
 from keras_digits.data import datasets, folders, handwriting
 from keras_digits.imaging import normalize
 from keras_digits.models import calibration
@@ -118,6 +120,10 @@ def main() -> None:
                 (model.predict(x_fonts, verbose=0).argmax(axis=1) == y_fonts).mean()), 2)
             row["semeion_per_class"] = [
                 round(100 * float((predicted[y_semeion == c] == c).mean())) for c in range(10)]
+            unsure = semeion_probabilities.max(axis=1) < UNSURE["BELOW"]  # the one-model rule
+            right = predicted == y_semeion
+            row["semeion_unsure_of_wrong"] = round(100 * float(unsure[~right].mean()), 1)
+            row["semeion_unsure_of_right"] = round(100 * float(unsure[right].mean()), 1)
             if args.ensemble:
                 members[variant] = {"semeion": semeion_probabilities,
                                     "mnist": model.predict(x_test, verbose=0)}

@@ -5,8 +5,10 @@ digits with the mouse and reads `window.digitApp.timing`: milliseconds from the 
 stroke until the answer, the first evidence map (large squares), the feature maps of the
 model's inside file, every model's answer, and the full evidence map (3x3 squares, as `explain`
 draws it) were on the page. Prints one JSON line per model with the median and the largest of each.
+`--screenshot FILE` also saves the page as it shows the first model's 7 (the README's picture).
 
     .venv/bin/python -m studies.page_latency [--model cnn alexnet] [--repeats 5]
+        [--screenshot docs/draw-a-digit.png]
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def draw(page, strokes) -> None:
         page.mouse.up()
 
 
-def measure(url: str, model: str, repeats: int, browser) -> dict:
+def measure(url: str, model: str, repeats: int, browser, screenshot: str | None = None) -> dict:
     page = browser.new_page(viewport={"width": 1100, "height": 900})
     page.goto(url + "/")
     page.wait_for_function("document.body.dataset.status !== 'loading'", timeout=120_000)
@@ -61,6 +63,13 @@ def measure(url: str, model: str, repeats: int, browser) -> dict:
             if k:
                 for part in PARTS:
                     times[part].append(timing[part])
+    if screenshot:
+        page.click("#clear")
+        page.evaluate("window.digitApp.whenIdle()")
+        draw(page, DRAWINGS["7"])
+        page.wait_for_function("window.digitApp.explanation && "
+                               "window.digitApp.explanation.full !== null", timeout=120_000)
+        page.screenshot(path=screenshot, full_page=True)
     page.close()
     return {"model": model, "drawings": repeats * len(DRAWINGS),
             **{f"{part}_ms_median": round(statistics.median(v), 1) for part, v in times.items()},
@@ -72,6 +81,7 @@ def main() -> None:
     parser.add_argument("--model", nargs="+", default=["cnn", "alexnet", "mlp"])
     parser.add_argument("--export-dir", default="export/mnist")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--screenshot", help="save the page showing the first model's 7 here")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -86,8 +96,9 @@ def main() -> None:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
                                                  args=CHROMIUM_ARGS)
-            for model in args.model:
-                row = measure(url, model, args.repeats, browser)
+            for i, model in enumerate(args.model):
+                row = measure(url, model, args.repeats, browser,
+                              args.screenshot if i == 0 else None)
                 row |= {"commit": commit, "measured_at": time.strftime("%Y-%m-%d")}
                 print(json.dumps(row), flush=True)
             browser.close()

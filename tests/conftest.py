@@ -162,7 +162,7 @@ def made_once(tmp_path_factory, name: str, make: Callable[[Path], Path]) -> Path
 
 
 def _train(out: Path, *args: str) -> Path:
-    # The 24,000-image run takes about 4 minutes alone on 2 cores; other tests share them.
+    # The 24,000-image run takes about 2 minutes alone on 2 cores; other tests share them.
     result = run_module("keras_digits.train", *args, "--quiet", "--out-dir", str(out),
                         timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -196,9 +196,10 @@ def tiny_exported_dir(tiny_trained_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_dir(tmp_path_factory) -> Path:
-    """A real `train` run of three models on a 24,000-image MNIST slice, shared by later stages."""
+    """A real `train` run of three models on a 24,000-image MNIST slice, shared by later stages.
+    MNIST only (`--handwriting 0`): the tiny models and test_train.py train with the fonts."""
     return made_once(tmp_path_factory, "saved_models", lambda out: _train(
-        out, "linear", "mlp", "cnn", "--limit", "24000", "--epochs", "3"))
+        out, "linear", "mlp", "cnn", "--limit", "24000", "--epochs", "3", "--handwriting", "0"))
 
 
 @pytest.fixture(scope="session")

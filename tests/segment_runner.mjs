@@ -32,6 +32,7 @@ for (const { width, height, data } of readImages(inputPath)) {
     results.push({ boxes: pieces.map((p) => p.box),
       pixels: pieces.map((p) => Array.from(pre.mnistStyle(p.ink), (v) => v * 255)),
       cutDoubts: pieces.map((p) => p.cutDoubt),
+      cutHeights: pieces.map((p) => p.cutHeight),
       leftOut: seg.leftOut(ink, pieces) });
   } catch (error) {
     results.push({ error: error.message });

@@ -167,15 +167,38 @@ def test_a_clear_cut_is_not_doubted_and_whole_pieces_never_are(mnist):
     cut = segment.split_number(_ink(image), doubtful_whole, verified=True)
     assert len(cut) == 2 and [p.cut_doubt for p in cut] == pytest.approx([0.05 / 0.99**2] * 2)
     assert cut[0].cut_doubt < segment.CLOSE_CUT
+    assert [p.cut_height for p in cut] == [1.0, 1.0]  # each bar as tall as the mark
     digits = [mnist.test_images[i, ..., 0] for i in _narrow_digits(mnist, 3, seed=5)]
     sure = segment.split_number(_ink(_side_by_side(digits, [6, 6])),
                                 lambda inks: [0.99] * len(inks), verified=True)
     assert len(sure) == 3 and all(p.cut_doubt == 0.0 for p in sure)
 
 
+def a_bar_bridged_to_a_short_ring() -> np.ndarray:
+    """A tall bar joined by a bridge to a ring 0.6 of its height: cut (verified), the ring is
+    much shorter than the mark it came from, as a loop cut off a slanted 8 is."""
+    image = np.full((60, 56), 255.0, np.float32)
+    image[10:50, 10:20] = image[26:50, 30:42] = image[40:42, 20:30] = 0.0
+    image[30:46, 34:38] = 255.0
+    return image
+
+
+def test_a_piece_cut_from_a_mark_much_taller_than_itself_makes_the_number_unsure():
+    def whole_unlikely(inks):  # the verifier all but rules out the whole; each part is sure
+        return [0.05 if (ink > 0.5).any(axis=0).sum() >= 28 else 0.99 for ink in inks]
+
+    pieces = segment.split_number(_ink(a_bar_bridged_to_a_short_ring()), whole_unlikely,
+                                  verified=True)
+    assert [p.cut_height for p in pieces] == pytest.approx([1.0, 0.6])
+    assert pieces[1].cut_doubt < segment.CLOSE_CUT  # a clear cut by the scores alone
+    assert DigitReader._piece_doubts(pieces) == [
+        None, "cut from a mark much taller than itself: it may be part of one digit"]
+
+
 def test_a_piece_that_may_not_be_one_digit_makes_the_number_unsure():
     """The reader's doubts about a piece of a number (reader._piece_doubts): a close-call cut,
-    or a wide piece the verifier all but rules out as one digit; neither without cause."""
+    a piece much shorter than the mark it was cut from, or a wide piece the verifier all but
+    rules out as one digit; none without cause."""
     ink = np.ones((4, 4), np.float32)
     square, narrow = (0, 0, 40, 40), (0, 0, 20, 40)
     pieces = [segment.Piece(square, ink), segment.Piece(square, ink, segment.CLOSE_CUT / 2),
@@ -187,6 +210,10 @@ def test_a_piece_that_may_not_be_one_digit_makes_the_number_unsure():
     assert doubts[2] == "cut from one mark that reads nearly as well whole: it may be one digit"
     assert doubts[3] == "wide and not like one whole digit: it may be two"
     assert DigitReader._piece_doubts(pieces)[3] is None  # no verifier, no such doubt
+    short = [segment.Piece(square, ink, 0.0, segment.SHORT_CUT / 2),
+             segment.Piece(square, ink, 0.0, segment.SHORT_CUT)]
+    assert DigitReader._piece_doubts(short) == [
+        "cut from a mark much taller than itself: it may be part of one digit", None]
 
 
 def faint_one_beside_a_zero() -> np.ndarray:

@@ -136,6 +136,7 @@ def test_page_number_splitting_equals_predict(mnist, tmp_path, verified):
     need(shutil.which("node") is not None, "Node.js")
     from test_numbers import (
         _side_by_side,
+        a_bar_bridged_to_a_short_ring,
         faint_one_beside_a_zero,
         open_four_and_a_one,
         stand_in_scores,
@@ -154,6 +155,7 @@ def test_page_number_splitting_equals_predict(mnist, tmp_path, verified):
     bars = np.full((60, 54), 255.0, np.float32)  # "11" joined by a bridge: only cut verified
     bars[10:50, 10:20] = bars[10:50, 34:44] = bars[29:31, 20:34] = 0.0
     images.append(bars)
+    images.append(a_bar_bridged_to_a_short_ring())  # cut verified: a piece 0.6 of the mark's height
     images.append(faint_one_beside_a_zero())
     images.append(thin_seven_beside_a_bold_zero())
     images.append(open_four_and_a_one())
@@ -177,8 +179,8 @@ def test_page_number_splitting_equals_predict(mnist, tmp_path, verified):
         try:
             ink = find_ink.ink_map(gray)
             pieces = segment.split_number(ink, stand_in_scores, verified)
-            expected.append([(list(p.box), normalize.mnist_style(p.ink) * 255, p.cut_doubt)
-                             for p in pieces])
+            expected.append([(list(p.box), normalize.mnist_style(p.ink) * 255, p.cut_doubt,
+                              p.cut_height) for p in pieces])
             left_out.append(segment.left_out(ink, pieces))
         except ValueError as exc:
             expected.append(str(exc))
@@ -193,13 +195,15 @@ def test_page_number_splitting_equals_predict(mnist, tmp_path, verified):
     assert sum(len(e) for e in expected[:-1]) > len(expected[:-1]) * 2  # cuts were made
     assert max(left_out) >= segment.LEFT_OUT_HEIGHT  # the hairline is measured on both sides
     for mine, theirs, missed in zip(expected[:-1], got[:-1], left_out, strict=True):
-        assert [box for box, _, _ in mine] == theirs["boxes"]
+        assert [box for box, _, _, _ in mine] == theirs["boxes"]
         assert theirs["leftOut"] == pytest.approx(missed, abs=1e-9)
-        assert theirs["cutDoubts"] == pytest.approx([doubt for _, _, doubt in mine], abs=1e-6)
-        for (_, pixels, _), js in zip(mine, theirs["pixels"], strict=True):
+        assert theirs["cutDoubts"] == pytest.approx([doubt for _, _, doubt, _ in mine], abs=1e-6)
+        assert theirs["cutHeights"] == pytest.approx([h for _, _, _, h in mine], abs=1e-9)
+        for (_, pixels, _, _), js in zip(mine, theirs["pixels"], strict=True):
             assert np.abs(pixels - np.array(js).reshape(28, 28)).max() < 0.01
     # the verified rule cuts the bridged "11" in a close call, and both sides say so
-    assert verified == any(doubt > 0 for pieces in expected[:-1] for _, _, doubt in pieces)
+    assert verified == any(doubt > 0 for pieces in expected[:-1] for _, _, doubt, _ in pieces)
+    assert verified == any(h < segment.SHORT_CUT for pieces in expected[:-1] for *_, h in pieces)
 
 
 # ---- the server on the command line ----------------------------------------------------------

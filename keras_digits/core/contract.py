@@ -129,6 +129,12 @@ SEGMENTATION = {
     # against --set TWO_BELOW=0).
     "TWO_WIDE": 0.8,
     "TWO_BELOW": 0.02,
+    # A piece cut from a mark and under this share of the mark's height marks the number
+    # unsure: it may be part of one digit, such as a loop of a slanted 8 read as a 0 (in 1,000
+    # separated numbers enlarged 4x, silent miscounts 3 -> 1, none read right newly unsure; with
+    # a touching pair, 13 more of 935 read right marked unsure; 0.6 caught one of the two;
+    # studies/number_study.py against --set SHORT_CUT=0).
+    "SHORT_CUT": 0.7,
 }
 
 # When an answer is marked unsure (predict, the API and the page); studies/README.md has the

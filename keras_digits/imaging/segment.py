@@ -52,6 +52,7 @@ VERIFIED_CROSSINGS = SEGMENTATION["VERIFIED_CROSSINGS"]
 CLOSE_CUT = SEGMENTATION["CLOSE_CUT"]
 TWO_WIDE = SEGMENTATION["TWO_WIDE"]
 TWO_BELOW = SEGMENTATION["TWO_BELOW"]
+SHORT_CUT = SEGMENTATION["SHORT_CUT"]
 RIM = 3  # pixels of margin kept around a piece's ink: its grown rim and a row of paper
 
 
@@ -64,6 +65,8 @@ class Piece:
     # Cut from a larger mark: how that mark scored whole as a share of what its parts scored
     # together (near 1, the cut was a close call; 0 for a piece that was not cut).
     cut_doubt: float = 0.0
+    # Its height as a share of the mark it was cut from (1 for a piece that was not cut).
+    cut_height: float = 1.0
 
 
 def choose_joins(groups: list[np.ndarray], confidence: Callable[[list[np.ndarray]], list[float]]
@@ -232,21 +235,30 @@ def split_number(ink: np.ndarray,
         def score(masks: list[np.ndarray]) -> list[float]:
             return confidence([piece_ink(ink, m) for m in masks])
 
-        marks, groups, doubts = groups, [], []
+        marks, groups, doubts, sources = groups, [], [], []
         for mark in marks:
             parts = choose_cut(mark, score, verified)
             groups += parts
             doubts += [cut_doubt(mark, parts, score)] * len(parts)
+            sources += [height(mark) if len(parts) > 1 else 0] * len(parts)
         if verified:
             joined = choose_joins(groups, score)
-            doubts = [max(d for g, d in zip(groups, doubts, strict=True) if (g & piece).any())
-                      for piece in joined]
+            doubts, sources = ([max(v for g, v in zip(groups, values, strict=True)
+                                    if (g & piece).any()) for piece in joined]
+                               for values in (doubts, sources))
             groups = joined
         if len(groups) > MAX_DIGITS:
             raise ValueError(f"{len(groups)} digits")
-        return [Piece(box=box(g), ink=piece_ink(ink, g), cut_doubt=d)
-                for g, d in zip(groups, doubts, strict=True)]
+        return [Piece(box=box(g), ink=piece_ink(ink, g), cut_doubt=d,
+                      cut_height=height(g) / s if s else 1.0)
+                for g, d, s in zip(groups, doubts, sources, strict=True)]
     return [Piece(box=box(group), ink=piece_ink(ink, group)) for group in groups]
+
+
+def height(mask: np.ndarray) -> int:
+    """How many rows a mask's ink spans."""
+    left, top, right, bottom = box(mask)
+    return bottom - top
 
 
 def cut_doubt(mark: np.ndarray, parts: list[np.ndarray],

@@ -268,15 +268,19 @@ class DigitReader:
     def _piece_doubts(pieces: list[segment.Piece], whole: np.ndarray | None = None
                       ) -> list[str | None]:
         """Why a piece of a number may not be one digit: it was cut from one mark that scored
-        nearly as well whole (a bold 0 cut into a 1 and a 0), or it is wide and `whole`, the
+        nearly as well whole (a bold 0 cut into a 1 and a 0), it was cut from a mark much taller
+        than itself (a loop of a slanted 8 read as a 0), or it is wide and `whole`, the
         verifier's probability that it is one whole digit, is all but nil (two touching
-        digits read as one). Either would otherwise be an answer given as sure."""
+        digits read as one). Each would otherwise be an answer given as sure."""
         doubts: list[str | None] = []
         for i, piece in enumerate(pieces):
             left, top, right, bottom = piece.box
             if piece.cut_doubt >= segment.CLOSE_CUT:
                 doubts.append("cut from one mark that reads nearly as well whole: it may be "
                               "one digit")
+            elif piece.cut_height < segment.SHORT_CUT:
+                doubts.append("cut from a mark much taller than itself: it may be part of one "
+                              "digit")
             elif (whole is not None and whole[i] < segment.TWO_BELOW
                   and right - left >= segment.TWO_WIDE * (bottom - top)):
                 doubts.append("wide and not like one whole digit: it may be two")

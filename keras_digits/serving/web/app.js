@@ -359,6 +359,9 @@ function pieceDoubts(pieces, whole) {
     if (piece.cutDoubt >= S.CLOSE_CUT) {
       return "cut from one mark that reads nearly as well whole: it may be one digit";
     }
+    if (piece.cutHeight < S.SHORT_CUT) {
+      return "cut from a mark much taller than itself: it may be part of one digit";
+    }
     if (whole && whole[i][0] < S.TWO_BELOW && right - left >= S.TWO_WIDE * (bottom - top)) {
       return "wide and not like one whole digit: it may be two";
     }

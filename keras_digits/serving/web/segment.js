@@ -389,7 +389,13 @@ function overlaps(a, b) {
   return a.data.some((v, i) => v && b.data[i]);
 }
 
-// The digits of a written number, left to right: [{box, ink, cutDoubt}], box in ink-map
+// How many rows a mask's ink spans (segment.height).
+function heightOf(mask) {
+  const [, top, , bottom] = inkBox(mask);
+  return bottom - top;
+}
+
+// The digits of a written number, left to right: [{box, ink, cutDoubt, cutHeight}], box in ink-map
 // pixels. `confidence(inks)` resolves to the reader's top probability for each (times the
 // one-digit verifier's when `verified`, and then close pieces may also join); null cuts
 // nothing. Throws a RangeError when there are too many marks or digits for a number.
@@ -398,27 +404,31 @@ export async function splitNumber(ink, confidence, verified = false) {
   let groups = groupStrokes(inkMask(ink));
   if (groups.length > S.MAX_DIGITS) throw new RangeError(`${groups.length} separate marks`);
   let doubts = groups.map(() => 0);
+  let sources = groups.map(() => 0); // the height of the mark a piece was cut from, 0 if not cut
   if (confidence) {
     const score = (masks) => confidence(masks.map((m) => pieceInk(ink, m)));
     const cut = [];
     doubts = [];
+    sources = [];
     for (const group of groups) {
       const parts = await chooseCut(group, score, verified);
       const doubt = await cutDoubt(group, parts, score);
+      const source = parts.length > 1 ? heightOf(group) : 0;
       cut.push(...parts);
       doubts.push(...parts.map(() => doubt));
+      sources.push(...parts.map(() => source));
     }
     groups = cut;
     if (verified) {
       const joined = await chooseJoins(cut, score);
-      doubts = joined.map((piece) => Math.max(
-        ...cut.map((g, i) => (overlaps(g, piece) ? doubts[i] : 0))));
+      [doubts, sources] = [doubts, sources].map((values) => joined.map((piece) => Math.max(
+        ...cut.map((g, i) => (overlaps(g, piece) ? values[i] : 0)))));
       groups = joined;
     }
     if (groups.length > S.MAX_DIGITS) throw new RangeError(`${groups.length} digits`);
   }
   return groups.map((group, i) => ({ box: inkBox(group), ink: pieceInk(ink, group),
-    cutDoubt: doubts[i] }));
+    cutDoubt: doubts[i], cutHeight: sources[i] ? heightOf(group) / sources[i] : 1 }));
 }
 
 // How tall the tallest mark of ink outside every piece's box is, as a share of the pieces'
