@@ -21,8 +21,8 @@ def frame(array: np.ndarray) -> np.ndarray:
 
 def _extreme(array: np.ndarray, size: int, pick: np.ufunc) -> np.ndarray:
     """`pick` (np.minimum or np.maximum) over each size x size window, edges replicated: the
-    values of Pillow's MinFilter and MaxFilter, several times faster (one pass along the rows,
-    one down the columns)."""
+    values of Pillow's MinFilter and MaxFilter, from one pass along the rows and one down the
+    columns rather than a selection over each whole window."""
     half = size // 2
     height, width = array.shape
     padded = np.pad(array, half, mode="edge")

@@ -257,7 +257,7 @@ def split_number(ink: np.ndarray,
 
 def height(mask: np.ndarray) -> int:
     """How many rows a mask's ink spans."""
-    left, top, right, bottom = box(mask)
+    _, top, _, bottom = box(mask)
     return bottom - top
 
 
