@@ -531,6 +531,33 @@ def test_a_thin_digit_beside_bold_ones_keeps_its_strokes(mnist):
     assert np.abs(normalize.to_pixels(pieces[3].ink) - alone).mean() < 12  # 0-255 units
 
 
+def test_a_piece_keeps_the_faint_ink_that_reaches_it_but_not_a_neighbours_rim():
+    """Ink under 0.5 joined to a piece's strokes (a light loop) is the piece's; faint ink by
+    another stroke (its rim) is not, even where the two faint parts meet."""
+    ink = np.zeros((30, 40), np.float32)
+    ink[5:25, 10:13] = ink[22:25, 10:24] = 1.0  # the piece: a stem and a base
+    ink[5:7, 13:25] = 0.3  # a light arc from the stem, running into the neighbour's rim
+    ink[5:20, 26:29] = 1.0  # a neighbour's stroke inside the piece's window
+    ink[5:20, 25] = 0.3  # and its rim
+    mask = ink > 0.5
+    mask[:, 26:] = False
+    out = segment.piece_ink(ink, mask)
+    top, left = 5 - segment.RIM, 10 - segment.RIM  # the crop's corner
+    assert out[5 - top, 17 - left] == pytest.approx(0.3)  # 4 pixels from the stem: kept
+    assert not out[:, 24 - left:].any()  # the rim, the arc beside it and the stroke: not
+
+
+def test_a_light_loop_beside_bold_digits_stays_in_its_digit(mnist):
+    """MNIST test digits 3791, 2702, 4369 and 8015 ("9698") at their own pen weights: the top of
+    the 9's loop is under 0.5 in the number's ink map, and without it the 9 was read as a 4.
+    The piece keeps it, so its 28x28 is close to the 9 read alone."""
+    digits = [mnist.test_images[i, ..., 0] for i in (3791, 2702, 4369, 8015)]
+    pieces = segment.split_number(_ink(_side_by_side(digits, [5, 5, 5])))
+    assert len(pieces) == 4
+    alone = normalize.load_digit(_side_by_side(digits[2:3], []))
+    assert np.abs(normalize.to_pixels(pieces[2].ink) - alone).mean() < 10  # 13 without it
+
+
 @pytest.mark.parametrize("weight", [0.6, 0.35])
 def test_a_light_digit_beside_bold_ones_is_found_whole(mnist, weight):
     """A digit written with a third to a half of its neighbours' pressure: a mark the size of a

@@ -167,6 +167,8 @@ def test_page_number_splitting_equals_predict(mnist, tmp_path, verified):
     struck = _side_by_side(thin[:3], [6, 6])
     struck[64:100, -16] = 0.0  # under FRAGMENT_HEIGHT of the digits, over LEFT_OUT_HEIGHT
     images.append(struck)
+    nines = [mnist.test_images[i, ..., 0] for i in (3791, 2702, 4369, 8015)]
+    images.append(_side_by_side(nines, [5, 5, 5]))  # a 9 whose loop is under 0.5
     specks = np.full((120, 300), 255.0, np.float32)
     for y, x in rng.integers(5, 110, size=(30, 2)) * [1, 2.5]:
         specks[int(y):int(y) + 3, int(x):int(x) + 3] = 0.0
