@@ -217,19 +217,34 @@ def test_a_second_run_is_refused_and_a_dead_runs_lock_taken_over(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_jax_backend_trains_what_export_and_report_accept(tmp_path):
-    """`KERAS_BACKEND=jax train` writes the same artifacts; export (on TensorFlow) and the
-    report take them as they take a TensorFlow run's."""
+def test_jax_trains_without_tensorflow_what_export_and_report_accept(tmp_path):
+    """The lent GPU hosts have JAX but no TensorFlow: `KERAS_BACKEND=jax train` must not need
+    it, and writes the same artifacts; export (on TensorFlow) and the report take them as they
+    take a TensorFlow run's."""
     pytest.importorskip("jax", reason="pip install -r requirements-jax.txt")
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class NoTensorFlow:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('tensorflow', 'tf_keras'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
+        "sys.meta_path.insert(0, NoTensorFlow())\n")
     models, exported = tmp_path / "models", tmp_path / "export"
     trained = run_module("keras_digits.train", "linear", "cnn", "--limit", "1000", "--epochs",
                          "2", "--quiet", "--no-report", "--out-dir", str(models),
-                         env={"KERAS_BACKEND": "jax"})
+                         env={"KERAS_BACKEND": "jax", "PYTHONPATH": str(hide)})
     assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "TensorFlow is not installed" in trained.stdout
     for name in ("linear", "cnn"):
         metrics = artifacts.read_metrics(models, "mnist", name)
         assert metrics["versions"]["backend"] == "jax" and metrics["jit_compile"] is True
         assert metrics["test_accuracy"] > 0.4  # it learned (chance is 0.1)
+        folder = models / "mnist" / name
+        assert {"model.keras", "metrics.json", "history.csv", "calibration.json"} <= {
+            p.name for p in folder.iterdir()}
+        assert not (folder / "saved_model").exists()
     done = run_module("keras_digits.export", "linear", "cnn", "--models-dir", str(models),
                       "--out-dir", str(exported), "--limit", "300")
     # The float formats must match; int8 on 300 images of models this undertrained may lose
@@ -243,31 +258,6 @@ def test_the_jax_backend_trains_what_export_and_report_accept(tmp_path):
                         str(exported), "--out-dir", str(tmp_path / "report"))
     assert report.returncode == 0, report.stderr[-3000:]
     assert (tmp_path / "report" / "mnist" / "index.html").is_file()
-
-
-@pytest.mark.slow
-def test_the_jax_backend_trains_without_tensorflow(tmp_path):
-    """The lent GPU hosts have JAX but no TensorFlow: `train` must not need it there."""
-    pytest.importorskip("jax", reason="pip install -r requirements-jax.txt")
-    hide = tmp_path / "hide"
-    hide.mkdir()
-    (hide / "sitecustomize.py").write_text(
-        "import sys\n"
-        "class NoTensorFlow:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('tensorflow', 'tf_keras'):\n"
-        "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
-        "sys.meta_path.insert(0, NoTensorFlow())\n")
-    out = tmp_path / "models"
-    result = run_module("keras_digits.train", "cnn", "--limit", "500", "--epochs", "1",
-                        "--quiet", "--out-dir", str(out),
-                        env={"KERAS_BACKEND": "jax", "PYTHONPATH": str(hide)})
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "TensorFlow is not installed" in result.stdout
-    folder = out / "mnist" / "cnn"
-    assert {"model.keras", "metrics.json", "history.csv", "calibration.json"} <= {
-        p.name for p in folder.iterdir()}
-    assert not (folder / "saved_model").exists()
 
 
 def test_a_study_can_replace_recipe_fields():

@@ -77,12 +77,13 @@ def shift_and_rotate(models: dict, images: np.ndarray, labels: np.ndarray
     ANGLES (one at a time): {model: {"shift": [...], "angle": [...]}}."""
     variants = {("shift", s): moved(images, shift=s) for s in SHIFTS}
     variants |= {("angle", a): moved(images, angle=a) for a in ANGLES}
+    every = np.concatenate(list(variants.values()))  # one predict call a model: they cost
     found: dict[str, dict[str, list[float]]] = {}
     for name, model in models.items():
         found[name] = {"shift": [], "angle": []}
-        for (kind, _), batch in variants.items():
-            said = np.asarray(model.predict(batch, batch_size=500, verbose=0)).argmax(axis=1)
-            found[name][kind].append(float((said == labels).mean()))
+        said = np.asarray(model.predict(every, batch_size=500, verbose=0)).argmax(axis=1)
+        for (kind, _), answers in zip(variants, np.split(said, len(variants)), strict=True):
+            found[name][kind].append(float((answers == labels).mean()))
     return found
 
 
