@@ -364,15 +364,15 @@ export function pieceInk(ink, mask) {
   const width = x1 - x0;
   const height = y1 - y0;
   const own = makeImage(width, height);
-  const window = makeImage(width, height);
+  const inkPart = makeImage(width, height);
   const others = makeImage(width, height);
   let anyOther = false;
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       const i = y * width + x;
       own.data[i] = mask.data[(y0 + y) * mask.width + x0 + x];
-      window.data[i] = ink.data[(y0 + y) * ink.width + x0 + x];
-      if (window.data[i] > 0.5 && !own.data[i]) {
+      inkPart.data[i] = ink.data[(y0 + y) * ink.width + x0 + x];
+      if (inkPart.data[i] > 0.5 && !own.data[i]) {
         others.data[i] = 1;
         anyOther = true;
       }
@@ -381,7 +381,7 @@ export function pieceInk(ink, mask) {
   const near = anyOther ? maxFilter(others, S.REACH_HALO) : others;
   const reach = makeMask(width, height);
   for (let i = 0; i < width * height; i++) {
-    reach.data[i] = own.data[i] || (window.data[i] > 0 && !(near.data[i] > 0.5)) ? 1 : 0;
+    reach.data[i] = own.data[i] || (inkPart.data[i] > 0 && !(near.data[i] > 0.5)) ? 1 : 0;
   }
   const { labels } = labelComponents(reach);
   const reached = new Set();
@@ -389,7 +389,7 @@ export function pieceInk(ink, mask) {
   const grown = maxFilter(own, 3);
   const out = makeImage(width, height);
   for (let i = 0; i < width * height; i++) {
-    if (reached.has(labels[i]) || grown.data[i] > 0.5) out.data[i] = window.data[i];
+    if (reached.has(labels[i]) || grown.data[i] > 0.5) out.data[i] = inkPart.data[i];
   }
   return out;
 }
