@@ -131,8 +131,8 @@ def pytest_collection_modifyitems(items):
         elif not _starts_a_process(item) and not item.get_closest_marker("not_unit"):
             item.add_marker(pytest.mark.unit)
     # The tests that need the models trained on 24,000 images go first: pytest-xdist hands each
-    # worker a contiguous share, so one worker trains them while the other runs the rest, where
-    # in file order both began with such a test and one waited minutes on the other's lock.
+    # worker a contiguous share, so one worker trains them while the other runs the rest rather
+    # than waiting on that fixture's lock.
     items.sort(key=lambda item: not SLOW_FIXTURES & set(item.fixturenames))
 
 

@@ -77,7 +77,7 @@ def shift_and_rotate(models: dict, images: np.ndarray, labels: np.ndarray
     ANGLES (one at a time): {model: {"shift": [...], "angle": [...]}}."""
     variants = {("shift", s): moved(images, shift=s) for s in SHIFTS}
     variants |= {("angle", a): moved(images, angle=a) for a in ANGLES}
-    every = np.concatenate(list(variants.values()))  # one predict call a model: they cost
+    every = np.concatenate(list(variants.values()))  # one predict call per model: each costs
     found: dict[str, dict[str, list[float]]] = {}
     for name, model in models.items():
         found[name] = {"shift": [], "angle": []}
