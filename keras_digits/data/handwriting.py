@@ -200,7 +200,12 @@ def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def write(face: Face, digit: int, rng: np.random.Generator) -> np.ndarray:
     """One written digit as a scan would show it: uint8 grey, dark ink on light paper."""
     font = load_font(face.path)
-    ink = glyph(font, DIGITS[digit], stroke=int(rng.integers(0, 5)))
+    return pen_on_paper(glyph(font, DIGITS[digit], stroke=int(rng.integers(0, 5))), rng)
+
+
+def pen_on_paper(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A digit's ink on the canvas (float 0-1) written with a pen's variation and scanned:
+    uint8 grey, dark ink on light paper."""
     levels = (ink * 255).astype(np.uint8)
     # Pressure: a smooth field decides where the pen pressed harder (wider) or lighter (thinner).
     wider = raster.max_filter(levels, 5) / 255.0
