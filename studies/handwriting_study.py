@@ -77,7 +77,11 @@ def main() -> None:
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--ensemble", action="store_true")
     args = parser.parse_args()
+    run(args)
 
+
+def run(args: argparse.Namespace) -> None:
+    """Train and score each of `args.variants`, appending a JSON line each to `args.out`."""
     work = Path(tempfile.mkdtemp(prefix="handwriting-study-"))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=Path(__file__).parent).stdout.strip() or "unknown"
@@ -103,7 +107,8 @@ def main() -> None:
                "test_accuracy": round(100 * metrics["test_accuracy"], 2),
                "epochs_run": metrics["epochs_run"], "train_seconds": metrics["train_seconds"],
                "wall_seconds": round(time.time() - started, 1),
-               "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+               "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               **getattr(args, "extra", {})}  # what a study that calls this one set
         if mnist:
             import keras
 
@@ -118,6 +123,9 @@ def main() -> None:
                 semeion_probabilities, y_semeion), 2)
             row["fonts_held_out"] = round(100 * float(
                 (model.predict(x_fonts, verbose=0).argmax(axis=1) == y_fonts).mean()), 2)
+            for name, (images, labels) in getattr(args, "sets", {}).items():  # a caller's own
+                row[name] = round(100 * float(
+                    (model.predict(images, verbose=0).argmax(axis=1) == labels).mean()), 2)
             row["semeion_per_class"] = [
                 round(100 * float((predicted[y_semeion == c] == c).mean())) for c in range(10)]
             unsure = semeion_probabilities.max(axis=1) < UNSURE["BELOW"]  # the one-model rule

@@ -30,6 +30,8 @@ def test_bench_runs_every_suite_on_a_tiny_slice(trained_dir, exported_dir, tmp_p
         assert [len(run["curve"]) for run in tta[contestant]["runs"]] == [1, 1]
         first = tta[contestant]["first_epoch_accuracy"]
         assert 0 < first["min"] <= first["mean"] <= first["max"] <= 1
+    images = {key: tta[key]["runs"][0]["train_images"] for key in ("baseline", "cnn", "cnn_fast")}
+    assert images["cnn"] > images["baseline"] == images["cnn_fast"]  # the cnn's fonts, as trained
     assert report["peak"]["gflops_per_s"] > 0
     assert set(report["train"]) == {"keras_io_convnet", "linear"}
     assert report["train"]["keras_io_convnet"]["ratio_vs_keras_io_convnet"] == 1.0

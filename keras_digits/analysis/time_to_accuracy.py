@@ -9,20 +9,22 @@ exactly as `train` would; the baseline is the keras.io recipe written here from 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from keras_digits.core import artifacts
 from keras_digits.data import datasets
-from keras_digits.training import input_pipeline, renderings
+from keras_digits.training import input_pipeline, renderings, train
 from keras_digits.training.compiled import TrainConfig, build_compiled
 
 TARGETS = (0.986, 0.990, 0.995)
-# Our contestants: the CNN as trained (handwriting distortions, the best reader of other
-# people's digits), the same network without them on its former 6-epoch recipe, the speed
+# Our contestants: the CNN as trained (handwriting distortions and fonts, the best reader of
+# other people's digits), the same network without them on its former 6-epoch recipe, the speed
 # variant that trains one epoch, and AlexNet, the one model that reaches 99.5% (slow: opt in).
 CONTESTANTS = {"cnn": TrainConfig(model="cnn"),
                "cnn_unaugmented": TrainConfig(model="cnn", epochs=6, predict_view=0.0,
+                                              handwriting=0.0,
                                               build_options=(("augmentation", 0.0),)),
                "cnn_fast": TrainConfig(model="cnn_fast"),
                "alexnet": TrainConfig(model="alexnet")}
@@ -59,24 +61,30 @@ def keras_io_convnet():
 
 
 def fit_inputs(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
-               predict_view: float = 0.0):
+               predict_view: float = 0.0, written: tuple[np.ndarray, np.ndarray] | None = None):
     """tf.data on the TensorFlow backend (as `train` does), numpy elsewhere; with the recipe's
-    share of predict-path renderings swapped in, as `train` does (rendered before the clock)."""
+    share of predict-path renderings swapped in and its `written` digits beside MNIST's, as
+    `train` does (both made before the clock)."""
     import keras
 
     alternate = renderings.predict_view(images) if predict_view else None
+    if written is not None and len(written[0]):
+        images, labels = np.concatenate([images, written[0]]), np.concatenate([labels, written[1]])
+        if alternate is not None:
+            alternate = np.concatenate([alternate, written[0]])
     return input_pipeline.train_feed(images, labels, batch_size, seed,
                                arrays=keras.backend.backend() != "tensorflow",
                                alternate=alternate, share=predict_view)
 
 
 def run(model, splits: datasets.Splits, batch_size: int, max_epochs: int, seed: int,
-        epochs: int | None = None, predict_view: float = 0.0) -> dict:
+        epochs: int | None = None, predict_view: float = 0.0,
+        written: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Train epoch by epoch (at most `max_epochs`, or the recipe's own `epochs` when it has a
     schedule that ends); after each, check test accuracy with the clock stopped."""
     x_test, y_test = splits.test
     train_seconds, curve, reached = 0.0, [], {}
-    inputs = fit_inputs(*splits.train, batch_size, seed, predict_view)
+    inputs = fit_inputs(*splits.train, batch_size, seed, predict_view, written)
     for epoch in range(min(max_epochs, epochs or max_epochs)):
         start = time.perf_counter()
         model.fit(**inputs, initial_epoch=epoch, epochs=epoch + 1, verbose=0)
@@ -90,7 +98,8 @@ def run(model, splits: datasets.Splits, batch_size: int, max_epochs: int, seed: 
                 reached[str(target)] = round(train_seconds, 2)
         if all(str(t) in reached for t in TARGETS):
             break
-    return {"seconds_to": reached, "curve": curve}
+    images = len(splits.train[0]) + (len(written[0]) if written is not None else 0)
+    return {"seconds_to": reached, "curve": curve, "train_images": images}
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -124,9 +133,12 @@ def race(arrays: datasets.Arrays, limit: int | None, max_epochs: int, seeds: lis
         runs["baseline"].append(run(keras_io_convnet(), splits, 128, max_epochs, seed))
         for key in contestants:
             keras.utils.set_random_seed(seed)
-            plan = build_compiled(CONTESTANTS[key], n_train)
+            config = replace(CONTESTANTS[key], seed=seed)
+            written = train.written_digits(config, n_train)  # the recipe's handwriting fonts
+            plan = build_compiled(config, n_train + len(written[0]))
             runs[key].append(run(plan.model, splits, plan.batch_size, max_epochs, seed,
-                                 plan.epochs if key in SCHEDULED else None, plan.predict_view))
+                                 plan.epochs if key in SCHEDULED else None, plan.predict_view,
+                                 written))
         print(f"   seed {seed} done", flush=True)
     results = {key: summarize(key_runs) | {"runs": key_runs} for key, key_runs in runs.items()}
     baseline = results["baseline"]["seconds_to"]

@@ -42,9 +42,6 @@ class Recipe:
     # The share of each epoch's training digits written in handwriting fonts with a pen's
     # variation (data/handwriting.py): the writing styles MNIST's writers rarely use.
     handwriting: float = 0.0
-    # The share of those written digits composed from pen strokes in the styles handwriting
-    # traditions teach (data/pen_strokes.py) rather than written in fonts.
-    composed: float = 0.0
     # Adam keeps a moving average of the weights with this momentum (0: none); validation, the
     # best-epoch checkpoint and the published model then use the average.
     ema: float = 0.0

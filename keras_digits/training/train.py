@@ -35,7 +35,7 @@ from keras_digits.core.cli import (
     positive_int,
     share,
 )
-from keras_digits.data import datasets, handwriting, pen_strokes
+from keras_digits.data import datasets, handwriting
 from keras_digits.training import calibrate, cluster, input_pipeline, renderings, runtime
 from keras_digits.training.compiled import TrainConfig, build_compiled, resolved_recipe
 
@@ -112,15 +112,11 @@ def train_and_evaluate(config: TrainConfig, out_root: Path | str = "saved_models
 def written_digits(config: TrainConfig, mnist_count: int) -> tuple[np.ndarray, np.ndarray]:
     """The handwriting-font digits that make the recipe's share of the training split beside
     `mnist_count` MNIST digits (none for a share of 0)."""
-    recipe = resolved_recipe(config)
-    share = recipe.handwriting
+    share = resolved_recipe(config).handwriting
     count = round(share / (1.0 - share) * mnist_count) if share else 0
     if not count:
         return np.zeros((0, 28, 28, 1), np.uint8), np.zeros(0, np.int64)
-    composed = round(recipe.composed * count)
-    fonts = handwriting.training_digits(count - composed, config.seed)
-    strokes = pen_strokes.composed_digits(composed, config.seed)
-    return np.concatenate([fonts[0], strokes[0]]), np.concatenate([fonts[1], strokes[1]])
+    return handwriting.training_digits(count, config.seed)
 
 
 def make_feeds(splits: datasets.Splits, plan, seed: int, distributed: bool,
@@ -204,7 +200,6 @@ def describe_run(config: TrainConfig, plan, splits: datasets.Splits, rows: list[
         "limit": config.limit,
         "predict_view": plan.predict_view,
         "handwriting": plan.handwriting,
-        "composed": resolved_recipe(config).composed,
         "data_source": outcome.get("data_source", ""),
         "versions": runtime.library_versions(),
         "machine": runtime.machine_description(),

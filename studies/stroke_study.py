@@ -1,20 +1,24 @@
-"""Digits composed from pen strokes, in the styles that handwriting traditions teach.
+"""Do digits composed from pen strokes teach the writing styles that fonts lack?
 
 Fonts rarely write a 9 whose tail curls back under its loop, a 4 whose first stroke rounds
 into the bar, or a 1 with a long flag, and MNIST's writers seldom do; many other people do, and
-the models misread those digits surely. Each digit here has the shapes schools in different
+the models misread those digits surely. Here each digit has the shapes schools in different
 countries teach (a 1 plain, flagged, or flagged with a foot; a 4 closed, open or rounded; a 7
 with or without a bar; a 9 with a straight, hooked, curled-under or slanting tail), each
-stroke a spline through points that move with every writing. The strokes go through the same
-pen, paper and scan as the fonts' digits (`handwriting.pen_on_paper`).
+stroke a spline through points that move with every writing, then the same pen, paper and scan
+as the fonts' digits (`handwriting.pen_on_paper`). A share of the recipe's written digits is
+composed so instead of written in fonts, and each variant is trained and scored as
+`handwriting_study` does:
+
+    .venv/bin/python -m studies.stroke_study cnn --composed 0.5
 
 A shape is a list of strokes; a stroke is a list of (x, y) points in a box 0.6 wide and 1 high,
-y downwards. Points are written by hand from the shapes' descriptions, not traced from any set.
-numpy and Pillow only.
+y downwards. The points are written from the shapes' descriptions, not traced from any set.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 from pathlib import Path
 
@@ -25,9 +29,13 @@ from keras_digits.core import cache
 from keras_digits.core.cli import UserError
 from keras_digits.data import handwriting
 from keras_digits.imaging import normalize
+from keras_digits.training import train
+from keras_digits.training.compiled import resolved_recipe
+from studies import handwriting_study
 
 HEIGHT = 0.38 * handwriting.CANVAS  # a digit's height on the canvas, as the fonts' digits
 WIDTH = 0.6  # the box's width against its height
+HELD_OUT_SEED = 9  # the composed digits scored: other writings than training's (seed 0, 1, ...)
 Stroke = list[tuple[float, float]]
 
 
@@ -230,3 +238,36 @@ def composed_digits(count: int, seed: int = 0,
                                 (count, 28, 28, 1))
     written = images.reshape(count, -1).any(axis=1)
     return images[written], labels[written]
+
+
+def mixed_written_digits(composed: float):
+    """`train.written_digits` with a share `composed` of the written digits composed here."""
+
+    def written_digits(config, mnist_count: int) -> tuple[np.ndarray, np.ndarray]:
+        share = resolved_recipe(config).handwriting
+        count = round(share / (1.0 - share) * mnist_count) if share else 0
+        strokes = round(composed * count)
+        fonts = (handwriting.training_digits(count - strokes, config.seed) if count > strokes
+                 else (np.zeros((0, 28, 28, 1), np.uint8), np.zeros(0, np.int64)))
+        drawn = composed_digits(strokes, config.seed)
+        return np.concatenate([fonts[0], drawn[0]]), np.concatenate([fonts[1], drawn[1]])
+
+    return written_digits
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("variants", nargs="+", help="as handwriting_study's")
+    parser.add_argument("--composed", type=float, default=0.5,
+                        help="share of the written training digits composed from strokes")
+    parser.add_argument("--out", default="reports/stroke_study.jsonl")
+    args = parser.parse_args()
+    train.written_digits = mixed_written_digits(args.composed)
+    handwriting_study.run(argparse.Namespace(
+        variants=args.variants, out=args.out, dataset="mnist", ensemble=False,
+        extra={"composed": args.composed},
+        sets={"composed_held_out": composed_digits(2000, seed=HELD_OUT_SEED)}))
+
+
+if __name__ == "__main__":
+    main()
