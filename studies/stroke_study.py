@@ -262,6 +262,8 @@ def main() -> None:
                         help="share of the written training digits composed from strokes")
     parser.add_argument("--out", default="reports/stroke_study.jsonl")
     args = parser.parse_args()
+    if not 0.0 <= args.composed <= 1.0:
+        parser.error("--composed is a share of the written digits: give 0 to 1")
     train.written_digits = mixed_written_digits(args.composed)
     handwriting_study.run(argparse.Namespace(
         variants=args.variants, out=args.out, dataset="mnist", ensemble=False,
