@@ -29,8 +29,6 @@ from keras_digits.core import cache
 from keras_digits.core.cli import UserError
 from keras_digits.data import handwriting
 from keras_digits.imaging import normalize
-from keras_digits.training import train
-from keras_digits.training.compiled import resolved_recipe
 from studies import handwriting_study
 
 HEIGHT = 0.38 * handwriting.CANVAS  # a digit's height on the canvas, as the fonts' digits
@@ -240,19 +238,16 @@ def composed_digits(count: int, seed: int = 0,
     return images[written], labels[written]
 
 
-def mixed_written_digits(composed: float):
-    """`train.written_digits` with a share `composed` of the written digits composed here."""
+def mixed_training_digits(composed: float):
+    """`handwriting.training_digits` with a share `composed` of its digits composed here."""
+    fonts_only = handwriting.training_digits
 
-    def written_digits(config, mnist_count: int) -> tuple[np.ndarray, np.ndarray]:
-        share = resolved_recipe(config).handwriting
-        count = round(share / (1.0 - share) * mnist_count) if share else 0
+    def training_digits(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         strokes = round(composed * count)
-        fonts = (handwriting.training_digits(count - strokes, config.seed) if count > strokes
-                 else (np.zeros((0, 28, 28, 1), np.uint8), np.zeros(0, np.int64)))
-        drawn = composed_digits(strokes, config.seed)
+        fonts, drawn = fonts_only(count - strokes, seed), composed_digits(strokes, seed)
         return np.concatenate([fonts[0], drawn[0]]), np.concatenate([fonts[1], drawn[1]])
 
-    return written_digits
+    return training_digits
 
 
 def main() -> None:
@@ -264,7 +259,7 @@ def main() -> None:
     args = parser.parse_args()
     if not 0.0 <= args.composed <= 1.0:
         parser.error("--composed is a share of the written digits: give 0 to 1")
-    train.written_digits = mixed_written_digits(args.composed)
+    handwriting.training_digits = mixed_training_digits(args.composed)
     handwriting_study.run(argparse.Namespace(
         variants=args.variants, out=args.out, dataset="mnist", ensemble=False,
         extra={"composed": args.composed},

@@ -68,13 +68,9 @@ def fit_inputs(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: in
     import keras
 
     alternate = renderings.predict_view(images) if predict_view else None
-    if written is not None and len(written[0]):
-        images, labels = np.concatenate([images, written[0]]), np.concatenate([labels, written[1]])
-        if alternate is not None:
-            alternate = np.concatenate([alternate, written[0]])
     return input_pipeline.train_feed(images, labels, batch_size, seed,
                                arrays=keras.backend.backend() != "tensorflow",
-                               alternate=alternate, share=predict_view)
+                               alternate=alternate, share=predict_view, written=written)
 
 
 def run(model, splits: datasets.Splits, batch_size: int, max_epochs: int, seed: int,

@@ -84,14 +84,20 @@ def padded(images: np.ndarray, labels: np.ndarray, multiple: int):
 def train_feed(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int = 0,
                arrays: bool = False, drop_remainder: bool = False,
                alternate: np.ndarray | None = None, share: float = 0.0,
-               mixup: float = 0.0) -> dict:
+               mixup: float = 0.0,
+               written: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """`fit`'s training arguments: a shuffled tf.data pipeline, or with `arrays` the numpy
     arrays, which Keras shuffles itself each epoch. `mixup` blends each batch.
 
     With `alternate` (a second rendering of the same images), each image is swapped for its
     alternate with probability `share`, drawn afresh every epoch (for numpy arrays, this and
-    mixup by `numpy_batches`).
+    mixup by `numpy_batches`). `written` (images and labels already in predict's view, their
+    own alternate) joins the images.
     """
+    if written is not None and len(written[0]):
+        images, labels = np.concatenate([images, written[0]]), np.concatenate([labels, written[1]])
+        if alternate is not None:
+            alternate = np.concatenate([alternate, written[0]])
     if alternate is None or share <= 0:
         alternate, share = None, 0.0
     elif alternate.shape != images.shape:
@@ -180,17 +186,11 @@ def feeds(splits: Splits, batch_size: int, seed: int = 0, devices: int = 0,
     faster on one device and without TensorFlow. Sharded over `devices` (keras.distribution,
     where every batch must split evenly), training drops its last partial batch (another one
     each epoch) and validation is padded with zero-weight images; the test set is evaluated
-    whole, on one device. `alternate`, `share` and `mixup` go to `train_feed`. `written`
-    (images and labels already in predict's view, their own alternate) joins the training split.
+    whole, on one device. `alternate`, `share`, `mixup` and `written` go to `train_feed`.
     """
     eval_batch = max(batch_size, 512)
-    images, labels = splits.train
-    if written is not None:
-        images, labels = np.concatenate([images, written[0]]), np.concatenate([labels, written[1]])
-        if alternate is not None:
-            alternate = np.concatenate([alternate, written[0]])
-    train = train_feed(images, labels, batch_size, seed, arrays, drop_remainder=bool(devices),
-                       alternate=alternate, share=share, mixup=mixup)
+    train = train_feed(*splits.train, batch_size, seed, arrays, drop_remainder=bool(devices),
+                       alternate=alternate, share=share, mixup=mixup, written=written)
     if arrays:
         return Feeds(train=train, validation=splits.validation,
                      test={"x": splits.test[0], "y": splits.test[1], "batch_size": eval_batch})
